@@ -1,0 +1,116 @@
+"""`tinycc.compile_model`: a model file in, a C library folder out. The stages, in order."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import emit, package, plan
+from .errors import FitError, TinyccError
+from .frontend import load_model
+from .lower import Kernel, c_identifier, lower
+from .quant import ROUNDINGS
+from .targets import Target, load_target
+
+
+@dataclass
+class CompileResult:
+    library: package.Library
+    out_dir: Path
+    seconds: float
+    code_bytes: int | None
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.library.plan.arena_size
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.library.weight_bytes
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.weight_bytes + (self.code_bytes or 0)
+
+    def summary(self) -> str:
+        t = self.library.target
+        ram, flash = t.ram_bytes, t.flash_bytes
+        code = f"{self.code_bytes:,} B code" if self.code_bytes is not None else "code not measured"
+        return (f"{self.library.name}: {len(self.library.kernels)} kernels, compiled in {self.seconds:.1f} s\n"
+                f"  arena  {self.arena_bytes:>9,} B  ({100 * self.arena_bytes / ram:.1f}% of {t.name} RAM {ram:,} B)\n"
+                f"  flash  {self.flash_bytes:>9,} B  ({100 * self.flash_bytes / flash:.1f}% of flash {flash:,} B: "
+                f"{self.weight_bytes:,} B weights, {code})\n"
+                f"  output {self.out_dir}")
+
+
+def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
+                  name: str | None = None, rounding: str = "litert",
+                  measure_code: bool = True) -> CompileResult:
+    start = time.monotonic()
+    target = load_target(target) if isinstance(target, str) else target
+    if rounding not in ROUNDINGS:
+        raise TinyccError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
+    graph = load_model(model)
+    _check_io(graph)
+    name = c_identifier(name or Path(model).stem)
+    out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
+    steps = lower(graph, name, rounding)
+    memory = plan.plan_memory(graph, steps)
+    kernel_c = emit.generate_kernels_c([s for s in steps if isinstance(s, Kernel)])
+    lib = package.Library(name, graph, steps, memory, kernel_c, target, rounding)
+    code_bytes = _measure_code(lib) if measure_code and not target.is_host else None
+    _check_fit(lib, code_bytes)
+    package.write_library(lib, out_dir, {"code_bytes": code_bytes})
+    return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes)
+
+
+def _check_io(graph) -> None:
+    for kind, ids in (("input", graph.inputs), ("output", graph.outputs)):
+        if len(ids) != 1:
+            raise TinyccError(f"the model has {len(ids)} {kind}s; tinycc supports one {kind} tensor")
+        t = graph.tensor(ids[0])
+        if t.dtype != "int8" or t.quant is None:
+            raise TinyccError(f"the model's {kind} '{t.name}' is {t.dtype}; tinycc compiles int8 "
+                              "quantized models (convert with inference_input_type=tf.int8)")
+
+
+def _check_fit(lib: package.Library, code_bytes: int | None) -> None:
+    t = lib.target
+    if lib.plan.arena_size > t.ram_bytes:
+        raise FitError(f"the model needs an arena of {lib.plan.arena_size:,} bytes but {t.name} has "
+                       f"{t.ram_bytes:,} bytes of RAM")
+    flash = lib.weight_bytes + (code_bytes or 0)
+    if flash > t.flash_bytes:
+        raise FitError(f"the library needs {flash:,} bytes of flash ({lib.weight_bytes:,} of weights) "
+                       f"but {t.name} has {t.flash_bytes:,} bytes")
+
+
+def _measure_code(lib: package.Library) -> int | None:
+    """Code bytes (.text) of the kernels and the entry function for the target's CPU, built with
+    arm-none-eabi-gcc -Os; None when the cross compiler is not installed."""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        return None
+    n = lib.name
+    sources = {f"{n}.h": package.header(lib), f"{n}_kernels.h": package.kernels_header(lib),
+               f"{n}_weights.h": package.weights_header(lib), f"{n}.c": package.entry_source(lib),
+               f"{n}_kernels.c": package.kernels_source(lib)}
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for fname, text in sources.items():
+            (Path(tmp) / fname).write_text(text)
+        for fname in (f"{n}.c", f"{n}_kernels.c"):
+            obj = Path(tmp) / (fname + ".o")
+            cmd = [gcc, "-std=c99", "-Os", *lib.target.cflags, "-c", fname, "-o", obj.name]
+            res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise TinyccError(f"arm-none-eabi-gcc failed on the generated {fname}:\n{res.stderr}")
+            size = subprocess.run(["arm-none-eabi-size", "-A", obj.name], cwd=tmp,
+                                  capture_output=True, text=True).stdout
+            total += sum(int(line.split()[1]) for line in size.splitlines()
+                         if line.startswith(".text"))
+    return total

@@ -1,0 +1,89 @@
+"""Emit C: kernels through TVM's C code generator, the entry function and the weights by tinycc.
+
+TVM gives a PrimFunc a packed (TVM FFI) wrapper when it has a global symbol. A private
+PrimFunc whose parameters are plain pointers, with the buffers declared inside the body, is
+emitted as an ordinary C function instead; this module rewrites each kernel into that form,
+builds them all in one module, and cuts the functions out of the generated file (which also
+carries TVM's headers, which the library must not need).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import tvm
+from tvm import tirx
+
+from .lower import Const, Kernel
+
+_PARAM_C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
+
+
+def to_plain_c_signature(func, param_names: list[str]):
+    """Buffer parameters -> pointer parameters with DeclBuffer statements in the body."""
+    params, decls = [], []
+    for p, name in zip(func.params, param_names):
+        h = tirx.Var(name, tvm.ir.PointerType(tvm.ir.PrimType(p.dtype)))
+        params.append(h)
+        decls.append(tirx.DeclBuffer(p, data=h))
+    body = tirx.SeqStmt(decls + [func.body])
+    return tirx.PrimFunc(params, body, attrs=func.attrs).without_attr("global_symbol")
+
+
+def generate_kernels_c(kernels: list[Kernel]) -> dict[str, str]:
+    """Build every kernel with TVM's C target; return {function name: C definition}."""
+    funcs = {}
+    for k in kernels:
+        names = [_param_name(x) for x in k.inputs] + ["output"]
+        funcs[k.name] = to_plain_c_signature(k.func, names)
+    if len(funcs) == 1:  # a lone function would be made the module's packed entry point
+        funcs["tinycc_unused_kernel"] = next(iter(funcs.values()))
+    mod = tvm.IRModule(funcs)
+    with tvm.transform.PassContext(config={"tirx.disable_assert": True}):
+        lib = tvm.tirx.build(mod, target=tvm.target.Target({"kind": "c"}))
+    return _split_functions(lib.inspect_source(), [k.name for k in kernels])
+
+
+def _param_name(x) -> str:
+    if isinstance(x, Const):
+        return x.name.rsplit("_", 1)[-1] if x.name.endswith(("_weights", "_bias", "_table")) \
+            else x.name.split("_")[-1]
+    return "input"
+
+
+def _split_functions(source: str, names: list[str]) -> dict[str, str]:
+    out = {}
+    for name in names:
+        m = re.search(rf"^TVM_DLL void {re.escape(name)}\(([^()]*)\) {{\n(.*?)^}}\n",
+                      source, re.S | re.M)
+        if m is None:
+            raise RuntimeError(f"TVM's C output has no definition of {name}")
+        params, body = m.group(1), m.group(2)
+        out[name] = (params, body)
+    return out
+
+
+def constify(params: str, writable: str = "output") -> str:
+    """Every pointer parameter but the output is read-only: say so in the signature."""
+    parts = [p.strip() for p in params.split(",")]
+    return ", ".join(p if p.endswith(" " + writable) else "const " + p for p in parts)
+
+
+def c_array(c_type: str, name: str, arr: np.ndarray, per_line: int = 16) -> str:
+    flat = arr.reshape(-1)
+    if arr.dtype == np.float32:
+        items = [float(v).hex() + "f" for v in flat]
+        per_line = 4
+    else:
+        items = [str(int(v)) for v in flat]
+        if arr.dtype == np.int32:
+            items = [f"{v}" if v != str(-(1 << 31)) else "(-2147483647 - 1)" for v in items]
+            per_line = 8
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    body = ",\n    ".join(lines)
+    return f"const {c_type} {name}[{flat.size}] = {{\n    {body}\n}};\n"
+
+
+def c_type_of(arr: np.ndarray) -> str:
+    return _PARAM_C_TYPES[str(arr.dtype)]
