@@ -264,12 +264,16 @@ def softmax_fixed_point(outer: int, depth: int):
         est = newton_step(est, step + 1)
     recip = te.compute((outer,), lambda i: _sat_shl(est[i], 1), name="row_recip")
 
-    def quantize(i, c):
+    def scaled(i, c):
         bits = tirx.const(12, I32) - clz[i]
-        v = rounding_divide_by_pot(srdhm(recip[i], lookup(i, c)), bits + 23) - 128
-        return _clamp_i8(v, -128, 127)
-    out = te.compute((outer, depth), quantize, name="output")
-    return _schedule_softmax(te.create_prim_func([x, table, out]))
+        return rounding_divide_by_pot(srdhm(recip[i], lookup(i, c)), bits + 23) - 128
+    # Kept in its own stage: TVM's simplifier wrongly drops the upper clamp when it sees the
+    # whole formula, and 128 would wrap to -128.
+    unsat = te.compute((outer, depth), scaled, name="unsaturated")
+    out = te.compute((outer, depth), lambda i, c: _clamp_i8(unsat[i, c], -128, 127), name="output")
+    sch = s_tir.Schedule(te.create_prim_func([x, table, out]))
+    sch.compute_at(sch.get_sblock("unsaturated"), sch.get_loops(sch.get_sblock("output"))[-1])
+    return sch.mod["main"]
 
 
 def _sat_shl(v, exponent: int = 2):
