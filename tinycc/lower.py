@@ -51,8 +51,7 @@ class Alias:
 
 # How LiteRT 2.3's BUILTIN_REF kernels requantize, measured layer by layer against it: its
 # convolutions round twice (gemmlowp), its fully-connected layer once (ruy's rounding), and
-# its int8 softmax computes in float. "double" is TFLM and CMSIS-NN; "single" is TFLite or
-# CMSIS-NN built with TFLITE_SINGLE_ROUNDING / CMSIS_NN_USE_SINGLE_ROUNDING.
+# its int8 softmax computes in float. "double" is TFLM and CMSIS-NN everywhere.
 LITERT_ROUNDING = {"CONV_2D": "double", "DEPTHWISE_CONV_2D": "double",
                    "FULLY_CONNECTED": "single", "ADD": "double", "SOFTMAX": "float"}
 

@@ -21,8 +21,7 @@ from .ir import Graph
 from .lower import Alias, Const, Kernel
 from .plan import ALIGN, MemoryPlan
 
-_ROUNDING_NAMES = {"litert": "LiteRT's reference kernels do", "double": "TFLM and CMSIS-NN do (twice)",
-                   "single": "TFLite with TFLITE_SINGLE_ROUNDING does (once)"}
+_ROUNDING_NAMES = {"litert": "LiteRT's reference kernels do", "double": "TFLM and CMSIS-NN do (twice)"}
 ERRORS = {"OK": 0, "ERROR_NULL": -1, "ERROR_ALIGNMENT": -2}
 
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-ROUNDINGS = ("litert", "double", "single")
+ROUNDINGS = ("litert", "double")
 
 
 def wrap32(x: int) -> int:

@@ -1,0 +1,78 @@
+"""The `tinycc` command: a thin shell over the library functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import TinyccError
+from .quant import ROUNDINGS
+
+ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference kernels "
+                 "(default), 'double' matches TFLM and CMSIS-NN")
+
+
+def _compile(args) -> int:
+    from .compiler import compile_model
+    result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding)
+    print(result.summary())
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import verify
+    report = verify(args.model, args.target, rounding=args.rounding, sanitize=args.sanitize)
+    print(report.summary())
+    return 0 if report.ok else 2
+
+
+def _targets(args) -> int:
+    from .targets import available_targets
+    print(f"{'target':<12} {'cpu':<14} {'RAM':>10} {'flash':>10}  verified on / description")
+    for t in available_targets():
+        emu = t.emulated_by or ("QEMU " + t.qemu.machine if t.qemu else "-")
+        print(f"{t.name:<12} {t.cpu:<14} {t.ram_bytes:>10,} {t.flash_bytes:>10,}  {emu}: {t.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinycc", description="Compile TFLite models into standalone C libraries for microcontrollers.")
+    parser.add_argument("--version", action="version", version=f"tinycc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile a model into a C library folder")
+    p.add_argument("model", help="the .tflite model (int8 quantized)")
+    p.add_argument("--target", "-t", default="host", help="board or CPU (see `tinycc targets`); default host")
+    p.add_argument("--output", "-o", default=None, help="output folder (default build/<name>)")
+    p.add_argument("--name", default=None, help="C prefix of the library (default: the model file's stem)")
+    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("verify", help="compile, run on the host or in QEMU, compare with the reference")
+    p.add_argument("model")
+    p.add_argument("--target", "-t", default="mps2-an386",
+                   help="board; a real board runs on the emulated board with its CPU (default mps2-an386)")
+    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--sanitize", action="store_true", help="on the host: build with ASan and UBSan")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("targets", help="list the boards tinycc knows")
+    p.set_defaults(func=_targets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TinyccError as exc:
+        print(f"tinycc: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
