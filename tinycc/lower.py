@@ -161,7 +161,8 @@ def _folded_bias(ctx, op, bias_index: int, weights: np.ndarray, in_zp: int, chan
 def _describe(graph: Graph, op: Operator) -> str:
     def t(i):
         ten = graph.tensor(i)
-        return f"{ten.name} {'x'.join(map(str, ten.shape))}"
+        name = ten.name.split(";")[0].replace("*/", "* /")  # TFLite joins fused names with ';'
+        return f"{name} {'x'.join(map(str, ten.shape))}"
     ins = [i for i in op.inputs if i >= 0 and not graph.tensor(i).is_const]
     return f"{op.kind} #{op.index}: " + ", ".join(t(i) for i in ins) + " -> " + t(op.outputs[0])
 
