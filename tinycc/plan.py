@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ir import Graph
-from .lower import Alias, Kernel
+from .lower import Alias
 
 ALIGN = 16
 

@@ -1,0 +1,10 @@
+"""Integer kernels as TVM tensor expressions, and their schedules.
+
+Each builder returns a TIR PrimFunc over int8/int32 buffers whose arithmetic is TFLite's.
+"""
+
+from .conv import conv2d, fully_connected  # noqa: F401
+from .elementwise import add  # noqa: F401
+from .fixedpoint import Requant, requantize, rounding_divide_by_pot, srdhm  # noqa: F401
+from .pool import average_pool  # noqa: F401
+from .softmax import softmax_fixed_point, softmax_float_table  # noqa: F401

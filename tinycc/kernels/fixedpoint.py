@@ -1,0 +1,104 @@
+"""Fixed-point building blocks of every integer kernel, as TIR expressions.
+
+TFLite's arithmetic: requantization by a Q31 multiplier and shift with LiteRT's single
+rounding or TFLM's double rounding (gemmlowp SaturatingRoundingDoublingHighMul then
+RoundingDivideByPOT), then the output zero point and the activation clamp. The Python models
+in `tinycc.quant` are the oracle for every formula here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import te, tirx
+
+I32, I64 = "int32", "int64"
+
+
+def i64(x):
+    return tirx.Cast(I64, x) if not isinstance(x, int) else tirx.const(x, I64)
+
+
+def sel(cond, a, b):
+    return tirx.Select(cond, a, b)
+
+
+def srdhm(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here)."""
+    ab = i64(a) * i64(b)
+    nudge = sel(ab >= tirx.const(0, I64), tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
+    return tirx.Cast(I32, tirx.truncdiv(ab + nudge, tirx.const(1 << 31, I64)))
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp RoundingDivideByPOT; exponent a Python int or an int32 expression."""
+    if isinstance(exponent, int):
+        if exponent == 0:
+            return x
+        mask = tirx.const((1 << exponent) - 1, I32)
+        threshold = tirx.const(((1 << exponent) - 1) >> 1, I32)
+        exp = tirx.const(exponent, I32)
+    else:
+        mask = (tirx.const(1, I32) << exponent) - 1
+        threshold = mask >> 1
+        exp = exponent
+    limit = threshold + sel(x < 0, tirx.const(1, I32), tirx.const(0, I32))
+    return (x >> exp) + sel((x & mask) > limit, tirx.const(1, I32), tirx.const(0, I32))
+
+
+def requantize(acc, multiplier, shift, rounding: str):
+    """MultiplyByQuantizedMultiplier. multiplier/shift: Python ints (per tensor) or int32
+    expressions (per channel; then `shift` holds TFLite's shift, as in quant.py)."""
+    if rounding == "single":
+        if isinstance(shift, int):
+            total = 31 - shift
+            rnd = tirx.const(1 << (total - 1), I64)
+            return tirx.Cast(I32, (i64(acc) * i64(multiplier) + rnd) >> tirx.const(total, I64))
+        total = i64(31 - shift)
+        rnd = tirx.const(1, I64) << (total - tirx.const(1, I64))
+        return tirx.Cast(I32, (i64(acc) * i64(multiplier) + rnd) >> total)
+    if isinstance(shift, int):
+        left, right = max(shift, 0), max(-shift, 0)
+        scaled = acc * tirx.const(1 << left, I32) if left else acc
+        return rounding_divide_by_pot(srdhm(scaled, multiplier), right)
+    left = tirx.max(shift, 0)
+    right = tirx.max(-shift, 0)
+    return rounding_divide_by_pot(srdhm(acc << left, multiplier), right)
+
+
+def clamp_i8(x, lo: int, hi: int):
+    return tirx.Cast("int8", tirx.max(tirx.min(x, tirx.const(hi, I32)), tirx.const(lo, I32)))
+
+
+@dataclass(frozen=True)
+class Requant:
+    """How an int32 accumulator becomes int8: per-tensor ints or per-channel arrays."""
+
+    per_channel: bool
+    multiplier: int = 0
+    shift: int = 0
+    out_zp: int = 0
+    act_min: int = -128
+    act_max: int = 127
+    rounding: str = "single"
+
+    def placeholders(self, channels: int) -> list:
+        if not self.per_channel:
+            return []
+        return [te.placeholder((channels,), I32, name="multiplier"),
+                te.placeholder((channels,), I32, name="shift")]
+
+    def apply(self, acc, channel, params: list):
+        if self.per_channel:
+            m, s = params[0][channel], params[1][channel]
+        else:
+            m, s = self.multiplier, self.shift
+        out = requantize(acc, m, s, self.rounding) + tirx.const(self.out_zp, I32)
+        return clamp_i8(out, self.act_min, self.act_max)
+
+
+def sat_shl(v, exponent: int = 2):
+    """SaturatingRoundingMultiplyByPOT<exponent> on int32, exponent > 0."""
+    lim = (1 << (31 - exponent)) - 1
+    return sel(v > lim, tirx.const((1 << 31) - 1, I32),
+                sel(v < -lim, tirx.const(-(1 << 31), I32), v << exponent))

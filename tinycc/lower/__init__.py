@@ -1,0 +1,29 @@
+"""Integer lowering: each TFLite operator becomes one fused integer kernel.
+
+`LOWERINGS` maps an operator name to a function that checks the operator, computes
+everything TFLite's `Prepare` would compute (multipliers, shifts, folded biases, padding,
+activation bounds, lookup tables) and returns a `Kernel` whose PrimFunc does only the
+arithmetic. Adding an operator is one entry in one of this package's modules, a builder in
+`tinycc.kernels` and a test.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph
+from . import conv, elementwise, pool, shape, softmax
+from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
+
+LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
+             **shape.LOWERINGS}
+
+
+def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
+    ctx = LoweringContext(graph, prefix, rounding)
+    steps = []
+    for op in graph.operators:
+        fn = LOWERINGS.get(op.kind)
+        if fn is None:
+            raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
+        steps.append(fn(ctx, op))
+    return steps

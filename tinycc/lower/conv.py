@@ -1,0 +1,89 @@
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels as K
+from ..errors import UnsupportedOpError
+from ..ir import Operator
+from .common import (
+    SAME,
+    Const,
+    Kernel,
+    LoweringContext,
+    act,
+    const,
+    describe,
+    folded_bias,
+    kernel_name,
+    padding,
+    requant,
+)
+
+
+def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    depthwise = op.kind == "DEPTHWISE_CONV_2D"
+    x = act(ctx, op, g.tensor(op.inputs[0]))
+    w = const(ctx, op, op.inputs[1], "filter", "int8")
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    if len(x.shape) != 4 or len(w.shape) != 4 or w.quant is None:
+        raise UnsupportedOpError(op.kind, op.index, "expects 4-D NHWC input and a quantized 4-D filter")
+    n, h, wd, c = x.shape
+    _, oh, ow, oc = out.shape
+    kh, kw = w.shape[1], w.shape[2]
+    sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
+    pad = op.options.get("padding", SAME)
+    pt = padding(pad, h, kh, sh, dh, oh)
+    pl = padding(pad, wd, kw, sw, dw, ow)
+    in_zp = x.quant.scalar()[1]
+    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc)
+    if depthwise:
+        mult = oc // c
+        if mult * c != oc or w.shape[3] != oc:
+            raise UnsupportedOpError(op.kind, op.index, f"channels {c} -> {oc} with filter {w.shape}")
+        wsum = w.data.astype(np.int64).sum(axis=(0, 1, 2))
+        macs = oh * ow * oc * kh * kw
+    else:
+        if w.shape[3] != c or w.shape[0] != oc:
+            raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match input {x.shape}")
+        mult = 0
+        wsum = w.data.astype(np.int64).sum(axis=(1, 2, 3))
+        macs = oh * ow * oc * kh * kw * c
+    bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1, wsum, in_zp, oc)
+    name = kernel_name(ctx, op)
+    func = K.conv2d(x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq, mult)
+    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
+             f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
+    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes)
+
+
+def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x = act(ctx, op, g.tensor(op.inputs[0]))
+    w = const(ctx, op, op.inputs[1], "weights", "int8")
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    if w.quant is None or len(w.shape) != 2:
+        raise UnsupportedOpError(op.kind, op.index, "expects quantized 2-D int8 weights")
+    if op.options.get("weights_format", 0) != 0:
+        raise UnsupportedOpError(op.kind, op.index, "shuffled weights format")
+    units, depth = w.shape
+    if x.size % depth:
+        raise UnsupportedOpError(op.kind, op.index, f"input of {x.size} values for depth {depth}")
+    batch = x.size // depth
+    in_zp = x.quant.scalar()[1]
+    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, units)
+    bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
+                        w.data.astype(np.int64).sum(axis=1), in_zp, units)
+    name = kernel_name(ctx, op)
+    func = K.fully_connected(batch, depth, units, rq)
+    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
+             f"into the bias; {rq_note}"]
+    return Kernel(name, op, func, [x.index, *consts], out.index, batch * depth * units, notes)
+
+
+LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONNECTED": lower_fully_connected}

@@ -1,0 +1,33 @@
+"""ADD."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels as K
+from .. import quant
+from ..errors import UnsupportedOpError
+from ..ir import Operator
+from .common import Kernel, LoweringContext, act, activation_code, describe, kernel_name
+
+
+def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    a = act(ctx, op, g.tensor(op.inputs[0]))
+    b = act(ctx, op, g.tensor(op.inputs[1]))
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    if a.shape != b.shape or a.shape != out.shape:
+        raise UnsupportedOpError(op.kind, op.index, f"broadcasting {a.shape} + {b.shape}")
+    (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
+    twice_max = float(np.float32(2) * max(sa, sb))  # float, as in TFLite's Prepare
+    r = ctx.rounding(op)
+    m1, s1 = quant.quantize_multiplier(float(sa) / twice_max, r)
+    m2, s2 = quant.quantize_multiplier(float(sb) / twice_max, r)
+    mo, so_ = quant.quantize_multiplier(twice_max / ((1 << 20) * float(so)), r)
+    lo, hi = quant.activation_range(activation_code(op), so, zo)
+    func = K.add(a.size, za, zb, m1, s1, m2, s2, mo, so_, zo, lo, hi, r)
+    notes = [describe(g, op), "inputs shifted left by 20, rescaled to twice the larger scale"]
+    return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
+
+
+LOWERINGS = {"ADD": lower_add}

@@ -1,0 +1,40 @@
+"""AVERAGE_POOL_2D."""
+
+from __future__ import annotations
+
+from .. import kernels as K
+from .. import quant
+from ..errors import UnsupportedOpError
+from ..ir import Operator
+from .common import (
+    SAME,
+    Kernel,
+    LoweringContext,
+    act,
+    activation_code,
+    describe,
+    kernel_name,
+    padding,
+)
+
+
+def lower_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x = act(ctx, op, g.tensor(op.inputs[0]))
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    if x.quant.scalar() != out.quant.scalar():
+        raise UnsupportedOpError(op.kind, op.index, "input and output quantization differ")
+    n, h, w, c = x.shape
+    _, oh, ow, _ = out.shape
+    fh, fw = op.options["filter_height"], op.options["filter_width"]
+    sh, sw = op.options["stride_h"], op.options["stride_w"]
+    pad = op.options.get("padding", SAME)
+    pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
+    scale, zp = out.quant.scalar()
+    lo, hi = quant.activation_range(activation_code(op), scale, zp)
+    func = K.average_pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
+    notes = [describe(g, op), f"window {fh}x{fw}, stride {sh}x{sw}, padding top {pt} left {pl}"]
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, oh * ow * c * fh * fw, notes)
+
+
+LOWERINGS = {"AVERAGE_POOL_2D": lower_average_pool}
