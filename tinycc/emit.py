@@ -40,7 +40,9 @@ def generate_kernels_c(kernels: list[Kernel]) -> dict[str, str]:
     if len(funcs) == 1:  # a lone function would be made the module's packed entry point
         funcs["tinycc_unused_kernel"] = next(iter(funcs.values()))
     mod = tvm.IRModule(funcs)
-    with tvm.transform.PassContext(config={"tirx.disable_assert": True}):
+    # storage rewrite off: it would reuse one scalar under several names, hard to read
+    config = {"tirx.disable_assert": True, "tirx.disable_storage_rewrite": True}
+    with tvm.transform.PassContext(config=config):
         lib = tvm.tirx.build(mod, target=tvm.target.Target({"kind": "c"}))
     return _split_functions(lib.inspect_source(), [k.name for k in kernels])
 
@@ -60,6 +62,9 @@ def _split_functions(source: str, names: list[str]) -> dict[str, str]:
         if m is None:
             raise RuntimeError(f"TVM's C output has no definition of {name}")
         params, body = m.group(1), m.group(2)
+        unused = [p.split()[-1] for p in params.split(",")
+                  if not re.search(rf"\b{re.escape(p.split()[-1])}\b", body)]
+        body = "".join(f"  (void){u};  /* folded away at compile time */\n" for u in unused) + body
         out[name] = (params, body)
     return out
 

@@ -39,7 +39,8 @@ def rounding_divide_by_pot(x, exponent):
         threshold = tirx.const(((1 << exponent) - 1) >> 1, I32)
         exp = tirx.const(exponent, I32)
     else:
-        mask = (tirx.const(1, I32) << exponent) - 1
+        # in 64 bits: exponent may be 31 (gemmlowp uses 1ll)
+        mask = tirx.Cast(I32, (tirx.const(1, I64) << i64(exponent)) - tirx.const(1, I64))
         threshold = mask >> 1
         exp = exponent
     limit = threshold + sel(x < 0, tirx.const(1, I32), tirx.const(0, I32))
@@ -63,7 +64,8 @@ def requantize(acc, multiplier, shift, rounding: str):
         return rounding_divide_by_pot(srdhm(scaled, multiplier), right)
     left = tirx.max(shift, 0)
     right = tirx.max(-shift, 0)
-    return rounding_divide_by_pot(srdhm(acc << left, multiplier), right)
+    # x * 2^left, not x << left: shifting a negative value is undefined in C
+    return rounding_divide_by_pot(srdhm(acc * (tirx.const(1, I32) << left), multiplier), right)
 
 
 def clamp_i8(x, lo: int, hi: int):
@@ -101,4 +103,4 @@ def sat_shl(v, exponent: int = 2):
     """SaturatingRoundingMultiplyByPOT<exponent> on int32, exponent > 0."""
     lim = (1 << (31 - exponent)) - 1
     return sel(v > lim, tirx.const((1 << 31) - 1, I32),
-                sel(v < -lim, tirx.const(-(1 << 31), I32), v << exponent))
+                sel(v < -lim, tirx.const(-(1 << 31), I32), v * tirx.const(1 << exponent, I32)))

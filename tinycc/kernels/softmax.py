@@ -70,9 +70,11 @@ def softmax_fixed_point(outer: int, depth: int):
     est = te.compute((outer,), lambda i: tirx.const(1515870810, I32) +
                      srdhm(half_den[i], tirx.const(-1010580540, I32)), name="nr0")
     def newton_step(prev, step):
-        return te.compute((outer,), lambda i: prev[i] + sat_shl(
-            srdhm(prev[i], tirx.const(1 << 29, I32) - srdhm(half_den[i], prev[i]))),
-            name=f"nr{step}")
+        # x += Rescale<2>(x * (1 - half_den * x)), every product in Q-format via srdhm
+        hdx = te.compute((outer,), lambda i: srdhm(half_den[i], prev[i]), name=f"nr{step}_hdx")
+        prod = te.compute((outer,), lambda i: srdhm(prev[i], tirx.const(1 << 29, I32) - hdx[i]),
+                          name=f"nr{step}_prod")
+        return te.compute((outer,), lambda i: prev[i] + sat_shl(prod[i]), name=f"nr{step}")
     for step in range(3):
         est = newton_step(est, step + 1)
     recip = te.compute((outer,), lambda i: sat_shl(est[i], 1), name="row_recip")
