@@ -33,7 +33,8 @@ MODELS = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8",
 def tflm_arena(model: Path) -> int:
     code = ("from tflite_micro.python.tflite_micro import runtime\n"
             f"runtime.Interpreter.from_bytes(open({str(model)!r}, 'rb').read()).print_allocations()\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = res.stdout + res.stderr  # TFLM logs to stdout or stderr depending on the stream type
     return int(re.search(r"Arena allocation total (\d+) bytes", out).group(1))
 
 

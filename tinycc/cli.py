@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import TinyccError
@@ -25,6 +26,17 @@ def _verify(args) -> int:
     report = verify(args.model, args.target, rounding=args.rounding, sanitize=args.sanitize)
     print(report.summary())
     return 0 if report.ok else 2
+
+
+def _profile(args) -> int:
+    from .profile import profile
+    report = profile(args.model, args.target, rounding=args.rounding)
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(report.to_json())
+    if args.chart:
+        report.chart(args.chart)
+    return 0 if report.exact else 2
 
 
 def _targets(args) -> int:
@@ -57,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
     p.add_argument("--sanitize", action="store_true", help="on the host: build with ASan and UBSan")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("profile", help="instructions per layer on an emulated Cortex-M (QEMU)")
+    p.add_argument("model")
+    p.add_argument("--target", "-t", default="mps2-an386")
+    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
+    p.add_argument("--chart", default=None, help="also draw the rows as a PNG chart (needs matplotlib)")
+    p.set_defaults(func=_profile)
 
     p = sub.add_parser("targets", help="list the boards tinycc knows")
     p.set_defaults(func=_targets)

@@ -103,6 +103,7 @@ def _measure_code(lib: package.Library) -> int | None:
     with tempfile.TemporaryDirectory() as tmp:
         for fname, text in sources.items():
             (Path(tmp) / fname).write_text(text)
+        shutil.copy(package.MICROKERNELS, tmp)
         for fname in (f"{n}.c", f"{n}_kernels.c"):
             obj = Path(tmp) / (fname + ".o")
             cmd = [gcc, "-std=c99", "-Os", *lib.target.cflags, "-c", fname, "-o", obj.name]

@@ -62,11 +62,21 @@ def _split_functions(source: str, names: list[str]) -> dict[str, str]:
         if m is None:
             raise RuntimeError(f"TVM's C output has no definition of {name}")
         params, body = m.group(1), m.group(2)
+        body = _drop_dead_arrays(body)
         unused = [p.split()[-1] for p in params.split(",")
                   if not re.search(rf"\b{re.escape(p.split()[-1])}\b", body)]
         body = "".join(f"  (void){u};  /* folded away at compile time */\n" for u in unused) + body
         out[name] = (params, body)
     return out
+
+
+def _drop_dead_arrays(body: str) -> str:
+    """Remove local arrays that the simplifier left without a use (e.g. a padding buffer of a
+    layer that turned out to need no padding)."""
+    for m in re.finditer(r"^\s+\w+ (\w+)\[\d+\];\n", body, re.M):
+        if len(re.findall(rf"\b{m.group(1)}\b", body)) == 1:
+            body = body.replace(m.group(0), "", 1)
+    return body
 
 
 def constify(params: str, writable: str = "output") -> str:

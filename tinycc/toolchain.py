@@ -409,8 +409,12 @@ def build_target(
     *,
     opt: str = "-O2",
     extra_cflags: Iterable[str] = (),
+    extra_sources: Iterable[Path] = (),
 ) -> Path:
-    """Compile library + harness into a bare-metal ELF for target's emulated board."""
+    """Compile library + harness into a bare-metal ELF for target's emulated board.
+
+    extra_sources are compiled like the harness (with its port header on the include path),
+    e.g. the profiler's layer hooks."""
     lib_dir, build_dir = Path(lib_dir), Path(build_dir)
     inputs = list(inputs)
     sources = _check_library(lib_dir, name, inputs)
@@ -433,6 +437,7 @@ def build_target(
             (HARNESS_MAIN, "harness_main"),
             (build_dir / "harness_inputs.c", "harness_inputs"),
             (STARTUP_C, "startup"),
+            *[(Path(src), f"extra_{Path(src).stem}") for src in extra_sources],
         ],
         [build_dir, CORTEX_M_DIR],
     )

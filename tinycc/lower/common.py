@@ -107,9 +107,11 @@ def padding(kind: int, in_size: int, filt: int, stride: int, dilation: int, out_
     return max(((out_size - 1) * stride + effective - in_size) // 2, 0)
 
 
-def requant(ctx, op, in_t, w_t, out_t, channels: int) -> tuple[K.Requant, list[Const], str]:
+def requant(ctx, op, in_t, w_t, out_t, channels: int,
+            arrays: bool = False) -> tuple[K.Requant, list[Const], str]:
     """Per-channel multipliers from input scale * filter scale / output scale (in double,
-    as PopulateConvolutionQuantizationParams does); one pair of ints when all agree."""
+    as PopulateConvolutionQuantizationParams does); one pair of ints when all agree, unless
+    the kernel wants `arrays` anyway."""
     in_scale, _ = in_t.quant.scalar()
     out_scale, out_zp = out_t.quant.scalar()
     w_scales = w_t.quant.scale
@@ -121,13 +123,14 @@ def requant(ctx, op, in_t, w_t, out_t, channels: int) -> tuple[K.Requant, list[C
              for s in np.broadcast_to(w_scales, (channels,))]
     lo, hi = quant.activation_range(activation_code(op), out_scale, out_zp)
     name = kernel_name(ctx, op)
-    if len(set(pairs)) == 1:
+    if len(set(pairs)) == 1 and not arrays:
         m, s = pairs[0]
         return K.Requant(False, m, s, out_zp, lo, hi, ctx.rounding(op)), [], f"multiplier {m}, shift {s}"
     mult = np.array([p[0] for p in pairs], dtype=np.int32)
     shift = np.array([p[1] for p in pairs], dtype=np.int32)
     rq = K.Requant(True, 0, 0, out_zp, lo, hi, ctx.rounding(op))
-    return rq, [Const(f"{name}_multiplier", mult), Const(f"{name}_shift", shift)], "per-channel multipliers"
+    note = "per-channel multipliers" if len(set(pairs)) > 1 else f"multiplier {pairs[0][0]}, shift {pairs[0][1]}"
+    return rq, [Const(f"{name}_multiplier", mult), Const(f"{name}_shift", shift)], note
 
 
 def folded_bias(ctx, op, bias_index: int, weights: np.ndarray, in_zp: int, channels: int) -> np.ndarray:

@@ -39,7 +39,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     pt = padding(pad, h, kh, sh, dh, oh)
     pl = padding(pad, wd, kw, sw, dw, ow)
     in_zp = x.quant.scalar()[1]
-    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc)
+    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     if depthwise:
         mult = oc // c
         if mult * c != oc or w.shape[3] != oc:
@@ -54,7 +54,13 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         macs = oh * ow * oc * kh * kw * c
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1, wsum, in_zp, oc)
     name = kernel_name(ctx, op)
-    func = K.conv2d(x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq, mult)
+    geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
+    if not depthwise:
+        func = K.conv2d_gemm(*geometry)
+    elif mult == 1 and c % 4 == 0:
+        func = K.depthwise_gemm(*geometry)
+    else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
+        func = K.conv2d(*geometry, mult)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
@@ -75,11 +81,11 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
         raise UnsupportedOpError(op.kind, op.index, f"input of {x.size} values for depth {depth}")
     batch = x.size // depth
     in_zp = x.quant.scalar()[1]
-    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, units)
+    rq, rq_consts, rq_note = requant(ctx, op, x, w, out, units, arrays=True)
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
     name = kernel_name(ctx, op)
-    func = K.fully_connected(batch, depth, units, rq)
+    func = K.fully_connected_gemm(batch, depth, units, rq)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]

@@ -1,0 +1,262 @@
+/*
+ * tinycc_nn.h: the micro-kernels that tinycc's generated kernels call.
+ *
+ * Copied into every generated library (src/), all static inline, so two libraries linked into
+ * one firmware never clash and the compiler inlines them into the kernel loops. On cores with
+ * the DSP extension (Cortex-M4, M7, M33: __ARM_FEATURE_DSP) the int8 dot products use SXTB16
+ * and SMLAD (two 16-bit multiply-accumulates per instruction) through arm_acle.h; elsewhere
+ * (Cortex-M0+, M3, the host) the same arithmetic in plain C. Results are identical.
+ *
+ * Requantization follows TFLite: tinycc_requantize_single is LiteRT's and ruy's
+ * MultiplyByQuantizedMultiplier ((x * M + 2^(s-1)) >> s, s = 31 - shift); the two-step version
+ * is gemmlowp's, used by TFLM and CMSIS-NN (SaturatingRoundingDoublingHighMul, then
+ * RoundingDivideByPOT).
+ */
+#ifndef TINYCC_NN_H
+#define TINYCC_NN_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* The micro-kernels are small and called with constant shapes: inlining them lets the
+ * compiler unroll the window loops. */
+#if defined(__GNUC__)
+#define TINYCC_INLINE static inline __attribute__((always_inline))
+#else
+#define TINYCC_INLINE static inline
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TINYCC_NN_DSP 1
+#else
+#define TINYCC_NN_DSP 0
+#endif
+
+TINYCC_INLINE int32_t tinycc_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t total = 31 - shift;
+    const int64_t round = (int64_t)1 << (total - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total);
+}
+
+/* gemmlowp's SaturatingRoundingDoublingHighMul for b >= 0 (a multiplier): its nudge and
+ * truncating division come to round(a * b / 2^31) with halves rounded up, i.e. one add and
+ * an arithmetic shift of the 64-bit product. */
+TINYCC_INLINE int32_t tinycc_srdhm(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
+}
+
+/* gemmlowp's RoundingDivideByPOT (halves away from zero): add half, minus one if negative,
+ * then shift. */
+TINYCC_INLINE int32_t tinycc_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    if (exponent == 0) {
+        return x;
+    }
+    return (int32_t)(((int64_t)x + ((int64_t)1 << (exponent - 1)) - (x < 0 ? 1 : 0)) >> exponent);
+}
+
+TINYCC_INLINE int32_t tinycc_requantize_double(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return tinycc_rounding_divide_by_pot(tinycc_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+static inline void tinycc_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    memcpy(dst, src, (size_t)n);
+}
+
+static inline void tinycc_fill_s8(int8_t *dst, int32_t value, int32_t n)
+{
+    memset(dst, value, (size_t)n);
+}
+
+#if TINYCC_NN_DSP
+/* SXTB16 of the word rotated right by 8 (bytes 1 and 3), one instruction; gcc 12 does not
+ * fold a rotate into SXTB16 by itself. */
+static inline int16x2_t tinycc_sxtb16_odd(uint32_t x)
+{
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+static inline int32_t tinycc_load_s8x4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4); /* one LDR: v7-M and v8-M allow unaligned word loads */
+    return v;
+}
+#endif
+
+/* acc[2*i + j] += dot(a_i, b_j) over k int8 values: 2 rows of activations, 2 rows of weights. */
+static inline void tinycc_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const int8_t *b0,
+                                     const int8_t *b1, int32_t k, int32_t *acc)
+{
+    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
+    int32_t i = 0;
+#if TINYCC_NN_DSP
+    /* b1 is read at a fixed distance from b0, which saves a register in the loop */
+    const int32_t b1_off = (int32_t)(b1 - b0);
+    const int8_t *const a0_end = a0 + (k & ~3);
+    i = k & ~3;
+    for (; a0 != a0_end; a0 += 4, a1 += 4, b0 += 4) {
+        const uint32_t x0 = (uint32_t)tinycc_load_s8x4(a0), x1 = (uint32_t)tinycc_load_s8x4(a1);
+        const uint32_t y0 = (uint32_t)tinycc_load_s8x4(b0), y1 = (uint32_t)tinycc_load_s8x4(b0 + b1_off);
+        const int16x2_t x0e = __sxtb16(x0), x0o = tinycc_sxtb16_odd((x0));
+        const int16x2_t x1e = __sxtb16(x1), x1o = tinycc_sxtb16_odd((x1));
+        const int16x2_t y0e = __sxtb16(y0), y0o = tinycc_sxtb16_odd((y0));
+        const int16x2_t y1e = __sxtb16(y1), y1o = tinycc_sxtb16_odd((y1));
+        s00 = __smlad(x0e, y0e, s00);
+        s00 = __smlad(x0o, y0o, s00);
+        s01 = __smlad(x0e, y1e, s01);
+        s01 = __smlad(x0o, y1o, s01);
+        s10 = __smlad(x1e, y0e, s10);
+        s10 = __smlad(x1o, y0o, s10);
+        s11 = __smlad(x1e, y1e, s11);
+        s11 = __smlad(x1o, y1o, s11);
+    }
+    a0 -= i;
+    a1 -= i;
+    b0 -= i;
+#endif
+    for (; i < k; ++i) {
+        const int32_t x0 = a0[i], x1 = a1[i], y0 = b0[i], y1 = b1[i];
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+    }
+    acc[0] = s00;
+    acc[1] = s01;
+    acc[2] = s10;
+    acc[3] = s11;
+}
+
+/* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
+static inline void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
+                                     const int8_t *b2, const int8_t *b3, int32_t k, int32_t *acc)
+{
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    int32_t i = 0;
+#if TINYCC_NN_DSP
+    for (; i + 4 <= k; i += 4) {
+        const uint32_t x = (uint32_t)tinycc_load_s8x4(a + i);
+        const int16x2_t xe = __sxtb16(x), xo = tinycc_sxtb16_odd((x));
+        uint32_t y = (uint32_t)tinycc_load_s8x4(b0 + i);
+        s0 = __smlad(xe, __sxtb16(y), s0);
+        s0 = __smlad(xo, tinycc_sxtb16_odd((y)), s0);
+        y = (uint32_t)tinycc_load_s8x4(b1 + i);
+        s1 = __smlad(xe, __sxtb16(y), s1);
+        s1 = __smlad(xo, tinycc_sxtb16_odd((y)), s1);
+        y = (uint32_t)tinycc_load_s8x4(b2 + i);
+        s2 = __smlad(xe, __sxtb16(y), s2);
+        s2 = __smlad(xo, tinycc_sxtb16_odd((y)), s2);
+        y = (uint32_t)tinycc_load_s8x4(b3 + i);
+        s3 = __smlad(xe, __sxtb16(y), s3);
+        s3 = __smlad(xo, tinycc_sxtb16_odd((y)), s3);
+    }
+#endif
+    for (; i < k; ++i) {
+        const int32_t x = a[i];
+        s0 += x * b0[i];
+        s1 += x * b1[i];
+        s2 += x * b2[i];
+        s3 += x * b3[i];
+    }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}
+
+/* acc[0] += dot(a, b) over k int8 values: the leftovers of the tiled loops. */
+static inline void tinycc_dot_s8_1x1(const int8_t *a, const int8_t *b, int32_t k, int32_t *acc)
+{
+    int32_t s = acc[0];
+    int32_t i = 0;
+#if TINYCC_NN_DSP
+    for (; i + 4 <= k; i += 4) {
+        const uint32_t x = (uint32_t)tinycc_load_s8x4(a + i), y = (uint32_t)tinycc_load_s8x4(b + i);
+        s = __smlad(__sxtb16(x), __sxtb16(y), s);
+        s = __smlad(tinycc_sxtb16_odd((x)), tinycc_sxtb16_odd((y)), s);
+    }
+#endif
+    for (; i < k; ++i) {
+        s += a[i] * b[i];
+    }
+    acc[0] = s;
+}
+
+/*
+ * Depthwise: acc[c] += sum over the kh x kw window of x * w, for 4 adjacent channels.
+ * x points at the window's first tap for channel 0 of the group; taps are row_stride and
+ * col_stride bytes apart; w points at the group's first weight, tap_stride bytes per tap.
+ */
+static inline void tinycc_depthwise_s8x4(const int8_t *x, int32_t kh, int32_t kw, int32_t row_stride,
+                                         int32_t col_stride, const int8_t *w, int32_t tap_stride,
+                                         int32_t *acc)
+{
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    int32_t r, c;
+    for (r = 0; r < kh; ++r) {
+        const int8_t *xr = x + r * row_stride;
+        const int8_t *wr = w + r * kw * tap_stride;
+        for (c = 0; c < kw; ++c) {
+            const int8_t *xp = xr + c * col_stride;
+            const int8_t *wp = wr + c * tap_stride;
+#if TINYCC_NN_DSP
+            const uint32_t xv = (uint32_t)tinycc_load_s8x4(xp), wv = (uint32_t)tinycc_load_s8x4(wp);
+            const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd((xv));
+            const int16x2_t we = __sxtb16(wv), wo = tinycc_sxtb16_odd((wv));
+            s0 = __smlabb(xe, we, s0);
+            s2 = __smlatt(xe, we, s2);
+            s1 = __smlabb(xo, wo, s1);
+            s3 = __smlatt(xo, wo, s3);
+#else
+            s0 += xp[0] * wp[0];
+            s1 += xp[1] * wp[1];
+            s2 += xp[2] * wp[2];
+            s3 += xp[3] * wp[3];
+#endif
+        }
+    }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}
+
+/*
+ * One depthwise output pixel for 4 adjacent channels, requantized and stored: the window's
+ * taps are row_stride and col_stride bytes apart from x, the weights tap_stride apart from w.
+ * double_rounding selects TFLM's requantization (constant at every call site, so it folds).
+ */
+static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_t kw, int32_t row_stride,
+                                             int32_t col_stride, const int8_t *w, int32_t tap_stride,
+                                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                             int32_t double_rounding, int32_t zp, int32_t lo, int32_t hi,
+                                             int8_t *out)
+{
+    int32_t acc[4];
+    int32_t c;
+    acc[0] = bias[0];
+    acc[1] = bias[1];
+    acc[2] = bias[2];
+    acc[3] = bias[3];
+    tinycc_depthwise_s8x4(x, kh, kw, row_stride, col_stride, w, tap_stride, acc);
+    for (c = 0; c < 4; ++c) {
+        int32_t v = double_rounding ? tinycc_requantize_double(acc[c], mult[c], shift[c])
+                                    : tinycc_requantize_single(acc[c], mult[c], shift[c]);
+        v += zp;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        out[c] = (int8_t)v;
+    }
+}
+
+#endif /* TINYCC_NN_H */

@@ -1,0 +1,224 @@
+"""Convolution, depthwise convolution and fully-connected kernels for microcontrollers.
+
+The loops are TIR (TVMScript) and go through TVM's C code generator like every kernel; the
+innermost dot products are calls to tinycc's micro-kernels (runtime/kernels/tinycc_nn.h,
+copied into each library), which use SXTB16 + SMLAD on cores with the DSP extension and plain
+C elsewhere. A convolution gathers the windows of two output pixels (im2col, the padding
+filled with the input zero point, which the folded bias expects), then runs a 2x2 tile
+(2 pixels x 2 output channels) over the whole window; a 1x1 convolution without padding
+reads its input rows in place. A batch-1 fully-connected layer runs 1x4 tiles.
+Requantization (LiteRT's single or TFLM's double rounding), zero point and clamp follow.
+
+The schedule's knobs (tile shape, gather strategy) are in `GemmKnobs`, one default per CPU
+family, so that a tuner can search them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm.script import tirx as T
+
+from .fixedpoint import Requant
+
+
+@dataclass(frozen=True)
+class GemmKnobs:
+    tile_pixels: int = 2  # output pixels per micro-kernel call (2, or 1 for batch-1 layers)
+    tile_channels: int = 2  # output channels per call (2 with 2 pixels, 4 with 1)
+
+
+MAX_STACK_BYTES = 1024
+REQUANTIZE = {"single": "tinycc_requantize_single", "double": "tinycc_requantize_double"}
+
+
+def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+    """NHWC convolution (OHWI weights) as im2col + 2x2 micro-kernel tiles."""
+    _, H, W, C = in_shape
+    _, OH, OW, OC = out_shape
+    KH, KW = w_shape[1], w_shape[2]
+    (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
+    KK, P = KH * KW * C, OH * OW
+    ROW = KW * C
+    requant = REQUANTIZE[rq.rounding]
+    ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
+    direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
+
+    @T.prim_func(private=True)
+    def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+               bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+               shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+        col = T.alloc_buffer((2 * KK,), "int8")
+        acc = T.alloc_buffer((4,), "int32")
+        for pp in range((P + 1) // 2):
+            # (no local variables: TVM 0.27's C host lowering rejects the stack buffers of a
+            # function that binds scalars, so the window origin is spelled out)
+            for q, ky in T.grid(2, KH):
+                if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                        and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW, extent=ROW),
+                        T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                        + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                else:
+                    for kx in range(KW):
+                        if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C),
+                                T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                        else:
+                            T.evaluate(T.call_extern("void", "tinycc_fill_s8",
+                                                     col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C), in_zp, C))
+            for oo in range((OC + 1) // 2):
+                acc[0] = bias[oo * 2]
+                acc[1] = bias[T.min(oo * 2 + 1, OC - 1)]
+                acc[2] = bias[oo * 2]
+                acc[3] = bias[T.min(oo * 2 + 1, OC - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8_2x2", col.access_ptr("r", offset=0, extent=KK),
+                                         col.access_ptr("r", offset=KK, extent=KK), T.address_of(w[oo * 2 * KK]),
+                                         T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
+                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.Cast("int8", T.max(T.min(
+                            T.call_extern("int32", requant, acc[t], mult[oo * 2 + t % 2],
+                                          shift[oo * 2 + t % 2]) + ZP, HI), LO))
+
+    @T.prim_func(private=True)
+    def pointwise(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+                  bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+                  shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+        acc = T.alloc_buffer((4,), "int32")
+        for pp in range((P + 1) // 2):
+            for oo in range((OC + 1) // 2):
+                acc[0] = bias[oo * 2]
+                acc[1] = bias[T.min(oo * 2 + 1, OC - 1)]
+                acc[2] = bias[oo * 2]
+                acc[3] = bias[T.min(oo * 2 + 1, OC - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8_2x2", T.address_of(x[(pp * 2 // OW * SH * W + pp * 2 % OW * SW) * C]),
+                                         T.address_of(x[(T.min(pp * 2 + 1, P - 1) // OW * SH * W
+                                                         + T.min(pp * 2 + 1, P - 1) % OW * SW) * C]), T.address_of(w[oo * 2 * KK]),
+                                         T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
+                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.Cast("int8", T.max(T.min(
+                            T.call_extern("int32", requant, acc[t], mult[oo * 2 + t % 2],
+                                          shift[oo * 2 + t % 2]) + ZP, HI), LO))
+
+    @T.prim_func(private=True)
+    def gather1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+                bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+                shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+        col = T.alloc_buffer((KK,), "int8")
+        acc = T.alloc_buffer((4,), "int32")
+        for p in range(P):
+            for ky, kx in T.grid(KH, KW):
+                if (p // OW * SH - PT + ky * DH >= 0 and p // OW * SH - PT + ky * DH < H
+                        and p % OW * SW - PL + kx * DW >= 0 and p % OW * SW - PL + kx * DW < W):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=ky * ROW + kx * C, extent=C),
+                        T.address_of(x[((p // OW * SH - PT + ky * DH) * W + p % OW * SW - PL + kx * DW) * C]), C))
+                else:
+                    T.evaluate(T.call_extern("void", "tinycc_fill_s8",
+                                             col.access_ptr("w", offset=ky * ROW + kx * C, extent=C), in_zp, C))
+            for oo in range((OC + 3) // 4):
+                for t in range(4):
+                    acc[t] = bias[T.min(oo * 4 + t, OC - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8_1x4", col.access_ptr("r", offset=0, extent=KK),
+                                         T.address_of(w[oo * 4 * KK]),
+                                         T.address_of(w[T.min(oo * 4 + 1, OC - 1) * KK]),
+                                         T.address_of(w[T.min(oo * 4 + 2, OC - 1) * KK]),
+                                         T.address_of(w[T.min(oo * 4 + 3, OC - 1) * KK]), KK,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if oo * 4 + t < OC:
+                        out[p * OC + oo * 4 + t] = T.Cast("int8", T.max(T.min(
+                            T.call_extern("int32", requant, acc[t], mult[oo * 4 + t], shift[oo * 4 + t]) + ZP,
+                            HI), LO))
+
+    if direct:
+        return pointwise
+    # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
+    # at a time when two do not fit.
+    return gather if 2 * KK <= MAX_STACK_BYTES else gather1
+
+
+def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
+    """Batch-1 fully connected: one activation row against 4 weight rows per call."""
+    requant = REQUANTIZE[rq.rounding]
+    ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((batch * K,), "int8"), w: T.Buffer((N * K,), "int8"),
+               bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
+               shift: T.Buffer((N,), "int32"), out: T.Buffer((batch * N,), "int8")):
+        acc = T.alloc_buffer((4,), "int32")
+        for b in range(batch):
+            for oo in range((N + 3) // 4):
+                for t in range(4):
+                    acc[t] = bias[T.min(oo * 4 + t, N - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8_1x4", T.address_of(x[b * K]),
+                                         T.address_of(w[oo * 4 * K]),
+                                         T.address_of(w[T.min(oo * 4 + 1, N - 1) * K]),
+                                         T.address_of(w[T.min(oo * 4 + 2, N - 1) * K]),
+                                         T.address_of(w[T.min(oo * 4 + 3, N - 1) * K]), K,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if oo * 4 + t < N:
+                        out[b * N + oo * 4 + t] = T.Cast("int8", T.max(T.min(
+                            T.call_extern("int32", requant, acc[t], mult[oo * 4 + t], shift[oo * 4 + t]) + ZP,
+                            HI), LO))
+    return kernel
+
+
+def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+    """Depthwise convolution (depth multiplier 1, channels a multiple of 4): one micro-kernel
+    call per output pixel and group of 4 channels, requantizing as it stores. A pixel whose
+    window leaves the input first copies its window into a small patch, the zero point in
+    place of the missing taps."""
+    _, H, W, C = in_shape
+    _, OH, OW, OC = out_shape
+    KH, KW = w_shape[1], w_shape[2]
+    (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
+    DOUBLE = 1 if rq.rounding == "double" else 0
+    ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
+    G, TAPS = C // 4, KH * KW
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+               bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+               shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+        patch = T.alloc_buffer((TAPS * 4,), "int8")
+        for oy, ox, g in T.grid(OH, OW, G):
+            if (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H
+                    and ox * SW - PL >= 0 and ox * SW - PL + (KW - 1) * DW < W):
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise_s8x4_out",
+                    T.address_of(x[((oy * SH - PT) * W + ox * SW - PL) * C + g * 4]), KH, KW, DH * W * C,
+                    DW * C, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
+                    T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(out[(oy * OW + ox) * C + g * 4])))
+            else:
+                for ky, kx in T.grid(KH, KW):
+                    if (oy * SH - PT + ky * DH >= 0 and oy * SH - PT + ky * DH < H
+                            and ox * SW - PL + kx * DW >= 0 and ox * SW - PL + kx * DW < W):
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_copy_s8", patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
+                            T.address_of(x[((oy * SH - PT + ky * DH) * W + ox * SW - PL + kx * DW) * C + g * 4]), 4))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_fill_s8", patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
+                            in_zp, 4))
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
+                    KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
+                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(out[(oy * OW + ox) * C + g * 4])))
+    return kernel
