@@ -36,8 +36,11 @@
 TINYCC_INLINE int32_t tinycc_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t total = 31 - shift;
-    const int64_t round = (int64_t)1 << (total - 1);
-    return (int32_t)(((int64_t)x * multiplier + round) >> total);
+    const int64_t sum = (int64_t)x * multiplier + ((int64_t)1 << (total - 1));
+    if (total >= 32) { /* the usual case: the high word, then a 32-bit shift */
+        return (int32_t)(sum >> 32) >> (total - 32);
+    }
+    return (int32_t)(sum >> total);
 }
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul for b >= 0 (a multiplier): its nudge and
@@ -48,14 +51,19 @@ TINYCC_INLINE int32_t tinycc_srdhm(int32_t a, int32_t b)
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
 }
 
-/* gemmlowp's RoundingDivideByPOT (halves away from zero): add half, minus one if negative,
- * then shift. */
+/* gemmlowp's RoundingDivideByPOT (halves away from zero), in 32-bit arithmetic: a 64-bit
+ * shift by a variable amount costs several instructions on a Cortex-M. */
 TINYCC_INLINE int32_t tinycc_rounding_divide_by_pot(int32_t x, int32_t exponent)
 {
-    if (exponent == 0) {
-        return x;
-    }
-    return (int32_t)(((int64_t)x + ((int64_t)1 << (exponent - 1)) - (x < 0 ? 1 : 0)) >> exponent);
+    const uint32_t mask = ((uint32_t)1 << exponent) - 1u; /* exponent <= 31 */
+    const uint32_t threshold = (mask >> 1) + (x < 0 ? 1u : 0u);
+    return (x >> exponent) + (((uint32_t)x & mask) > threshold ? 1 : 0);
+}
+
+/* TFLM's requantization when the layer's shifts are all <= 0 (known at compile time). */
+TINYCC_INLINE int32_t tinycc_requantize_double_right(int32_t x, int32_t multiplier, int32_t shift)
+{
+    return tinycc_rounding_divide_by_pot(tinycc_srdhm(x, multiplier), -shift);
 }
 
 TINYCC_INLINE int32_t tinycc_requantize_double(int32_t x, int32_t multiplier, int32_t shift)
@@ -94,7 +102,7 @@ static inline int32_t tinycc_load_s8x4(const int8_t *p)
 #endif
 
 /* acc[2*i + j] += dot(a_i, b_j) over k int8 values: 2 rows of activations, 2 rows of weights. */
-static inline void tinycc_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const int8_t *b0,
+TINYCC_INLINE void tinycc_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const int8_t *b0,
                                      const int8_t *b1, int32_t k, int32_t *acc)
 {
     int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
@@ -138,7 +146,7 @@ static inline void tinycc_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const i
 }
 
 /* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
-static inline void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
+TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
                                      const int8_t *b2, const int8_t *b3, int32_t k, int32_t *acc)
 {
     int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
@@ -234,7 +242,8 @@ static inline void tinycc_depthwise_s8x4(const int8_t *x, int32_t kh, int32_t kw
 /*
  * One depthwise output pixel for 4 adjacent channels, requantized and stored: the window's
  * taps are row_stride and col_stride bytes apart from x, the weights tap_stride apart from w.
- * double_rounding selects TFLM's requantization (constant at every call site, so it folds).
+ * double_rounding selects TFLM's requantization, 2 when every shift is <= 0 (a constant at
+ * every call site, so it folds).
  */
 static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_t kw, int32_t row_stride,
                                              int32_t col_stride, const int8_t *w, int32_t tap_stride,
@@ -250,12 +259,79 @@ static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_
     acc[3] = bias[3];
     tinycc_depthwise_s8x4(x, kh, kw, row_stride, col_stride, w, tap_stride, acc);
     for (c = 0; c < 4; ++c) {
-        int32_t v = double_rounding ? tinycc_requantize_double(acc[c], mult[c], shift[c])
+        int32_t v = double_rounding == 2 ? tinycc_requantize_double_right(acc[c], mult[c], shift[c])
+                  : double_rounding ? tinycc_requantize_double(acc[c], mult[c], shift[c])
                                     : tinycc_requantize_single(acc[c], mult[c], shift[c]);
         v += zp;
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;
         out[c] = (int8_t)v;
+    }
+}
+
+/* One tap of the 3x3 depthwise window for 4 channels into s0..s3. */
+#if TINYCC_NN_DSP
+#define TINYCC_DW_TAP(xp, wp)                                                               \
+    do {                                                                                    \
+        const uint32_t xv_ = (uint32_t)tinycc_load_s8x4(xp), wv_ = (uint32_t)tinycc_load_s8x4(wp); \
+        const int16x2_t xe_ = __sxtb16(xv_), xo_ = tinycc_sxtb16_odd(xv_);                  \
+        const int16x2_t we_ = __sxtb16(wv_), wo_ = tinycc_sxtb16_odd(wv_);                  \
+        s0 = __smlabb(xe_, we_, s0);                                                        \
+        s2 = __smlatt(xe_, we_, s2);                                                        \
+        s1 = __smlabb(xo_, wo_, s1);                                                        \
+        s3 = __smlatt(xo_, wo_, s3);                                                        \
+    } while (0)
+#else
+#define TINYCC_DW_TAP(xp, wp)                                                               \
+    do {                                                                                    \
+        s0 += (xp)[0] * (wp)[0];                                                            \
+        s1 += (xp)[1] * (wp)[1];                                                            \
+        s2 += (xp)[2] * (wp)[2];                                                            \
+        s3 += (xp)[3] * (wp)[3];                                                            \
+    } while (0)
+#endif
+
+/*
+ * A row of 3x3 depthwise outputs: for each of n output pixels (x advancing by x_step bytes
+ * per pixel, out by out_step), every group of 4 channels of c, requantized and stored. The
+ * whole window of every pixel must lie inside the input.
+ */
+static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x_step, int32_t row_stride,
+                                           int32_t col_stride, const int8_t *w, int32_t c,
+                                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                           int32_t double_rounding, int32_t zp, int32_t lo, int32_t hi,
+                                           int8_t *out, int32_t out_step)
+{
+    int32_t p, g, k;
+    for (p = 0; p < n; ++p, x += x_step, out += out_step) {
+        for (g = 0; g < c; g += 4) {
+            const int8_t *xg = x + g;
+            const int8_t *wg = w + g;
+            int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
+            int32_t acc[4];
+            TINYCC_DW_TAP(xg, wg);
+            TINYCC_DW_TAP(xg + col_stride, wg + c);
+            TINYCC_DW_TAP(xg + 2 * col_stride, wg + 2 * c);
+            TINYCC_DW_TAP(xg + row_stride, wg + 3 * c);
+            TINYCC_DW_TAP(xg + row_stride + col_stride, wg + 4 * c);
+            TINYCC_DW_TAP(xg + row_stride + 2 * col_stride, wg + 5 * c);
+            TINYCC_DW_TAP(xg + 2 * row_stride, wg + 6 * c);
+            TINYCC_DW_TAP(xg + 2 * row_stride + col_stride, wg + 7 * c);
+            TINYCC_DW_TAP(xg + 2 * row_stride + 2 * col_stride, wg + 8 * c);
+            acc[0] = s0;
+            acc[1] = s1;
+            acc[2] = s2;
+            acc[3] = s3;
+            for (k = 0; k < 4; ++k) {
+                int32_t v = double_rounding == 2 ? tinycc_requantize_double_right(acc[k], mult[g + k], shift[g + k])
+                          : double_rounding ? tinycc_requantize_double(acc[k], mult[g + k], shift[g + k])
+                                            : tinycc_requantize_single(acc[k], mult[g + k], shift[g + k]);
+                v += zp;
+                v = v < lo ? lo : v;
+                v = v > hi ? hi : v;
+                out[g + k] = (int8_t)v;
+            }
+        }
     }
 }
 

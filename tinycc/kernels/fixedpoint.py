@@ -83,6 +83,7 @@ class Requant:
     act_min: int = -128
     act_max: int = 127
     rounding: str = "single"
+    right_shifts_only: bool = False  # every shift <= 0: cheaper double rounding
 
     def placeholders(self, channels: int) -> list:
         if not self.per_channel:

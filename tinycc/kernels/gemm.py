@@ -32,6 +32,17 @@ MAX_STACK_BYTES = 1024
 REQUANTIZE = {"single": "tinycc_requantize_single", "double": "tinycc_requantize_double"}
 
 
+def _requantize_fn(rq: Requant) -> str:
+    if rq.rounding == "double" and rq.right_shifts_only:
+        return "tinycc_requantize_double_right"
+    return REQUANTIZE[rq.rounding]
+
+
+def _double_flag(rq: Requant) -> int:
+    """The micro-kernels' rounding argument: 0 single, 1 double, 2 double with right shifts only."""
+    return 0 if rq.rounding == "single" else (2 if rq.right_shifts_only else 1)
+
+
 def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
     """NHWC convolution (OHWI weights) as im2col + 2x2 micro-kernel tiles."""
     _, H, W, C = in_shape
@@ -40,7 +51,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     KK, P = KH * KW * C, OH * OW
     ROW = KW * C
-    requant = REQUANTIZE[rq.rounding]
+    requant = _requantize_fn(rq)
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
 
@@ -152,7 +163,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
 def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
     """Batch-1 fully connected: one activation row against 4 weight rows per call."""
-    requant = REQUANTIZE[rq.rounding]
+    requant = _requantize_fn(rq)
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
 
     @T.prim_func(private=True)
@@ -187,9 +198,45 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
-    DOUBLE = 1 if rq.rounding == "double" else 0
+    DOUBLE = _double_flag(rq)
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G, TAPS = C // 4, KH * KW
+
+    # output columns whose whole window lies inside the input, for the row-span fast path
+    X0 = max(0, -(-PL // SW))
+    X1 = max(X0, min(OW, (W - 1 - (KW - 1) * DW + PL) // SW + 1))
+
+    @T.prim_func(private=True)
+    def rows3x3(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+                bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+                shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+        patch = T.alloc_buffer((TAPS * 4,), "int8")
+        for oy in range(OH):
+            if oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and X1 > X0:
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise3x3_row",
+                    T.address_of(x[((oy * SH - PT) * W + X0 * SW - PL) * C]), X1 - X0, SW * C, DH * W * C,
+                    DW * C, T.address_of(w[0]), C, T.address_of(bias[0]), T.address_of(mult[0]),
+                    T.address_of(shift[0]), DOUBLE, ZP, LO, HI, T.address_of(out[(oy * OW + X0) * C]), C))
+            for ox, g in T.grid(OW, G):
+                if not (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and ox >= X0 and ox < X1):
+                    for ky, kx in T.grid(KH, KW):
+                        if (oy * SH - PT + ky * DH >= 0 and oy * SH - PT + ky * DH < H
+                                and ox * SW - PL + kx * DW >= 0 and ox * SW - PL + kx * DW < W):
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_copy_s8",
+                                patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
+                                T.address_of(x[((oy * SH - PT + ky * DH) * W + ox * SW - PL + kx * DW) * C
+                                               + g * 4]), 4))
+                        else:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s8",
+                                patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4), in_zp, 4))
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
+                        KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
+                        T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                        T.address_of(out[(oy * OW + ox) * C + g * 4])))
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
@@ -221,4 +268,4 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
                     T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
-    return kernel
+    return rows3x3 if (KH, KW) == (3, 3) else kernel

@@ -128,7 +128,7 @@ def requant(ctx, op, in_t, w_t, out_t, channels: int,
         return K.Requant(False, m, s, out_zp, lo, hi, ctx.rounding(op)), [], f"multiplier {m}, shift {s}"
     mult = np.array([p[0] for p in pairs], dtype=np.int32)
     shift = np.array([p[1] for p in pairs], dtype=np.int32)
-    rq = K.Requant(True, 0, 0, out_zp, lo, hi, ctx.rounding(op))
+    rq = K.Requant(True, 0, 0, out_zp, lo, hi, ctx.rounding(op), bool(np.all(shift <= 0)))
     note = "per-channel multipliers" if len(set(pairs)) > 1 else f"multiplier {pairs[0][0]}, shift {pairs[0][1]}"
     return rq, [Const(f"{name}_multiplier", mult), Const(f"{name}_shift", shift)], note
 
