@@ -79,17 +79,15 @@ def test_metadata(library):
     assert meta["code_bytes"] > 0
 
 
-def test_no_float_with_tflm_rounding(tmp_path):
-    """With --rounding double the whole library is integer-only; LiteRT's own int8 softmax is
-    float arithmetic, so with the default rounding float appears in that one kernel only."""
-    res = compile_model(model_path("tiny_kws"), "nrf52840", tmp_path / "d", rounding="double")
+@pytest.mark.parametrize("rounding", ["litert", "double"])
+def test_integer_only(rounding, tmp_path):
+    """No float type or literal in the code of an int8 library, with either rounding: LiteRT's
+    float softmax is reproduced with integer arithmetic on float32 bit patterns."""
+    res = compile_model(model_path("tiny_kws"), "nrf52840", tmp_path / rounding, rounding=rounding)
     text = "\n".join(p.read_text() for p in (res.out_dir / "src").glob("*"))
-    assert not re.search(r"\b(float|double)\b", text)
-    res = compile_model(model_path("tiny_kws"), "nrf52840", tmp_path / "l")
-    src = (res.out_dir / "src" / "tiny_kws_kernels.c").read_text()
-    for fn in re.split(r"\n(?=/\* )", src):
-        if re.search(r"\bfloat\b", fn) and "void " in fn:
-            assert "SOFTMAX" in fn.split("\n")[0]
+    code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    assert not re.search(r"\b(float|double)\b", code)
+    assert not re.search(r"\d\.\d*(e[-+]?\d+)?f?\b", code)
 
 
 def test_cmake_builds_the_library(tmp_path):

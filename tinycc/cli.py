@@ -16,8 +16,20 @@ ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference k
 
 def _compile(args) -> int:
     from .compiler import compile_model
-    result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding)
+    result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding,
+                           io_in_arena=args.io_in_arena)
     print(result.summary())
+    if args.report:
+        from .report import write_report
+        print(f"  report {write_report(result.out_dir)} (and memory.png)")
+    return 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+    md = write_report(args.folder)
+    print(md.read_text().split("\n\n![arena]")[0])
+    print(f"wrote {md} and {md.with_name('memory.png')}")
     return 0
 
 
@@ -60,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default=None, help="output folder (default build/<name>)")
     p.add_argument("--name", default=None, help="C prefix of the library (default: the model file's stem)")
     p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--io-in-arena", action="store_true",
+                   help="put the input and output tensors inside the arena (the header gives their offsets)")
+    p.add_argument("--report", action="store_true", help="also write the memory report (see `tinycc report`)")
     p.set_defaults(func=_compile)
+
+    p = sub.add_parser("report", help="memory report of a compiled library folder: memory.png and memory.md")
+    p.add_argument("folder", help="the folder `tinycc compile` wrote, e.g. build/kws")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("verify", help="compile, run on the host or in QEMU, compare with the reference")
     p.add_argument("model")

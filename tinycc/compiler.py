@@ -40,8 +40,10 @@ class CompileResult:
         t = self.library.target
         ram, flash = t.ram_bytes, t.flash_bytes
         code = f"{self.code_bytes:,} B code" if self.code_bytes is not None else "code not measured"
+        io = ", input and output inside" if self.library.plan.io_in_arena else ""
         return (f"{self.library.name}: {len(self.library.kernels)} kernels, compiled in {self.seconds:.1f} s\n"
-                f"  arena  {self.arena_bytes:>9,} B  ({100 * self.arena_bytes / ram:.1f}% of {t.name} RAM {ram:,} B)\n"
+                f"  arena  {self.arena_bytes:>9,} B  ({100 * self.arena_bytes / ram:.1f}% of {t.name} RAM {ram:,} B; "
+                f"lower bound {self.library.plan.lower_bound:,} B{io})\n"
                 f"  flash  {self.flash_bytes:>9,} B  ({100 * self.flash_bytes / flash:.1f}% of flash {flash:,} B: "
                 f"{self.weight_bytes:,} B weights, {code})\n"
                 f"  output {self.out_dir}")
@@ -49,7 +51,8 @@ class CompileResult:
 
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
                   name: str | None = None, rounding: str = "litert",
-                  measure_code: bool = True) -> CompileResult:
+                  measure_code: bool = True, io_in_arena: bool = False) -> CompileResult:
+    """io_in_arena: the model's input and output live in the arena too (see the header)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
     if rounding not in ROUNDINGS:
@@ -59,12 +62,12 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
     steps = lower(graph, name, rounding)
-    memory = plan.plan_memory(graph, steps)
     kernel_c = emit.generate_kernels_c([s for s in steps if isinstance(s, Kernel)])
-    lib = package.Library(name, graph, steps, memory, kernel_c, target, rounding)
+    memory = plan.plan_memory(graph, steps, kernel_c, io_in_arena)  # traces kernels for overlaps
+    lib = package.Library(name, graph, memory.steps, memory, kernel_c, target, rounding)
     code_bytes = _measure_code(lib) if measure_code and not target.is_host else None
     _check_fit(lib, code_bytes)
-    package.write_library(lib, out_dir, {"code_bytes": code_bytes})
+    package.write_library(lib, out_dir, {"code_bytes": code_bytes, "plan": memory.to_json()})
     return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes)
 
 

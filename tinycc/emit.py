@@ -17,7 +17,8 @@ from tvm import tirx
 
 from .lower import Const, Kernel
 
-_PARAM_C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t"}
+_PARAM_C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t",
+                  "uint32": "uint32_t", "uint8": "uint8_t", "int64": "int64_t"}
 
 
 def to_plain_c_signature(func, param_names: list[str]):
@@ -92,7 +93,10 @@ def c_array(c_type: str, name: str, arr: np.ndarray, per_line: int = 16) -> str:
         per_line = 4
     else:
         items = [str(int(v)) for v in flat]
-        if arr.dtype == np.int32:
+        if arr.dtype == np.uint32:
+            items = [f"0x{int(v):08x}u" for v in flat]
+            per_line = 8
+        elif arr.dtype == np.int32:
             items = [f"{v}" if v != str(-(1 << 31)) else "(-2147483647 - 1)" for v in items]
             per_line = 8
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]

@@ -117,6 +117,7 @@ def header(lib: Library) -> str:
         "",
         f"#define {N}_ARENA_SIZE {lib.plan.arena_size}",
         f"#define {N}_ARENA_ALIGN {ALIGN}",
+        *_io_in_arena_api(lib),
         "",
         f"#define {N}_INPUT_SIZE {i.nbytes}",
         f"#define {N}_INPUT_RANK {len(i.shape)}",
@@ -190,6 +191,37 @@ def kernels_source(lib: Library) -> str:
     return "\n".join(parts)
 
 
+def _io_in_arena_api(lib: Library) -> list[str]:
+    """--io-in-arena: where the input and output are, and accessors (see README)."""
+    if not lib.plan.io_in_arena:
+        return []
+    n, N = lib.name, lib.name.upper()
+    return ["",
+            "/* Compiled with --io-in-arena: the input and the output live inside the arena, so no",
+            f" * other buffer is needed. Write the input at {n}_input(arena), call",
+            f" * {n}_run(NULL, NULL, arena), read the output at {n}_output(arena). A non-NULL",
+            " * input is first copied into the arena, a non-NULL output receives a copy at the end.",
+            " * The run overwrites the input: its bytes are reused once they have been read. */",
+            f"#define {N}_IO_IN_ARENA 1",
+            f"#define {N}_INPUT_OFFSET {lib.plan.location[lib.graph.inputs[0]][1]}",
+            f"#define {N}_OUTPUT_OFFSET {lib.plan.location[lib.graph.outputs[0]][1]}",
+            f"static inline int8_t *{n}_input(void *arena) {{ return (int8_t *)arena + {N}_INPUT_OFFSET; }}",
+            f"static inline const int8_t *{n}_output(const void *arena) "
+            f"{{ return (const int8_t *)arena + {N}_OUTPUT_OFFSET; }}"]
+
+
+def _io_copies(lib: Library) -> tuple[list[str], list[str], str]:
+    """(copy in, copy out, the NULL check) of the run function."""
+    N = lib.name.upper()
+    if not lib.plan.io_in_arena:
+        return [], [], "input == NULL || output == NULL || arena == NULL"
+    copy_in = [f"    if (input != NULL && input != arena8 + {N}_INPUT_OFFSET) {{",
+               f"        for (i = 0; i < {N}_INPUT_SIZE; ++i) arena8[{N}_INPUT_OFFSET + i] = input[i];", "    }"]
+    copy_out = ["    if (output != NULL) {",
+                f"        for (i = 0; i < {N}_OUTPUT_SIZE; ++i) output[i] = arena8[{N}_OUTPUT_OFFSET + i];", "    }"]
+    return copy_in, copy_out, "arena == NULL"
+
+
 def _pointer(lib: Library, tensor: int) -> str:
     home, offset = lib.plan.location[tensor]
     if home == "input":
@@ -217,6 +249,7 @@ def entry_source(lib: Library) -> str:
     copy = []
     if in_home == "input+output":  # the model only reshapes its input
         copy = [f"    for (i = 0; i < {N}_OUTPUT_SIZE; ++i) output[i] = input[i];"]
+    copy_in, copy_out, null_check = _io_copies(lib)
     return "\n".join([
         f"/* Entry point of {n}: the kernels in order, at their offsets in the arena. */",
         "#include <stddef.h>", "#include <stdint.h>", f'#include "{n}.h"',
@@ -233,14 +266,14 @@ def entry_source(lib: Library) -> str:
         f"#define {N}_HOOK_END(op, out, bytes) ((void)0)",
         "#endif", "",
         f"int {n}_run(const int8_t *input, int8_t *output, void *arena)", "{",
-        *(["    int i;"] if copy else []),
+        *(["    int i;"] if copy or copy_in else []),
         "    int8_t *const arena8 = (int8_t *)arena;",
-        "    if (input == NULL || output == NULL || arena == NULL) {",
+        f"    if ({null_check}) {{",
         f"        return {N}_ERROR_NULL;", "    }",
         f"    if (((uintptr_t)arena & ({N}_ARENA_ALIGN - 1u)) != 0u) {{",
         f"        return {N}_ERROR_ALIGNMENT;", "    }",
         "    (void)arena8;",
-        *copy, *calls,
+        *copy, *copy_in, *calls, *copy_out,
         f"    return {N}_OK;", "}", ""])
 
 

@@ -222,6 +222,10 @@ def write_harness_sources(build_dir: Path, name: str, inputs: list[np.ndarray]) 
         f"#define MODEL_INPUT_SIZE {up}_INPUT_SIZE\n"
         f"#define MODEL_OUTPUT_SIZE {up}_OUTPUT_SIZE\n"
         f"#ifdef {up}_ARENA_ALIGN\n#define MODEL_ARENA_ALIGN {up}_ARENA_ALIGN\n#endif\n"
+        # --io-in-arena libraries: the harness passes NULL and uses the arena accessors
+        f"#ifdef {up}_IO_IN_ARENA\n#define MODEL_IO_IN_ARENA 1\n"
+        f"#define MODEL_INPUT_PTR(arena) {name}_input(arena)\n"
+        f"#define MODEL_OUTPUT_PTR(arena) {name}_output(arena)\n#endif\n"
         "#endif\n"
     )
     data = [_as_int8_bytes(x, i) for i, x in enumerate(inputs)]

@@ -335,4 +335,154 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
     }
 }
 
+/*
+ * IEEE-754 binary32 arithmetic on non-negative numbers, in integers (bit patterns in uint32_t,
+ * whose order is the order of the values), rounding to nearest even as an FPU does. LiteRT's
+ * int8 softmax computes in float from a table of expf values; these reproduce its float
+ * operations bit for bit without a float instruction, so the library stays integer-only and
+ * runs the same on cores without an FPU.
+ */
+static inline uint32_t tinycc_f32_add(uint32_t a, uint32_t b)
+{
+    uint32_t ea, eb, ma, mb, m, d, rem;
+    if (a < b) {
+        const uint32_t t = a;
+        a = b;
+        b = t;
+    }
+    if (b == 0u) {
+        return a;
+    }
+    ea = a >> 23;
+    eb = b >> 23;
+    ma = a & 0x7FFFFFu;
+    mb = b & 0x7FFFFFu;
+    if (ea != 0u) ma |= 0x800000u; else ea = 1u; /* subnormals: exponent 1, no hidden bit */
+    if (eb != 0u) mb |= 0x800000u; else eb = 1u;
+    ma <<= 3; /* guard, round and sticky bits */
+    mb <<= 3;
+    d = ea - eb;
+    if (d >= 27u) {
+        mb = 1u; /* everything shifted out: only the sticky bit is left */
+    } else if (d != 0u) {
+        mb = (mb >> d) | ((mb & ((1u << d) - 1u)) != 0u ? 1u : 0u);
+    }
+    m = ma + mb;
+    if (m >= (0x1000000u << 3)) { /* carry out of the significand */
+        m = (m >> 1) | (m & 1u);
+        ea++;
+    }
+    rem = m & 7u;
+    m >>= 3;
+    if (rem > 4u || (rem == 4u && (m & 1u) != 0u)) {
+        m++;
+        if (m == 0x1000000u) {
+            m >>= 1;
+            ea++;
+        }
+    }
+    if (m < 0x800000u) { /* still subnormal */
+        return m;
+    }
+    return (ea << 23) | (m & 0x7FFFFFu);
+}
+
+/* 1 / d for a normal d, correctly rounded. */
+static inline uint32_t tinycc_f32_recip(uint32_t d)
+{
+    const uint32_t ed = d >> 23;
+    const uint32_t md = (d & 0x7FFFFFu) | 0x800000u;
+    const uint64_t num = (uint64_t)1 << 47;
+    uint32_t q = (uint32_t)(num / md);
+    const uint32_t r = (uint32_t)(num % md);
+    uint32_t e = 253u - ed;
+    if (q == 0x1000000u) { /* d is a power of two */
+        return (254u - ed) << 23;
+    }
+    if (2u * r > md || (2u * r == md && (q & 1u) != 0u)) {
+        q++;
+        if (q == 0x1000000u) {
+            q >>= 1;
+            e++;
+        }
+    }
+    return (e << 23) | (q & 0x7FFFFFu);
+}
+
+/* a * b for a >= 0 and a normal b, correctly rounded; results below 2^-126 come back as 0,
+ * which is exact for what they are used for here (rounding to an integer). */
+static inline uint32_t tinycc_f32_mul(uint32_t a, uint32_t b)
+{
+    const uint32_t ea = a >> 23, eb = b >> 23;
+    uint64_t m;
+    int32_t e;
+    uint32_t mant, rem_hi;
+    uint64_t rem, half;
+    int32_t shift;
+    if (ea == 0u) {
+        return 0u;
+    }
+    m = (uint64_t)((a & 0x7FFFFFu) | 0x800000u) * ((b & 0x7FFFFFu) | 0x800000u); /* [2^46, 2^48) */
+    e = (int32_t)ea + (int32_t)eb - 127;
+    shift = 23;
+    if (m >= ((uint64_t)1 << 47)) {
+        shift = 24;
+        e++;
+    }
+    mant = (uint32_t)(m >> shift);
+    rem = m & (((uint64_t)1 << shift) - 1u);
+    half = (uint64_t)1 << (shift - 1);
+    rem_hi = rem > half || (rem == half && (mant & 1u) != 0u);
+    mant += rem_hi;
+    if (mant == 0x1000000u) {
+        mant >>= 1;
+        e++;
+    }
+    if (e <= 0) {
+        return 0u;
+    }
+    return ((uint32_t)e << 23) | (mant & 0x7FFFFFu);
+}
+
+/* std::round of a non-negative float to an int32 (halves away from zero); p <= 2^30. */
+static inline int32_t tinycc_f32_round(uint32_t p)
+{
+    const int32_t s = 150 - (int32_t)(p >> 23);
+    const uint32_t m = (p & 0x7FFFFFu) | 0x800000u;
+    if ((p >> 23) == 0u || s >= 25) {
+        return 0; /* below 0.5 */
+    }
+    if (s <= 0) {
+        return (int32_t)(m << -s);
+    }
+    return (int32_t)((m + (1u << (s - 1))) >> s);
+}
+
+/*
+ * LiteRT's int8 softmax on one row (optimized_ops::Softmax with the table of
+ * PopulateSoftmaxLookupTable, which its reference resolver uses too): the sum of table values
+ * in row order, 1 / (sum * 1/256), each value times that, rounded, plus the zero point.
+ * table[255 - v] = expf(-input_scale * beta * v) as float32 bit patterns.
+ */
+static inline void tinycc_softmax_litert_row(const int8_t *x, int32_t n, const uint32_t *table, int32_t zp,
+                                             int8_t *out)
+{
+    int32_t j, max = -128;
+    uint32_t sum = 0u, inv;
+    const uint32_t *t;
+    for (j = 0; j < n; ++j) {
+        max = x[j] > max ? x[j] : max;
+    }
+    t = table + 255 - max;
+    for (j = 0; j < n; ++j) {
+        sum = tinycc_f32_add(sum, t[x[j]]);
+    }
+    /* sum >= 1 (the maximum contributes expf(0) = 1), so sum * 2^-8 is exact and normal */
+    inv = tinycc_f32_recip(sum - (8u << 23));
+    for (j = 0; j < n; ++j) {
+        int32_t v = tinycc_f32_round(tinycc_f32_mul(t[x[j]], inv)) + zp;
+        out[j] = (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+    }
+}
+
 #endif /* TINYCC_NN_H */

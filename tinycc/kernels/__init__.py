@@ -8,4 +8,4 @@ from .elementwise import add  # noqa: F401
 from .gemm import conv2d_gemm, depthwise_gemm, fully_connected_gemm  # noqa: F401
 from .fixedpoint import Requant, requantize, rounding_divide_by_pot, srdhm  # noqa: F401
 from .pool import average_pool  # noqa: F401
-from .softmax import softmax_fixed_point, softmax_float_table  # noqa: F401
+from .softmax import softmax_fixed_point, softmax_litert  # noqa: F401

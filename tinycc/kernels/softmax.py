@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tvm.script import tirx as T
 from tvm import s_tir, te, tirx
 
 from .fixedpoint import (
@@ -16,29 +17,17 @@ from .fixedpoint import (
 )
 
 
-def softmax_float_table(outer: int, depth: int, out_zp: int):
-    """LiteRT's int8 softmax, which computes in float32 from a table of expf values:
-    sum in row order, 1 / (sum * 1/256), round halves away from zero."""
-    x = te.placeholder((outer, depth), "int8", name="input")
-    table = te.placeholder((256,), "float32", name="exp_table")
-    j = te.reduce_axis((0, depth), name="j")
-    mx = te.compute((outer,), lambda i: te.max(x[i, j].astype(I32), axis=j), name="row_max")
+def softmax_litert(outer: int, depth: int, out_zp: int):
+    """LiteRT's int8 softmax, row by row through tinycc_softmax_litert_row (runtime): its float
+    arithmetic reproduced bit for bit on float32 bit patterns, with integer instructions."""
 
-    def lookup(i, c):
-        return table[255 - mx[i] + x[i, c].astype(I32)]
-    j2 = te.reduce_axis((0, depth), name="j")
-    total = te.compute((outer,), lambda i: te.sum(lookup(i, j2), axis=j2), name="row_sum")
-    inv = te.compute((outer,), lambda i: tirx.const(1.0, "float32") /
-                     (total[i] * tirx.const(1.0 / 256.0, "float32")), name="row_inv")
-
-    def quantize(i, c):
-        p = lookup(i, c) * inv[i]
-        r = tirx.Cast(I32, p)
-        up = sel(p - tirx.Cast("float32", r) >= tirx.const(0.5, "float32"),
-                  tirx.const(1, I32), tirx.const(0, I32))
-        return clamp_i8(r + up + out_zp, -128, 127)
-    out = te.compute((outer, depth), quantize, name="output")
-    return _schedule_softmax(te.create_prim_func([x, table, out]))
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((outer * depth,), "int8"), table: T.Buffer((256,), "uint32"),
+               out: T.Buffer((outer * depth,), "int8")):
+        for i in range(outer):
+            T.evaluate(T.call_extern("void", "tinycc_softmax_litert_row", T.address_of(x[i * depth]), depth,
+                                     T.address_of(table[0]), out_zp, T.address_of(out[i * depth])))
+    return kernel
 
 
 def softmax_fixed_point(outer: int, depth: int):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels as K
 from .. import quant
 from ..errors import UnsupportedOpError
@@ -22,9 +24,10 @@ def lower_softmax(ctx: LoweringContext, op: Operator) -> Kernel:
     if ctx.rounding(op) == "float":
         if float(out_scale) != 1.0 / 256:
             raise UnsupportedOpError(op.kind, op.index, "output scale other than 1/256")
-        table = quant.softmax_float_table(beta, in_scale)
-        func = K.softmax_float_table(outer, depth, out_zp)
-        note = ("LiteRT's int8 softmax: expf table and float32 normalisation, "
+        table = quant.softmax_float_table(beta, in_scale).view(np.uint32)
+        func = K.softmax_litert(outer, depth, out_zp)
+        note = ("LiteRT's int8 softmax: expf table and float32 normalisation, emulated exactly in "
+                "integer arithmetic (float32 bit patterns, round to nearest even); "
                 "as optimized_ops::Softmax computes it")
     else:
         if float(out_scale) != 1.0 / 256 or out_zp != -128:
