@@ -73,6 +73,37 @@ TINYCC_INLINE int32_t tinycc_requantize_double(int32_t x, int32_t multiplier, in
     return tinycc_rounding_divide_by_pot(tinycc_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
+/* The requantization fast path: every shift of the layer <= 0 and |acc| < 2^30 (both known at
+ * compile time), so adding half before the shift cannot overflow. Same result as
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, m), -shift). */
+TINYCC_INLINE int32_t tinycc_requantize_double_small(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t y = tinycc_srdhm(x, multiplier);
+    const int32_t e = -shift;
+    if (e == 0) {
+        return y;
+    }
+    return (y + (1 << (e - 1)) + (y >> 31)) >> e; /* y >> 31: minus one when negative */
+}
+
+/*
+ * acc -> int8 output: requantize (mode 0 LiteRT's single rounding, 1 TFLM's double rounding,
+ * 2 double with right shifts only, 3 the same with a small accumulator), add the output zero
+ * point, clamp to the activation range. mode, zp, lo and hi are constants at every call site.
+ */
+TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode, int32_t zp,
+                                        int32_t lo, int32_t hi)
+{
+    int32_t v = mode == 3 ? tinycc_requantize_double_small(acc, multiplier, shift)
+              : mode == 2 ? tinycc_requantize_double_right(acc, multiplier, shift)
+              : mode == 1 ? tinycc_requantize_double(acc, multiplier, shift)
+                          : tinycc_requantize_single(acc, multiplier, shift);
+    v += zp;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    return (int8_t)v;
+}
+
 static inline void tinycc_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
     memcpy(dst, src, (size_t)n);
@@ -242,8 +273,7 @@ static inline void tinycc_depthwise_s8x4(const int8_t *x, int32_t kh, int32_t kw
 /*
  * One depthwise output pixel for 4 adjacent channels, requantized and stored: the window's
  * taps are row_stride and col_stride bytes apart from x, the weights tap_stride apart from w.
- * double_rounding selects TFLM's requantization, 2 when every shift is <= 0 (a constant at
- * every call site, so it folds).
+ * double_rounding is tinycc_requant_out's mode (a constant at every call site, so it folds).
  */
 static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_t kw, int32_t row_stride,
                                              int32_t col_stride, const int8_t *w, int32_t tap_stride,
@@ -259,42 +289,16 @@ static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_
     acc[3] = bias[3];
     tinycc_depthwise_s8x4(x, kh, kw, row_stride, col_stride, w, tap_stride, acc);
     for (c = 0; c < 4; ++c) {
-        int32_t v = double_rounding == 2 ? tinycc_requantize_double_right(acc[c], mult[c], shift[c])
-                  : double_rounding ? tinycc_requantize_double(acc[c], mult[c], shift[c])
-                                    : tinycc_requantize_single(acc[c], mult[c], shift[c]);
-        v += zp;
-        v = v < lo ? lo : v;
-        v = v > hi ? hi : v;
-        out[c] = (int8_t)v;
+        out[c] = tinycc_requant_out(acc[c], mult[c], shift[c], double_rounding, zp, lo, hi);
     }
 }
 
-/* One tap of the 3x3 depthwise window for 4 channels into s0..s3. */
-#if TINYCC_NN_DSP
-#define TINYCC_DW_TAP(xp, wp)                                                               \
-    do {                                                                                    \
-        const uint32_t xv_ = (uint32_t)tinycc_load_s8x4(xp), wv_ = (uint32_t)tinycc_load_s8x4(wp); \
-        const int16x2_t xe_ = __sxtb16(xv_), xo_ = tinycc_sxtb16_odd(xv_);                  \
-        const int16x2_t we_ = __sxtb16(wv_), wo_ = tinycc_sxtb16_odd(wv_);                  \
-        s0 = __smlabb(xe_, we_, s0);                                                        \
-        s2 = __smlatt(xe_, we_, s2);                                                        \
-        s1 = __smlabb(xo_, wo_, s1);                                                        \
-        s3 = __smlatt(xo_, wo_, s3);                                                        \
-    } while (0)
-#else
-#define TINYCC_DW_TAP(xp, wp)                                                               \
-    do {                                                                                    \
-        s0 += (xp)[0] * (wp)[0];                                                            \
-        s1 += (xp)[1] * (wp)[1];                                                            \
-        s2 += (xp)[2] * (wp)[2];                                                            \
-        s3 += (xp)[3] * (wp)[3];                                                            \
-    } while (0)
-#endif
-
 /*
- * A row of 3x3 depthwise outputs: for each of n output pixels (x advancing by x_step bytes
- * per pixel, out by out_step), every group of 4 channels of c, requantized and stored. The
- * whole window of every pixel must lie inside the input.
+ * A row of 3x3 depthwise outputs: n output pixels (x advancing by x_step bytes per pixel, out
+ * by out_step), all c channels (a multiple of 4), requantized and stored; every pixel's whole
+ * window lies inside the input. Channel groups are the outer loop so that a group's weights
+ * (sign-extended once into halfword pairs), bias and requantization constants stay put while
+ * the row is swept.
  */
 static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x_step, int32_t row_stride,
                                            int32_t col_stride, const int8_t *w, int32_t c,
@@ -302,35 +306,93 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
                                            int32_t double_rounding, int32_t zp, int32_t lo, int32_t hi,
                                            int8_t *out, int32_t out_step)
 {
-    int32_t p, g, k;
-    for (p = 0; p < n; ++p, x += x_step, out += out_step) {
-        for (g = 0; g < c; g += 4) {
-            const int8_t *xg = x + g;
-            const int8_t *wg = w + g;
+    int32_t g, p, k, t;
+    for (g = 0; g < c; g += 4) {
+        const int32_t off[9] = {0, col_stride, 2 * col_stride, row_stride, row_stride + col_stride,
+                                row_stride + 2 * col_stride, 2 * row_stride, 2 * row_stride + col_stride,
+                                2 * row_stride + 2 * col_stride};
+#if TINYCC_NN_DSP
+        int16x2_t we[9], wo[9];
+        for (t = 0; t < 9; ++t) {
+            const uint32_t wv = (uint32_t)tinycc_load_s8x4(w + t * c + g);
+            we[t] = __sxtb16(wv);
+            wo[t] = tinycc_sxtb16_odd(wv);
+        }
+#endif
+        for (p = 0; p < n; ++p) {
+            const int8_t *xg = x + p * x_step + g;
             int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
             int32_t acc[4];
-            TINYCC_DW_TAP(xg, wg);
-            TINYCC_DW_TAP(xg + col_stride, wg + c);
-            TINYCC_DW_TAP(xg + 2 * col_stride, wg + 2 * c);
-            TINYCC_DW_TAP(xg + row_stride, wg + 3 * c);
-            TINYCC_DW_TAP(xg + row_stride + col_stride, wg + 4 * c);
-            TINYCC_DW_TAP(xg + row_stride + 2 * col_stride, wg + 5 * c);
-            TINYCC_DW_TAP(xg + 2 * row_stride, wg + 6 * c);
-            TINYCC_DW_TAP(xg + 2 * row_stride + col_stride, wg + 7 * c);
-            TINYCC_DW_TAP(xg + 2 * row_stride + 2 * col_stride, wg + 8 * c);
+            for (t = 0; t < 9; ++t) {
+#if TINYCC_NN_DSP
+                const uint32_t xv = (uint32_t)tinycc_load_s8x4(xg + off[t]);
+                const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd(xv);
+                s0 = __smlabb(xe, we[t], s0);
+                s2 = __smlatt(xe, we[t], s2);
+                s1 = __smlabb(xo, wo[t], s1);
+                s3 = __smlatt(xo, wo[t], s3);
+#else
+                const int8_t *xp = xg + off[t], *wp = w + t * c + g;
+                s0 += xp[0] * wp[0];
+                s1 += xp[1] * wp[1];
+                s2 += xp[2] * wp[2];
+                s3 += xp[3] * wp[3];
+#endif
+            }
             acc[0] = s0;
             acc[1] = s1;
             acc[2] = s2;
             acc[3] = s3;
             for (k = 0; k < 4; ++k) {
-                int32_t v = double_rounding == 2 ? tinycc_requantize_double_right(acc[k], mult[g + k], shift[g + k])
-                          : double_rounding ? tinycc_requantize_double(acc[k], mult[g + k], shift[g + k])
-                                            : tinycc_requantize_single(acc[k], mult[g + k], shift[g + k]);
-                v += zp;
-                v = v < lo ? lo : v;
-                v = v > hi ? hi : v;
-                out[g + k] = (int8_t)v;
+                out[p * out_step + g + k] = tinycc_requant_out(acc[k], mult[g + k], shift[g + k], double_rounding, zp, lo, hi);
             }
+        }
+    }
+}
+
+/*
+ * One 3x3 depthwise output pixel whose window leaves the input: taps outside read `pad`, c
+ * bytes of the input zero point (the folded bias expects exactly that), so every tap costs
+ * the same as inside. iy0, ix0: the window's top-left input coordinates (may be negative).
+ */
+static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t w_in, int32_t iy0, int32_t ix0,
+                                            int32_t dh, int32_t dw, const int8_t *pad, const int8_t *w,
+                                            int32_t c, const int32_t *bias, const int32_t *mult,
+                                            const int32_t *shift, int32_t double_rounding, int32_t zp,
+                                            int32_t lo, int32_t hi, int8_t *out)
+{
+    const int8_t *taps[9];
+    int32_t t, g, k;
+    for (t = 0; t < 9; ++t) {
+        const int32_t iy = iy0 + (t / 3) * dh, ix = ix0 + (t % 3) * dw;
+        taps[t] = (iy >= 0 && iy < h && ix >= 0 && ix < w_in) ? x + (iy * w_in + ix) * c : pad;
+    }
+    for (g = 0; g < c; g += 4) {
+        int32_t acc[4];
+        int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
+        for (t = 0; t < 9; ++t) {
+            const int8_t *xp = taps[t] + g, *wp = w + t * c + g;
+#if TINYCC_NN_DSP
+            const uint32_t xv = (uint32_t)tinycc_load_s8x4(xp), wv = (uint32_t)tinycc_load_s8x4(wp);
+            const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd(xv);
+            const int16x2_t we = __sxtb16(wv), wo = tinycc_sxtb16_odd(wv);
+            s0 = __smlabb(xe, we, s0);
+            s2 = __smlatt(xe, we, s2);
+            s1 = __smlabb(xo, wo, s1);
+            s3 = __smlatt(xo, wo, s3);
+#else
+            s0 += xp[0] * wp[0];
+            s1 += xp[1] * wp[1];
+            s2 += xp[2] * wp[2];
+            s3 += xp[3] * wp[3];
+#endif
+        }
+        acc[0] = s0;
+        acc[1] = s1;
+        acc[2] = s2;
+        acc[3] = s3;
+        for (k = 0; k < 4; ++k) {
+            out[g + k] = tinycc_requant_out(acc[k], mult[g + k], shift[g + k], double_rounding, zp, lo, hi);
         }
     }
 }

@@ -84,6 +84,7 @@ class Requant:
     act_max: int = 127
     rounding: str = "single"
     right_shifts_only: bool = False  # every shift <= 0: cheaper double rounding
+    small_accumulator: bool = False  # |acc| < 2^30 for every input: no overflow adding half
 
     def placeholders(self, channels: int) -> list:
         if not self.per_channel:

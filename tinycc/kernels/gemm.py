@@ -29,18 +29,14 @@ class GemmKnobs:
 
 
 MAX_STACK_BYTES = 1024
-REQUANTIZE = {"single": "tinycc_requantize_single", "double": "tinycc_requantize_double"}
-
-
-def _requantize_fn(rq: Requant) -> str:
-    if rq.rounding == "double" and rq.right_shifts_only:
-        return "tinycc_requantize_double_right"
-    return REQUANTIZE[rq.rounding]
-
-
 def _double_flag(rq: Requant) -> int:
-    """The micro-kernels' rounding argument: 0 single, 1 double, 2 double with right shifts only."""
-    return 0 if rq.rounding == "single" else (2 if rq.right_shifts_only else 1)
+    """tinycc_requant_out's mode: 0 single rounding, 1 double, 2 double with right shifts only,
+    3 the same with an accumulator known to stay below 2^30."""
+    if rq.rounding == "single":
+        return 0
+    if not rq.right_shifts_only:
+        return 1
+    return 3 if rq.small_accumulator else 2
 
 
 def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
@@ -51,7 +47,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     KK, P = KH * KW * C, OH * OW
     ROW = KW * C
-    requant = _requantize_fn(rq)
+    MODE = _double_flag(rq)
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
 
@@ -97,9 +93,9 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                          acc.access_ptr("rw", offset=0, extent=4)))
                 for t in range(4):
                     if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
-                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.Cast("int8", T.max(T.min(
-                            T.call_extern("int32", requant, acc[t], mult[oo * 2 + t % 2],
-                                          shift[oo * 2 + t % 2]) + ZP, HI), LO))
+                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.call_extern(
+                            "int8", "tinycc_requant_out", acc[t], mult[oo * 2 + t % 2], shift[oo * 2 + t % 2],
+                            MODE, ZP, LO, HI)
 
     @T.prim_func(private=True)
     def pointwise(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
@@ -119,9 +115,9 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                          acc.access_ptr("rw", offset=0, extent=4)))
                 for t in range(4):
                     if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
-                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.Cast("int8", T.max(T.min(
-                            T.call_extern("int32", requant, acc[t], mult[oo * 2 + t % 2],
-                                          shift[oo * 2 + t % 2]) + ZP, HI), LO))
+                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.call_extern(
+                            "int8", "tinycc_requant_out", acc[t], mult[oo * 2 + t % 2], shift[oo * 2 + t % 2],
+                            MODE, ZP, LO, HI)
 
     @T.prim_func(private=True)
     def gather1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
@@ -150,9 +146,9 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                          acc.access_ptr("rw", offset=0, extent=4)))
                 for t in range(4):
                     if oo * 4 + t < OC:
-                        out[p * OC + oo * 4 + t] = T.Cast("int8", T.max(T.min(
-                            T.call_extern("int32", requant, acc[t], mult[oo * 4 + t], shift[oo * 4 + t]) + ZP,
-                            HI), LO))
+                        out[p * OC + oo * 4 + t] = T.call_extern(
+                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
+                            MODE, ZP, LO, HI)
 
     if direct:
         return pointwise
@@ -163,7 +159,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
 def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
     """Batch-1 fully connected: one activation row against 4 weight rows per call."""
-    requant = _requantize_fn(rq)
+    MODE = _double_flag(rq)
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
 
     @T.prim_func(private=True)
@@ -183,9 +179,9 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
                                          acc.access_ptr("rw", offset=0, extent=4)))
                 for t in range(4):
                     if oo * 4 + t < N:
-                        out[b * N + oo * 4 + t] = T.Cast("int8", T.max(T.min(
-                            T.call_extern("int32", requant, acc[t], mult[oo * 4 + t], shift[oo * 4 + t]) + ZP,
-                            HI), LO))
+                        out[b * N + oo * 4 + t] = T.call_extern(
+                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
+                            MODE, ZP, LO, HI)
     return kernel
 
 
@@ -210,7 +206,8 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     def rows3x3(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
                 bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
                 shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
-        patch = T.alloc_buffer((TAPS * 4,), "int8")
+        pad = T.alloc_buffer((C,), "int8")
+        T.evaluate(T.call_extern("void", "tinycc_fill_s8", pad.access_ptr("w", offset=0, extent=C), in_zp, C))
         for oy in range(OH):
             if oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and X1 > X0:
                 T.evaluate(T.call_extern(
@@ -218,25 +215,13 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     T.address_of(x[((oy * SH - PT) * W + X0 * SW - PL) * C]), X1 - X0, SW * C, DH * W * C,
                     DW * C, T.address_of(w[0]), C, T.address_of(bias[0]), T.address_of(mult[0]),
                     T.address_of(shift[0]), DOUBLE, ZP, LO, HI, T.address_of(out[(oy * OW + X0) * C]), C))
-            for ox, g in T.grid(OW, G):
+            for ox in range(OW):
                 if not (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and ox >= X0 and ox < X1):
-                    for ky, kx in T.grid(KH, KW):
-                        if (oy * SH - PT + ky * DH >= 0 and oy * SH - PT + ky * DH < H
-                                and ox * SW - PL + kx * DW >= 0 and ox * SW - PL + kx * DW < W):
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_copy_s8",
-                                patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
-                                T.address_of(x[((oy * SH - PT + ky * DH) * W + ox * SW - PL + kx * DW) * C
-                                               + g * 4]), 4))
-                        else:
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s8",
-                                patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4), in_zp, 4))
                     T.evaluate(T.call_extern(
-                        "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
-                        KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
-                        T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
-                        T.address_of(out[(oy * OW + ox) * C + g * 4])))
+                        "void", "tinycc_depthwise3x3_edge", T.address_of(x[0]), H, W, oy * SH - PT,
+                        ox * SW - PL, DH, DW, pad.access_ptr("r", offset=0, extent=C), T.address_of(w[0]), C,
+                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), DOUBLE, ZP, LO,
+                        HI, T.address_of(out[(oy * OW + ox) * C])))
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
@@ -268,4 +253,5 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
                     T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
-    return rows3x3 if (KH, KW) == (3, 3) else kernel
+    # the pad row lives on the stack, which TVM allows up to 1 KiB
+    return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel

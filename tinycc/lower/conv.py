@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import kernels as K
@@ -53,6 +55,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         wsum = w.data.astype(np.int64).sum(axis=(1, 2, 3))
         macs = oh * ow * oc * kh * kw * c
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1, wsum, in_zp, oc)
+    wabs = np.abs(w.data.astype(np.int64)).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
+    rq = small_accumulator(rq, wabs, bias)
     name = kernel_name(ctx, op)
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
     if not depthwise:
@@ -84,12 +88,20 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, units, arrays=True)
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
+    rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
     name = kernel_name(ctx, op)
     func = K.fully_connected_gemm(batch, depth, units, rq)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]
     return Kernel(name, op, func, [x.index, *consts], out.index, batch * depth * units, notes)
+
+
+def small_accumulator(rq, weight_abs_sums: np.ndarray, bias: np.ndarray):
+    """Mark the requantization when no int8 input can drive the accumulator (folded bias plus
+    weights times inputs in [-128, 127]) to 2^30: the kernels may then round more cheaply."""
+    bound = int((weight_abs_sums * 128 + np.abs(bias.astype(np.int64))).max())
+    return dataclasses.replace(rq, small_accumulator=bound < (1 << 30))
 
 
 LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONNECTED": lower_fully_connected}
