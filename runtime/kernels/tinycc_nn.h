@@ -104,6 +104,35 @@ TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t
     return (int8_t)v;
 }
 
+/*
+ * TFLite's quantized ADD of two same-shaped int8 tensors: each input, offset by its zero point
+ * and shifted left by 20, is rescaled to twice the larger input scale; the sum is rescaled to
+ * the output. mode as in tinycc_requant_out (3 when every shift is <= 0: the shifted inputs
+ * stay below 2^28, so the cheap rounding is exact).
+ */
+static inline void tinycc_add_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t a_zp, int32_t b_zp,
+                                 int32_t a_mult, int32_t a_shift, int32_t b_mult, int32_t b_shift,
+                                 int32_t out_mult, int32_t out_shift, int32_t mode, int32_t out_zp, int32_t lo,
+                                 int32_t hi, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t va = (a[i] - a_zp) * (1 << 20), vb = (b[i] - b_zp) * (1 << 20);
+        int32_t ra, rb;
+        if (mode == 3) {
+            ra = tinycc_requantize_double_small(va, a_mult, a_shift);
+            rb = tinycc_requantize_double_small(vb, b_mult, b_shift);
+        } else if (mode != 0) {
+            ra = tinycc_requantize_double(va, a_mult, a_shift);
+            rb = tinycc_requantize_double(vb, b_mult, b_shift);
+        } else {
+            ra = tinycc_requantize_single(va, a_mult, a_shift);
+            rb = tinycc_requantize_single(vb, b_mult, b_shift);
+        }
+        out[i] = tinycc_requant_out(ra + rb, out_mult, out_shift, mode, out_zp, lo, hi);
+    }
+}
+
 static inline void tinycc_copy_s8(int8_t *dst, const int8_t *src, int32_t n)
 {
     memcpy(dst, src, (size_t)n);
