@@ -5,6 +5,10 @@ Each builder returns a TIR PrimFunc over int8/int32 buffers whose arithmetic is 
 
 from .conv import conv2d, fully_connected  # noqa: F401
 from .elementwise import add  # noqa: F401
+from .binary import binary  # noqa: F401
+from .data import gather  # noqa: F401
+from .lut import lut  # noqa: F401
+from .reduce import max_pool, mean, reduce_max  # noqa: F401
 from .gemm import conv2d_gemm, depthwise_gemm, fully_connected_gemm  # noqa: F401
 from .fixedpoint import Requant, requantize, rounding_divide_by_pot, srdhm  # noqa: F401
 from .pool import average_pool  # noqa: F401

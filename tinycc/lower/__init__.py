@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from . import conv, elementwise, pool, shape, softmax
+from . import activations, arithmetic, conv, elementwise, layout, pool, reduce, shape, softmax
 from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
-             **shape.LOWERINGS}
+             **shape.LOWERINGS, **activations.LOWERINGS,
+             **reduce.LOWERINGS, **layout.LOWERINGS,
+             **arithmetic.LOWERINGS}
 
 
 def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
@@ -25,5 +27,8 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
         fn = LOWERINGS.get(op.kind)
         if fn is None:
             raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
-        steps.append(fn(ctx, op))
+        result = fn(ctx, op)
+        # a list: an operator with several outputs (one kernel each), or none at all (an
+        # operator folded to a constant at compile time)
+        steps.extend(result if isinstance(result, list) else [result])
     return steps

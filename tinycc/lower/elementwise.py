@@ -6,7 +6,6 @@ import numpy as np
 
 from .. import kernels as K
 from .. import quant
-from ..errors import UnsupportedOpError
 from ..ir import Operator
 from .common import Kernel, LoweringContext, act, activation_code, describe, kernel_name
 
@@ -16,8 +15,9 @@ def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
     a = act(ctx, op, g.tensor(op.inputs[0]))
     b = act(ctx, op, g.tensor(op.inputs[1]))
     out = act(ctx, op, g.tensor(op.outputs[0]))
-    if a.shape != b.shape or a.shape != out.shape:
-        raise UnsupportedOpError(op.kind, op.index, f"broadcasting {a.shape} + {b.shape}")
+    if a.shape != b.shape or a.shape != out.shape or a.is_const or b.is_const:
+        from .arithmetic import lower_add_sub  # broadcasting or a constant operand
+        return lower_add_sub(ctx, op)
     (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
     twice_max = float(np.float32(2) * max(sa, sb))  # float, as in TFLite's Prepare
     r = ctx.rounding(op)

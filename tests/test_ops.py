@@ -1,0 +1,106 @@
+"""The operator zoo (tests/models/, made by examples/make_op_zoo.py): every model compiled and
+compared byte for byte with LiteRT's reference kernels (default rounding) and with TFLM
+(--rounding double) on the host; one model mixing the new operators run in QEMU; the C of
+every zoo model warning-free; unsupported forms rejected with the operator's name and index.
+
+Inputs: verify()'s two random tensors, all -128 and all 127, and for models with at least 256
+input values every int8 value once (the element-wise tables are checked entry by entry).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinycc import compile_model
+from tinycc.errors import UnsupportedOpError
+from tinycc.frontend import load_model
+from tinycc.verify import standard_inputs, verify
+
+MODELS = Path(__file__).resolve().parent / "models"
+ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
+NOT_IN_TFLM = {"relu_n1_to_1"}  # TFLM's op resolver has no RELU_N1_TO_1
+PENDING = {"transpose_conv"}  # TRANSPOSE_CONV is not lowered yet
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def _inputs(path):
+    g = load_model(path)
+    shape = g.tensor(g.inputs[0]).shape
+    xs = standard_inputs(shape)
+    n = int(np.prod(shape))
+    if n >= 256:
+        every = np.resize(np.arange(-128, 128, dtype=np.int8), n).reshape(shape)
+        xs.append(every)
+    return xs
+
+
+def _check(name, rounding, tmp_path, target="host"):
+    if name in PENDING:
+        pytest.skip(f"{name}: operator not supported yet")
+    path = MODELS / f"{name}.tflite"
+    report = verify(path, target, rounding=rounding, inputs=_inputs(path), work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+def test_zoo_is_present():
+    assert len(ZOO) >= 25, "run examples/make_op_zoo.py"
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_host_matches_litert(name, tmp_path):
+    _check(name, "litert", tmp_path)
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_TFLM])
+def test_host_double_rounding_matches_tflm(name, tmp_path):
+    _check(name, "double", tmp_path)
+
+
+def test_mixed_in_qemu_matches_litert(tmp_path):
+    _check("mixed", "litert", tmp_path, "mps2-an386")
+
+
+def test_mixed_in_qemu_matches_tflm(tmp_path):
+    _check("mixed", "double", tmp_path, "mps2-an386")
+
+
+@pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
+def test_zoo_c_is_warning_free(cc, tmp_path):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
+    for name in ZOO:
+        if name in PENDING:
+            continue
+        for rounding in ("litert", "double"):
+            res = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / name / rounding,
+                                rounding=rounding, measure_code=False)
+            text = "\n".join(p.read_text() for p in (res.out_dir / "src").glob("*"))
+            assert "malloc" not in text
+            for src in sorted((res.out_dir / "src").glob("*.c")):
+                cmd = [cc, "-O2", *flags, *STRICT, "-I", str(res.out_dir / "include"), "-c", str(src),
+                       "-o", str(tmp_path / "x.o")]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                assert out.returncode == 0, f"{name} ({rounding}): {' '.join(cmd)}\n{out.stderr}"
+
+
+def test_no_float_in_new_kernels(tmp_path):
+    """The new operators compute in integers only: LOGISTIC and TANH's float32 (LiteRT's
+    table) is evaluated at compile time. The mixed model has no SOFTMAX, so its kernels have no
+    float at all, with either rounding."""
+    import re
+    for rounding in ("litert", "double"):
+        res = compile_model(MODELS / "mixed.tflite", "host", tmp_path / rounding, rounding=rounding,
+                            measure_code=False)
+        text = re.sub(r"/\*.*?\*/", "", (res.out_dir / "src" / "mixed_kernels.c").read_text(), flags=re.S)
+        assert not re.search(r"\b(float|double)\b", text)
+
+
+def test_unsupported_form_names_the_operator(tmp_path):
+    with pytest.raises(UnsupportedOpError, match=r"TRANSPOSE_CONV at index 0"):
+        compile_model(MODELS / "transpose_conv.tflite", "host", tmp_path / "t", measure_code=False)

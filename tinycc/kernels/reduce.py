@@ -1,0 +1,65 @@
+"""Reductions: MAX_POOL_2D, MEAN, REDUCE_MAX."""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from .conv import schedule_reduction
+from .fixedpoint import I32, clamp_i8, requantize
+
+
+def max_pool(in_shape, out_shape, filt, stride, pad, act_min: int, act_max: int):
+    """TFLite's int8 max pool: the maximum over the in-bounds part of each window, clamped to
+    the fused activation's range."""
+    n, h, w, c = in_shape
+    (fh, fw), (sh, sw), (pt, pl) = filt, stride, pad
+    x = te.placeholder(in_shape, "int8", name="input")
+    ry = te.reduce_axis((0, fh), name="ky")
+    rx = te.reduce_axis((0, fw), name="kx")
+
+    def window_max(b, i, j, ch):
+        y, xx = i * sh - pt + ry, j * sw - pl + rx
+        inside = tirx.all(y >= 0, y < h, xx >= 0, xx < w)
+        v = tirx.if_then_else(inside, x[b, y, xx, ch].astype(I32), tirx.const(-128, I32))
+        return te.max(v, axis=[ry, rx])
+    acc = te.compute(out_shape, window_max, name="acc")
+    out = te.compute(out_shape, lambda *i: clamp_i8(acc[i], act_min, act_max), name="output")
+    return schedule_reduction(te.create_prim_func([x, out]))
+
+
+def _reduce(x, in_shape, axes, out_shape, combine, name="acc"):
+    """acc over `axes` of x; out_shape = in_shape without the reduced axes (or (1,))."""
+    raxes = [te.reduce_axis((0, in_shape[a]), name=f"r{a}") for a in axes]
+
+    def body(*idx):
+        it = iter(idx)
+        rit = iter(raxes)
+        full = [next(rit) if d in axes else next(it) for d in range(len(in_shape))]
+        return combine(x[tuple(full)].astype(I32), raxes)
+    return te.compute(out_shape, body, name=name)
+
+
+def reduce_max(in_shape, axes, out_shape):
+    x = te.placeholder(in_shape, "int8", name="input")
+    acc = _reduce(x, in_shape, axes, out_shape, lambda v, r: te.max(v, axis=r))
+    out = te.compute(out_shape, lambda *i: acc[i].astype("int8"), name="output")
+    return schedule_reduction(te.create_prim_func([x, out]))
+
+
+def mean(in_shape, axes, out_shape, variant: str, in_zp: int, out_zp: int, count: int,
+         multiplier: int = 0, shift: int = 0, rounding: str = "double"):
+    """The integer means of TFLite's kernels, by `variant`:
+    - "multiplier" (QuantizedMeanOrSum): the count folded into the multiplier at compile time;
+    - "truncate" (reference_ops::Mean, equal quantization): raw sum / count, truncated."""
+    x = te.placeholder(in_shape, "int8", name="input")
+    acc = _reduce(x, in_shape, axes, out_shape, lambda v, r: te.sum(v, axis=r))
+    n = tirx.const(count, I32)
+
+    def finish(*i):
+        s = acc[i]
+        if variant == "truncate":
+            return tirx.Cast("int8", tirx.truncdiv(s, n))
+        centred = s - tirx.const(in_zp * count, I32)
+        return clamp_i8(requantize(centred, multiplier, shift, rounding) + out_zp, -128, 127)
+    out = te.compute(out_shape, finish, name="output")
+    return schedule_reduction(te.create_prim_func([x, out]))
