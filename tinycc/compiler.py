@@ -51,8 +51,10 @@ class CompileResult:
 
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
                   name: str | None = None, rounding: str = "litert",
-                  measure_code: bool = True, io_in_arena: bool = False) -> CompileResult:
-    """io_in_arena: the model's input and output live in the arena too (see the header)."""
+                  measure_code: bool = True, io_in_arena: bool = False,
+                  fuse_rows: bool = False) -> CompileResult:
+    """io_in_arena: the model's input and output live in the arena too (see the header).
+    fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
     if rounding not in ROUNDINGS:
@@ -62,6 +64,9 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
     steps = lower(graph, name, rounding)
+    if fuse_rows:
+        from .fuse import fuse_rows as fuse
+        steps = fuse(graph, steps, name, rounding)
     kernel_c = emit.generate_kernels_c([s for s in steps if isinstance(s, Kernel)])
     memory = plan.plan_memory(graph, steps, kernel_c, io_in_arena)  # traces kernels for overlaps
     lib = package.Library(name, graph, memory.steps, memory, kernel_c, target, rounding)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Library:
 
     @property
     def consts(self) -> list[Const]:
-        return [c for k in self.kernels for c in k.inputs if isinstance(c, Const)]
+        return [c for k in self.kernels for c in k.inputs if isinstance(c, Const) and not _is_scratch(c)]
 
     @property
     def weight_bytes(self) -> int:
@@ -82,6 +83,12 @@ def write_library(lib: Library, out_dir: Path, extra_metadata: dict) -> None:
             os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_scratch(c) -> bool:
+    """A kernel's scratch buffer in the arena (tinycc.fuse.Scratch), passed like a tensor."""
+    from .fuse import Scratch
+    return isinstance(c, Scratch)
 
 
 def _dims(shape) -> str:
@@ -167,8 +174,10 @@ def weights_source(lib: Library) -> str:
 
 
 def _signature(lib: Library, k: Kernel) -> str:
-    params = lib.kernel_c[k.name][0]
-    return f"void {k.name}({constify(params)})"
+    params = constify(lib.kernel_c[k.name][0])
+    if getattr(k, "scratch_bytes", 0):  # a fused kernel's scratch buffer (tinycc.fuse) is written
+        params = re.sub(r"const (\w+\* scratch)\b", r"\1", params)
+    return f"void {k.name}({params})"
 
 
 def kernels_header(lib: Library) -> str:
@@ -238,7 +247,8 @@ def entry_source(lib: Library) -> str:
         if isinstance(step, Alias):
             calls.append(f"    /* {step.op.kind} #{step.op.index}: no code, the output shares its input's bytes */")
             continue
-        args = [c.name if isinstance(c, Const) else _pointer(lib, c) for c in step.inputs]
+        args = [f"arena8 + {lib.plan.scratch[step.name]}" if _is_scratch(c) else
+                c.name if isinstance(c, Const) else _pointer(lib, c) for c in step.inputs]
         out = _pointer(lib, step.output)
         args.append(out)
         nbytes = lib.graph.tensor(step.output).nbytes
@@ -309,12 +319,17 @@ def metadata(lib: Library, extra: dict) -> dict:
         entry = {"index": s.op.index, "op": s.op.kind}
         if isinstance(s, Kernel):
             entry.update(kernel=s.name, macs=s.macs)
+        if getattr(s, "fused", None):  # --fuse-rows: the layers one fused kernel runs
+            entry.update(fused_ops=[k.op.index for k in s.fused], scratch_bytes=s.scratch_bytes)
         ops.append(entry)
+    streamed = {k.output for s in lib.steps for k in getattr(s, "fused", [])} - {s.output for s in lib.kernels}
     tensors = []
     for t in g.tensors:
         if t.is_const:
             continue
         home, offset = lib.plan.location.get(t.index, ("unused", 0))
+        if t.index in streamed:  # computed a few rows at a time inside a fused kernel's scratch
+            home = "streamed"
         tensors.append({"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                         "quantization": _quant_json(t), "memory": home,
                         "offset": offset if home == "arena" else None, "bytes": t.nbytes})

@@ -81,11 +81,12 @@ class VerifyReport:
 
 def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
            inputs: list[np.ndarray] | None = None, work_dir: str | Path | None = None,
-           sanitize: bool = False, opt: str = "-O2") -> VerifyReport:
+           sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False) -> VerifyReport:
     target = load_target(target) if isinstance(target, str) else target
     with tempfile.TemporaryDirectory(prefix="tinycc-verify-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
-        result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False)
+        result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
+                               fuse_rows=fuse_rows)
         lib = result.library
         if inputs is None:
             inputs = standard_inputs(lib.input.shape)
