@@ -9,26 +9,21 @@ filled with the input zero point, which the folded bias expects), then runs a 2x
 reads its input rows in place. A batch-1 fully-connected layer runs 1x4 tiles.
 Requantization (LiteRT's single or TFLM's double rounding), zero point and clamp follow.
 
-The schedule's knobs (tile shape, gather strategy) are in `GemmKnobs`, one default per CPU
-family, so that a tuner can search them.
+The schedule's shape choices (2x2 tiles, one-window gather above 1 KiB of stack, the 3x3
+depthwise row path) are fixed in code for now; exposing them as per-CPU knobs for a tuner
+is still to do.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from tvm.script import tirx as T
 
 from .fixedpoint import Requant
 
 
-@dataclass(frozen=True)
-class GemmKnobs:
-    tile_pixels: int = 2  # output pixels per micro-kernel call (2, or 1 for batch-1 layers)
-    tile_channels: int = 2  # output channels per call (2 with 2 pixels, 4 with 1)
-
-
 MAX_STACK_BYTES = 1024
+
+
 def _double_flag(rq: Requant) -> int:
     """tinycc_requant_out's mode: 0 single rounding, 1 double, 2 double with right shifts only,
     3 the same with an accumulator known to stay below 2^30."""
