@@ -131,3 +131,20 @@ def test_run_rejects_bad_arguments(tmp_path):
     assert lib.tiny_ae_run(px, None, ctypes.c_void_p(aligned)) == -1
     assert lib.tiny_ae_run(px, py, None) == -1
     assert lib.tiny_ae_run(px, py, ctypes.c_void_p(aligned + 1)) == -2
+
+
+def test_repository_cmake_demo(tmp_path):
+    """The repository's CMakeLists.txt builds the demo around a compiled library; its output
+    equals the reference interpreter's on the same (all-zero) input."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    from tinycc.verify import reference_outputs
+    repo = model_path("tiny_ae").parents[2]
+    res = compile_model(model_path("tiny_ae"), "host", tmp_path / "ae")
+    build = tmp_path / "build"
+    subprocess.run(["cmake", "-S", repo, "-B", build, f"-DTINYCC_LIBRARY={res.out_dir}"], check=True,
+                   capture_output=True)
+    subprocess.run(["cmake", "--build", build], check=True, capture_output=True)
+    out = subprocess.run([build / "tinycc_demo"], capture_output=True, text=True, check=True).stdout.strip()
+    ref = reference_outputs(model_path("tiny_ae"), [np.zeros(res.library.input.shape, np.int8)])[0]
+    assert out == bytes(ref.astype(np.uint8)).hex()
