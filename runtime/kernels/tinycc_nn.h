@@ -335,11 +335,18 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
                                            int32_t double_rounding, int32_t zp, int32_t lo, int32_t hi,
                                            int8_t *out, int32_t out_step)
 {
-    int32_t g, p, k, t;
+    int32_t g, p, t;
     for (g = 0; g < c; g += 4) {
+        /* the group's constants in locals: int8 stores may alias any array, so the compiler
+         * would otherwise reload them after every output byte */
+        const int32_t b0 = bias[g], b1 = bias[g + 1], b2 = bias[g + 2], b3 = bias[g + 3];
+        const int32_t m0 = mult[g], m1 = mult[g + 1], m2 = mult[g + 2], m3 = mult[g + 3];
+        const int32_t h0 = shift[g], h1 = shift[g + 1], h2 = shift[g + 2], h3 = shift[g + 3];
         const int32_t off[9] = {0, col_stride, 2 * col_stride, row_stride, row_stride + col_stride,
                                 row_stride + 2 * col_stride, 2 * row_stride, 2 * row_stride + col_stride,
                                 2 * row_stride + 2 * col_stride};
+        const int8_t *xg = x + g;
+        int8_t *og = out + g;
 #if TINYCC_NN_DSP
         int16x2_t we[9], wo[9];
         for (t = 0; t < 9; ++t) {
@@ -348,10 +355,8 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
             wo[t] = tinycc_sxtb16_odd(wv);
         }
 #endif
-        for (p = 0; p < n; ++p) {
-            const int8_t *xg = x + p * x_step + g;
-            int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
-            int32_t acc[4];
+        for (p = 0; p < n; ++p, xg += x_step, og += out_step) {
+            int32_t s0 = b0, s1 = b1, s2 = b2, s3 = b3;
             for (t = 0; t < 9; ++t) {
 #if TINYCC_NN_DSP
                 const uint32_t xv = (uint32_t)tinycc_load_s8x4(xg + off[t]);
@@ -368,12 +373,15 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
                 s3 += xp[3] * wp[3];
 #endif
             }
-            acc[0] = s0;
-            acc[1] = s1;
-            acc[2] = s2;
-            acc[3] = s3;
-            for (k = 0; k < 4; ++k) {
-                out[p * out_step + g + k] = tinycc_requant_out(acc[k], mult[g + k], shift[g + k], double_rounding, zp, lo, hi);
+            {
+                const int8_t o0 = tinycc_requant_out(s0, m0, h0, double_rounding, zp, lo, hi);
+                const int8_t o1 = tinycc_requant_out(s1, m1, h1, double_rounding, zp, lo, hi);
+                const int8_t o2 = tinycc_requant_out(s2, m2, h2, double_rounding, zp, lo, hi);
+                const int8_t o3 = tinycc_requant_out(s3, m3, h3, double_rounding, zp, lo, hi);
+                og[0] = o0;
+                og[1] = o1;
+                og[2] = o2;
+                og[3] = o3;
             }
         }
     }
@@ -391,13 +399,12 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
                                             int32_t lo, int32_t hi, int8_t *out)
 {
     const int8_t *taps[9];
-    int32_t t, g, k;
+    int32_t t, g;
     for (t = 0; t < 9; ++t) {
         const int32_t iy = iy0 + (t / 3) * dh, ix = ix0 + (t % 3) * dw;
         taps[t] = (iy >= 0 && iy < h && ix >= 0 && ix < w_in) ? x + (iy * w_in + ix) * c : pad;
     }
     for (g = 0; g < c; g += 4) {
-        int32_t acc[4];
         int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
         for (t = 0; t < 9; ++t) {
             const int8_t *xp = taps[t] + g, *wp = w + t * c + g;
@@ -416,12 +423,15 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
             s3 += xp[3] * wp[3];
 #endif
         }
-        acc[0] = s0;
-        acc[1] = s1;
-        acc[2] = s2;
-        acc[3] = s3;
-        for (k = 0; k < 4; ++k) {
-            out[g + k] = tinycc_requant_out(acc[k], mult[g + k], shift[g + k], double_rounding, zp, lo, hi);
+        {
+            const int8_t o0 = tinycc_requant_out(s0, mult[g], shift[g], double_rounding, zp, lo, hi);
+            const int8_t o1 = tinycc_requant_out(s1, mult[g + 1], shift[g + 1], double_rounding, zp, lo, hi);
+            const int8_t o2 = tinycc_requant_out(s2, mult[g + 2], shift[g + 2], double_rounding, zp, lo, hi);
+            const int8_t o3 = tinycc_requant_out(s3, mult[g + 3], shift[g + 3], double_rounding, zp, lo, hi);
+            out[g] = o0;
+            out[g + 1] = o1;
+            out[g + 2] = o2;
+            out[g + 3] = o3;
         }
     }
 }
