@@ -51,7 +51,6 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
                shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
         col = T.alloc_buffer((2 * KK,), "int8")
-        acc = T.alloc_buffer((4,), "int32")
         for pp in range((P + 1) // 2):
             # (no local variables: TVM 0.27's C host lowering rejects the stack buffers of a
             # function that binds scalars, so the window origin is spelled out)
@@ -78,41 +77,28 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             T.evaluate(T.call_extern("void", "tinycc_fill_s8",
                                                      col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C), in_zp, C))
             for oo in range((OC + 1) // 2):
-                acc[0] = bias[oo * 2]
-                acc[1] = bias[T.min(oo * 2 + 1, OC - 1)]
-                acc[2] = bias[oo * 2]
-                acc[3] = bias[T.min(oo * 2 + 1, OC - 1)]
-                T.evaluate(T.call_extern("void", "tinycc_dot_s8_2x2", col.access_ptr("r", offset=0, extent=KK),
-                                         col.access_ptr("r", offset=KK, extent=KK), T.address_of(w[oo * 2 * KK]),
-                                         T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK,
-                                         acc.access_ptr("rw", offset=0, extent=4)))
-                for t in range(4):
-                    if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
-                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 2 + t % 2], shift[oo * 2 + t % 2],
-                            MODE, ZP, LO, HI)
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s8_2x2_out", col.access_ptr("r", offset=0, extent=KK),
+                    col.access_ptr("r", offset=KK, extent=KK), T.address_of(w[oo * 2 * KK]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK, T.address_of(bias[0]),
+                    T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
+                    LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
 
     @T.prim_func(private=True)
     def pointwise(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                   bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
                   shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
-        acc = T.alloc_buffer((4,), "int32")
-        for pp in range((P + 1) // 2):
-            for oo in range((OC + 1) // 2):
-                acc[0] = bias[oo * 2]
-                acc[1] = bias[T.min(oo * 2 + 1, OC - 1)]
-                acc[2] = bias[oo * 2]
-                acc[3] = bias[T.min(oo * 2 + 1, OC - 1)]
-                T.evaluate(T.call_extern("void", "tinycc_dot_s8_2x2", T.address_of(x[(pp * 2 // OW * SH * W + pp * 2 % OW * SW) * C]),
-                                         T.address_of(x[(T.min(pp * 2 + 1, P - 1) // OW * SH * W
-                                                         + T.min(pp * 2 + 1, P - 1) % OW * SW) * C]), T.address_of(w[oo * 2 * KK]),
-                                         T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK,
-                                         acc.access_ptr("rw", offset=0, extent=4)))
-                for t in range(4):
-                    if pp * 2 + t // 2 < P and oo * 2 + t % 2 < OC:
-                        out[(pp * 2 + t // 2) * OC + oo * 2 + t % 2] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 2 + t % 2], shift[oo * 2 + t % 2],
-                            MODE, ZP, LO, HI)
+        # one finished 2x2 tile per call; an odd last pixel or channel is computed twice and
+        # stored twice with the same value
+        for pp, oo in T.grid((P + 1) // 2, (OC + 1) // 2):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_conv_s8_2x2_out",
+                T.address_of(x[(pp * 2 // OW * SH * W + pp * 2 % OW * SW) * C]),
+                T.address_of(x[(T.min(pp * 2 + 1, P - 1) // OW * SH * W + T.min(pp * 2 + 1, P - 1) % OW * SW) * C]),
+                T.address_of(w[oo * 2 * KK]), T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK,
+                T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), oo * 2,
+                T.min(oo * 2 + 1, OC - 1), MODE, ZP, LO, HI, T.address_of(out[pp * 2 * OC]),
+                T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
 
     @T.prim_func(private=True)
     def gather1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
