@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from tvm.script import tirx as T
 
 from .fixedpoint import Requant
+from .gemm import _double_flag
 
 _REQUANTIZE = {"single": "tinycc_requantize_single", "double": "tinycc_requantize_double"}
 
@@ -99,16 +100,17 @@ def conv_conv_rows(a: ConvGeom, b: ConvGeom, projection: ConvGeom | None = None,
     COL, ROWP, SCRATCH = scratch_layout(a, b, projection)
     ZA, ZB = a.in_zp, b.in_zp
     FA, FB = _requantize_fn(a.rq), _requantize_fn(b.rq)
+    MODEA = _double_flag(a.rq)  # tinycc_conv_s8_2x2_out's requantization mode for A's tiles
     OZA, LOA, HIA = a.rq.out_zp, a.rq.act_min, a.rq.act_max
     OZB, LOB, HIB = b.rq.out_zp, b.rq.act_min, b.rq.act_max
     HAS_ADD, HAS_PROJ = add is not None, projection is not None
     if HAS_PROJ:
         SHP, SWP = projection.stride
-        FP = _requantize_fn(projection.rq)
+        MODEP = _double_flag(projection.rq)
         OZP, LOP, HIP = projection.rq.out_zp, projection.rq.act_min, projection.rq.act_max
     else:
         SHP = SWP = 1
-        FP, OZP, LOP, HIP = FB, 0, -128, 127
+        OZP, LOP, HIP, MODEP = 0, -128, 127, 0
     if HAS_ADD:
         ad = add
         FADD = _REQUANTIZE[ad.rounding]
@@ -215,11 +217,14 @@ def conv_conv_rows(a: ConvGeom, b: ConvGeom, projection: ConvGeom | None = None,
             for q in range(2):
                 window_a(x, scratch, t, xx * 2 + q, q)
             for oo in range((OC1 + 1) // 2):
-                tile_2x2(scratch, wa, ba, acc, KKA, OC1, oo)
-                for u in range(4):
-                    if oo * 2 + u % 2 < OC1:
-                        scratch[t % R * RROW + (xx * 2 + u // 2) * OC1 + oo * 2 + u % 2] = T.Cast(
-                            "int8", req(FA, acc[u], ma, sa, oo * 2 + u % 2, OZA, LOA, HIA))
+                # the finished tile straight into the ring (an odd last channel is stored twice)
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s8_2x2_out", scratch.access_ptr("r", offset=COL, extent=KKA),
+                    scratch.access_ptr("r", offset=COL + KKA, extent=KKA), T.address_of(wa[oo * 2 * KKA]),
+                    T.address_of(wa[T.min(oo * 2 + 1, OC1 - 1) * KKA]), KKA, T.address_of(ba[0]),
+                    T.address_of(ma[0]), T.address_of(sa[0]), oo * 2, T.min(oo * 2 + 1, OC1 - 1), MODEA, OZA,
+                    LOA, HIA, T.address_of(scratch[t % R * RROW + xx * 2 * OC1]),
+                    T.address_of(scratch[t % R * RROW + (xx * 2 + 1) * OC1])))
         if OW1 % 2 == 1:
             window_a(x, scratch, t, OW1 - 1, 0)
             for oo in range((OC1 + 3) // 4):
@@ -285,19 +290,14 @@ def conv_conv_rows(a: ConvGeom, b: ConvGeom, projection: ConvGeom | None = None,
                 conv_a_row(x, wa, ba, ma, sa, scratch, acc, t)
             # the shortcut's row y: a 1x1 convolution of x, read in place
             for xx, oo in T.grid((OW2 + 1) // 2, (OC2 + 1) // 2):
-                acc[0] = bp[oo * 2]
-                acc[1] = bp[T.min(oo * 2 + 1, OC2 - 1)]
-                acc[2] = bp[oo * 2]
-                acc[3] = bp[T.min(oo * 2 + 1, OC2 - 1)]
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_dot_s8_2x2", T.address_of(x[(y * SHP * W + xx * 2 * SWP) * C]),
+                    "void", "tinycc_conv_s8_2x2_out", T.address_of(x[(y * SHP * W + xx * 2 * SWP) * C]),
                     T.address_of(x[(y * SHP * W + T.min(xx * 2 + 1, OW2 - 1) * SWP) * C]),
                     T.address_of(wp[oo * 2 * C]), T.address_of(wp[T.min(oo * 2 + 1, OC2 - 1) * C]), C,
-                    acc.access_ptr("rw", offset=0, extent=4)))
-                for u in range(4):
-                    if xx * 2 + u // 2 < OW2 and oo * 2 + u % 2 < OC2:
-                        scratch[ROWP + (xx * 2 + u // 2) * OC2 + oo * 2 + u % 2] = T.Cast(
-                            "int8", req(FP, acc[u], mp, sp, oo * 2 + u % 2, OZP, LOP, HIP))
+                    T.address_of(bp[0]), T.address_of(mp[0]), T.address_of(sp[0]), oo * 2,
+                    T.min(oo * 2 + 1, OC2 - 1), MODEP, OZP, LOP, HIP,
+                    T.address_of(scratch[ROWP + xx * 2 * OC2]),
+                    T.address_of(scratch[ROWP + T.min(xx * 2 + 1, OW2 - 1) * OC2])))
             conv_b_row(x, wb, bb, mb, sb, scratch, out, acc, y)
 
     return (projected if HAS_PROJ else plain), SCRATCH
