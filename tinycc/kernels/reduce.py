@@ -1,4 +1,4 @@
-"""Reductions: MAX_POOL_2D, MEAN, REDUCE_MAX."""
+"""Reductions over whole axes: MEAN, REDUCE_MAX."""
 
 from __future__ import annotations
 
@@ -6,25 +6,6 @@ from tvm import te, tirx
 
 from .conv import schedule_reduction
 from .fixedpoint import I32, clamp_i8, requantize
-
-
-def max_pool(in_shape, out_shape, filt, stride, pad, act_min: int, act_max: int):
-    """TFLite's int8 max pool: the maximum over the in-bounds part of each window, clamped to
-    the fused activation's range."""
-    n, h, w, c = in_shape
-    (fh, fw), (sh, sw), (pt, pl) = filt, stride, pad
-    x = te.placeholder(in_shape, "int8", name="input")
-    ry = te.reduce_axis((0, fh), name="ky")
-    rx = te.reduce_axis((0, fw), name="kx")
-
-    def window_max(b, i, j, ch):
-        y, xx = i * sh - pt + ry, j * sw - pl + rx
-        inside = tirx.all(y >= 0, y < h, xx >= 0, xx < w)
-        v = tirx.if_then_else(inside, x[b, y, xx, ch].astype(I32), tirx.const(-128, I32))
-        return te.max(v, axis=[ry, rx])
-    acc = te.compute(out_shape, window_max, name="acc")
-    out = te.compute(out_shape, lambda *i: clamp_i8(acc[i], act_min, act_max), name="output")
-    return schedule_reduction(te.create_prim_func([x, out]))
 
 
 def _reduce(x, in_shape, axes, out_shape, combine, name="acc"):

@@ -18,7 +18,7 @@ from tvm import tirx
 from .. import kernels as K
 from ..errors import UnsupportedOpError
 from ..ir import Operator
-from .common import Alias, Const, Kernel, LoweringContext, act, const, describe, kernel_name
+from .common import Const, Kernel, LoweringContext, act, const, describe, kernel_name
 
 I32 = "int32"
 
@@ -329,14 +329,6 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
 
 # --- renames and folded shape arithmetic -----------------------------------------------------
 
-def lower_rename(ctx: LoweringContext, op: Operator) -> Alias:
-    g = ctx.graph
-    src, dst = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
-    if src.size != dst.size or src.dtype != dst.dtype:
-        raise UnsupportedOpError(op.kind, op.index, f"{src.shape} -> {dst.shape}")
-    return Alias(op, src.index, dst.index)
-
-
 def lower_shape_arithmetic(ctx: LoweringContext, op: Operator):
     """SHAPE and PACK on shapes: static here, so they only matter as a RESHAPE's shape
     operand, which the RESHAPE ignores (its output tensor has the static shape)."""
@@ -351,6 +343,6 @@ LOWERINGS = {
     "STRIDED_SLICE": lower_strided_slice, "TRANSPOSE": lower_transpose, "TILE": lower_tile,
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest, "DEPTH_TO_SPACE": lower_depth_to_space,
     "SPACE_TO_DEPTH": lower_depth_to_space, "SPACE_TO_BATCH_ND": lower_space_batch,
-    "BATCH_TO_SPACE_ND": lower_space_batch, "SQUEEZE": lower_rename, "EXPAND_DIMS": lower_rename,
+    "BATCH_TO_SPACE_ND": lower_space_batch,
     "SHAPE": lower_shape_arithmetic, "PACK": lower_shape_arithmetic,
 }

@@ -1,4 +1,4 @@
-"""AVERAGE_POOL_2D."""
+"""AVERAGE_POOL_2D and MAX_POOL_2D."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ from .common import (
 )
 
 
-def lower_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+    """AVERAGE_POOL_2D and MAX_POOL_2D: same window geometry, same quantization in and out."""
     g = ctx.graph
     x = act(ctx, op, g.tensor(op.inputs[0]))
     out = act(ctx, op, g.tensor(op.outputs[0]))
     if x.quant.scalar() != out.quant.scalar():
         raise UnsupportedOpError(op.kind, op.index, "input and output quantization differ")
+    if len(x.shape) != 4:
+        raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
     n, h, w, c = x.shape
     _, oh, ow, _ = out.shape
     fh, fw = op.options["filter_height"], op.options["filter_width"]
@@ -32,9 +35,12 @@ def lower_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
     scale, zp = out.quant.scalar()
     lo, hi = quant.activation_range(activation_code(op), scale, zp)
-    func = K.average_pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
+    average = op.kind == "AVERAGE_POOL_2D"
+    builder = K.average_pool if average else K.max_pool
+    func = builder(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
     notes = [describe(g, op), f"window {fh}x{fw}, stride {sh}x{sw}, padding top {pt} left {pl}"]
-    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, oh * ow * c * fh * fw, notes)
+    macs = oh * ow * c * fh * fw if average else 0
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, macs, notes)
 
 
-LOWERINGS = {"AVERAGE_POOL_2D": lower_average_pool}
+LOWERINGS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}

@@ -1,4 +1,4 @@
-"""MAX_POOL_2D, MEAN, REDUCE_MAX."""
+"""MEAN, REDUCE_MAX."""
 
 from __future__ import annotations
 
@@ -8,31 +8,10 @@ from .. import kernels as K
 from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
-from .common import SAME, Kernel, LoweringContext, act, activation_code, const, describe, kernel_name, padding
+from .common import Kernel, LoweringContext, act, const, describe, kernel_name
 
 # LiteRT 2.3 (BUILTIN_REF) requantizes MEAN with double rounding (measured).
 ROUNDING = {"MEAN": "double"}
-
-
-def lower_max_pool(ctx: LoweringContext, op: Operator) -> Kernel:
-    g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
-    if x.quant.scalar() != out.quant.scalar():
-        raise UnsupportedOpError(op.kind, op.index, "input and output quantization differ")
-    if len(x.shape) != 4:
-        raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
-    n, h, w, c = x.shape
-    _, oh, ow, _ = out.shape
-    fh, fw = op.options["filter_height"], op.options["filter_width"]
-    sh, sw = op.options["stride_h"], op.options["stride_w"]
-    pad = op.options.get("padding", SAME)
-    pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
-    scale, zp = out.quant.scalar()
-    lo, hi = quant.activation_range(activation_code(op), scale, zp)
-    func = K.max_pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
-    notes = [describe(g, op), f"window {fh}x{fw}, stride {sh}x{sw}, padding top {pt} left {pl}"]
-    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
 
 
 def _axes(ctx, op, rank: int) -> list[int]:
@@ -79,4 +58,4 @@ def lower_reduce_max(ctx: LoweringContext, op: Operator) -> Kernel:
                   [describe(g, op), f"maximum over axes {axes}"])
 
 
-LOWERINGS = {"MAX_POOL_2D": lower_max_pool, "MEAN": lower_mean, "REDUCE_MAX": lower_reduce_max}
+LOWERINGS = {"MEAN": lower_mean, "REDUCE_MAX": lower_reduce_max}
