@@ -287,6 +287,26 @@ static inline void tinycc_dot_s8_1x1(const int8_t *a, const int8_t *b, int32_t k
     acc[0] = s;
 }
 
+/* One tap of a depthwise window for 4 adjacent channels: s_c += x[c] * w[c]. */
+TINYCC_INLINE void tinycc_depthwise_tap_s8x4(const int8_t *xp, const int8_t *wp, int32_t *s0, int32_t *s1,
+                                             int32_t *s2, int32_t *s3)
+{
+#if TINYCC_NN_DSP
+    const uint32_t xv = (uint32_t)tinycc_load_s8x4(xp), wv = (uint32_t)tinycc_load_s8x4(wp);
+    const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd(xv);
+    const int16x2_t we = __sxtb16(wv), wo = tinycc_sxtb16_odd(wv);
+    *s0 = __smlabb(xe, we, *s0);
+    *s2 = __smlatt(xe, we, *s2);
+    *s1 = __smlabb(xo, wo, *s1);
+    *s3 = __smlatt(xo, wo, *s3);
+#else
+    *s0 += xp[0] * wp[0];
+    *s1 += xp[1] * wp[1];
+    *s2 += xp[2] * wp[2];
+    *s3 += xp[3] * wp[3];
+#endif
+}
+
 /*
  * Depthwise: acc[c] += sum over the kh x kw window of x * w, for 4 adjacent channels.
  * x points at the window's first tap for channel 0 of the group; taps are row_stride and
@@ -304,20 +324,7 @@ static inline void tinycc_depthwise_s8x4(const int8_t *x, int32_t kh, int32_t kw
         for (c = 0; c < kw; ++c) {
             const int8_t *xp = xr + c * col_stride;
             const int8_t *wp = wr + c * tap_stride;
-#if TINYCC_NN_DSP
-            const uint32_t xv = (uint32_t)tinycc_load_s8x4(xp), wv = (uint32_t)tinycc_load_s8x4(wp);
-            const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd((xv));
-            const int16x2_t we = __sxtb16(wv), wo = tinycc_sxtb16_odd((wv));
-            s0 = __smlabb(xe, we, s0);
-            s2 = __smlatt(xe, we, s2);
-            s1 = __smlabb(xo, wo, s1);
-            s3 = __smlatt(xo, wo, s3);
-#else
-            s0 += xp[0] * wp[0];
-            s1 += xp[1] * wp[1];
-            s2 += xp[2] * wp[2];
-            s3 += xp[3] * wp[3];
-#endif
+            tinycc_depthwise_tap_s8x4(xp, wp, &s0, &s1, &s2, &s3);
         }
     }
     acc[0] = s0;
@@ -435,20 +442,7 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
         int32_t s0 = bias[g], s1 = bias[g + 1], s2 = bias[g + 2], s3 = bias[g + 3];
         for (t = 0; t < 9; ++t) {
             const int8_t *xp = taps[t] + g, *wp = w + t * c + g;
-#if TINYCC_NN_DSP
-            const uint32_t xv = (uint32_t)tinycc_load_s8x4(xp), wv = (uint32_t)tinycc_load_s8x4(wp);
-            const int16x2_t xe = __sxtb16(xv), xo = tinycc_sxtb16_odd(xv);
-            const int16x2_t we = __sxtb16(wv), wo = tinycc_sxtb16_odd(wv);
-            s0 = __smlabb(xe, we, s0);
-            s2 = __smlatt(xe, we, s2);
-            s1 = __smlabb(xo, wo, s1);
-            s3 = __smlatt(xo, wo, s3);
-#else
-            s0 += xp[0] * wp[0];
-            s1 += xp[1] * wp[1];
-            s2 += xp[2] * wp[2];
-            s3 += xp[3] * wp[3];
-#endif
+            tinycc_depthwise_tap_s8x4(xp, wp, &s0, &s1, &s2, &s3);
         }
         {
             const int8_t o0 = tinycc_requant_out(s0, mult[g], shift[g], double_rounding, zp, lo, hi);
