@@ -13,8 +13,6 @@ little more than on a Cortex-M).
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,28 +25,9 @@ from tinycc import compile_model  # noqa: E402
 from tinycc.targets import load_target  # noqa: E402
 from tinycc.verify import standard_inputs, verify  # noqa: E402
 
+from memory import library_flash, tflm_host_arena  # noqa: E402  (benchmarks/memory.py)
+
 MODELS = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8", "str_ww_ref_model"]
-
-
-def tflm_arena(model: Path) -> int:
-    code = ("from tflite_micro.python.tflite_micro import runtime\n"
-            f"runtime.Interpreter.from_bytes(open({str(model)!r}, 'rb').read()).print_allocations()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    out = res.stdout + res.stderr  # TFLM logs to stdout or stderr depending on the stream type
-    return int(re.search(r"Arena allocation total (\d+) bytes", out).group(1))
-
-
-def library_flash(lib_dir: Path, target) -> int:
-    total = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for src in sorted((lib_dir / "src").glob("*.c")):
-            obj = Path(tmp) / (src.stem + ".o")
-            subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-Os", *target.cflags, "-I", lib_dir / "include",
-                            "-c", src, "-o", obj], check=True)
-            out = subprocess.run(["arm-none-eabi-size", obj], capture_output=True, text=True).stdout
-            text, data = out.splitlines()[1].split()[:2]
-            total += int(text) + int(data)
-    return total
 
 
 def main() -> int:
@@ -72,7 +51,7 @@ def main() -> int:
             inputs = standard_inputs(res.library.input.shape, count_random=1)[:1]
         report = verify(model, target, rounding=args.rounding, inputs=inputs)
         rows.append((name, seconds, res.arena_bytes, res.library.input.nbytes + res.library.output.nbytes,
-                     tflm_arena(model), res.weight_bytes, flash, report.instructions[0], report.ok))
+                     tflm_host_arena(model), res.weight_bytes, flash, report.instructions[0], report.ok))
     print(f"\n{'model':<24}{'compile s':>10}{'arena B':>10}{'+io B':>8}{'TFLM arena B':>14}"
           f"{'weights B':>11}{'flash B':>10}{'instr/inf':>13}  exact")
     for r in rows:
