@@ -1,0 +1,79 @@
+"""Kernels of stateful layers: the state update and the output of int8 SVDF, variable copies.
+
+A state update kernel takes the state tensor as its last input *and* as its output: the entry
+function passes the same arena bytes twice, and the kernel computes the new state element by
+element in increasing order, each from the old one after it (a shift left by one) or from a
+value it computed before touching the state. Every byte is read before it is overwritten,
+which is what the planner's traced overlaps prove for other kernels; here it holds by
+construction (see `svdf_state`).
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from .conv import schedule_reduction
+from .fixedpoint import I32, requantize
+
+
+def copy(shape, dtype: str):
+    """READ_VARIABLE / ASSIGN_VARIABLE: the variable's bytes to a tensor, or back."""
+    x = te.placeholder(tuple(shape) or (1,), dtype, name="input")
+    out = te.compute(x.shape, lambda *i: x[i], name="output")
+    return te.create_prim_func([x, out])
+
+
+def svdf_state(batch: int, depth: int, filters: int, memory: int, multiplier: int, shift: int,
+               rounding: str):
+    """The state of TFLite's integer SVDF, one step on: every filter's memory shifted left by
+    one, its newest entry the feature matmul requantized to int16 (EvalIntegerSVDF's first
+    stage; TFLM's order: shift, then write). `offset` is -input_zp * sum(weights) per filter."""
+    x = te.placeholder((batch, depth), "int8", name="input")
+    wf = te.placeholder((filters, depth), "int8", name="weights")
+    off = te.placeholder((filters,), I32, name="offset")
+    old = te.placeholder((batch, filters * memory), "int16", name="state")
+    k = te.reduce_axis((0, depth), name="k")
+    acc = te.compute((batch, filters), lambda b, f: te.sum(
+        x[b, k].astype(I32) * wf[f, k].astype(I32), axis=k), name="acc")
+    newest = te.compute((batch, filters), lambda b, f: tirx.max(tirx.min(
+        requantize(acc[b, f] + off[f], multiplier, shift, rounding), tirx.const(32767, I32)),
+        tirx.const(-32768, I32)).astype("int16"), name="newest")
+    last = memory - 1
+    # old[b, j + 1] is read at j only when j is not a filter's last entry, so j + 1 stays in bounds
+    out = te.compute((batch, filters * memory), lambda b, j: tirx.if_then_else(
+        j % memory == last, newest[b, j // memory],
+        old[b, tirx.min(j + 1, filters * memory - 1)]), name="output")
+    return schedule_reduction_at(te.create_prim_func([x, wf, off, old, out]))
+
+
+def schedule_reduction_at(func):
+    """The feature matmul (acc, newest) runs whole before the state is touched."""
+    from tvm import s_tir
+    sch = s_tir.Schedule(func)
+    newest = sch.get_sblock("newest")
+    acc = sch.get_sblock("acc")
+    sch.compute_at(acc, sch.get_loops(newest)[-1])
+    red = sch.get_loops(acc)[2:]
+    if red:
+        sch.decompose_reduction(acc, red[0])
+    return sch.mod["main"]
+
+
+def svdf_output(batch: int, filters: int, memory: int, rank: int, multiplier: int, shift: int,
+                out_zp: int, rounding: str):
+    """EvalIntegerSVDF's second stage: state . time weights per filter, summed over each unit's
+    `rank` filters, plus bias, requantized to int8 (no activation: TFLite's integer SVDF only
+    clamps)."""
+    units = filters // rank
+    st = te.placeholder((batch, filters * memory), "int16", name="state")
+    wt = te.placeholder((filters, memory), "int16", name="weights")
+    bias = te.placeholder((units,), I32, name="bias")
+    r = te.reduce_axis((0, rank), name="r")
+    m = te.reduce_axis((0, memory), name="m")
+    acc = te.compute((batch, units), lambda b, u: te.sum(
+        st[b, (u * rank + r) * memory + m].astype(I32) * wt[u * rank + r, m].astype(I32),
+        axis=[r, m]), name="acc")
+    out = te.compute((batch, units), lambda b, u: tirx.max(tirx.min(
+        requantize(acc[b, u] + bias[u], multiplier, shift, rounding) + tirx.const(out_zp, I32),
+        tirx.const(127, I32)), tirx.const(-128, I32)).astype("int8"), name="output")
+    return schedule_reduction(te.create_prim_func([st, wt, bias, out]))
