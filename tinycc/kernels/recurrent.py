@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
-from .conv import schedule_reduction
 from .fixedpoint import I32, requantize
 
 
@@ -35,8 +34,9 @@ def svdf_state(batch: int, depth: int, filters: int, memory: int, multiplier: in
     k = te.reduce_axis((0, depth), name="k")
     acc = te.compute((batch, filters), lambda b, f: te.sum(
         x[b, k].astype(I32) * wf[f, k].astype(I32), axis=k), name="acc")
+    total = _scaled(lambda b, f: acc[b, f] + off[f], (batch, filters), shift)
     newest = te.compute((batch, filters), lambda b, f: tirx.max(tirx.min(
-        requantize(acc[b, f] + off[f], multiplier, shift, rounding), tirx.const(32767, I32)),
+        requantize(total[b, f], multiplier, min(shift, 0), rounding), tirx.const(32767, I32)),
         tirx.const(-32768, I32)).astype("int16"), name="newest")
     last = memory - 1
     # old[b, j + 1] is read at j only when j is not a filter's last entry, so j + 1 stays in bounds
@@ -46,13 +46,24 @@ def svdf_state(batch: int, depth: int, filters: int, memory: int, multiplier: in
     return schedule_reduction_at(te.create_prim_func([x, wf, off, old, out]))
 
 
-def schedule_reduction_at(func):
-    """The feature matmul (acc, newest) runs whole before the state is touched."""
+def _scaled(fn, shape, shift: int):
+    """The accumulator times 2^shift (TFLite's left shift before the high multiply) in a stage
+    of its own: seeing through it, TVM's simplifier folds 2^shift into the multiplier as a
+    wrapped int32 and gets the rounding's sign test wrong."""
+    left = 1 << max(shift, 0)
+    return te.compute(shape, lambda *i: fn(*i) * tirx.const(left, I32) if left > 1 else fn(*i),
+                      name="scaled")
+
+
+def schedule_reduction_at(func, block: str = "newest"):
+    """Accumulate in a register inside `block`'s loops (for the state update: the feature
+    matmul runs whole, into `newest`, before the state is touched)."""
     from tvm import s_tir
     sch = s_tir.Schedule(func)
-    newest = sch.get_sblock("newest")
+    loop = sch.get_loops(sch.get_sblock(block))[-1]
+    sch.compute_at(sch.get_sblock("scaled"), loop)
     acc = sch.get_sblock("acc")
-    sch.compute_at(acc, sch.get_loops(newest)[-1])
+    sch.compute_at(acc, loop)
     red = sch.get_loops(acc)[2:]
     if red:
         sch.decompose_reduction(acc, red[0])
@@ -73,7 +84,8 @@ def svdf_output(batch: int, filters: int, memory: int, rank: int, multiplier: in
     acc = te.compute((batch, units), lambda b, u: te.sum(
         st[b, (u * rank + r) * memory + m].astype(I32) * wt[u * rank + r, m].astype(I32),
         axis=[r, m]), name="acc")
+    total = _scaled(lambda b, u: acc[b, u] + bias[u], (batch, units), shift)
     out = te.compute((batch, units), lambda b, u: tirx.max(tirx.min(
-        requantize(acc[b, u] + bias[u], multiplier, shift, rounding) + tirx.const(out_zp, I32),
+        requantize(total[b, u], multiplier, min(shift, 0), rounding) + tirx.const(out_zp, I32),
         tirx.const(127, I32)), tirx.const(-128, I32)).astype("int8"), name="output")
-    return schedule_reduction(te.create_prim_func([st, wt, bias, out]))
+    return schedule_reduction_at(te.create_prim_func([st, wt, bias, out]), "output")
