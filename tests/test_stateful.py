@@ -1,0 +1,164 @@
+"""Stateful models (tests/models/stateful/, made by examples/make_stateful.py): a sequence of
+runs with the state carried, compared byte for byte with LiteRT's reference kernels and with
+TFLM invoked on the same sequence, on the host and in QEMU; `<name>_reset` restores the
+initial behaviour; the state sits at the start of the arena and survives the rest of the arena
+being overwritten between runs; stateless models keep their API and plans.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinycc import compile_model
+from tinycc.errors import TinyccError, UnsupportedOpError
+from tinycc.frontend import load_model
+from tinycc.verify import reference_outputs, verify
+
+MODELS = Path(__file__).resolve().parent / "models" / "stateful"
+STATEFUL = sorted(p.stem for p in MODELS.glob("*.tflite"))
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def _sequence(path, n=6, seed=3):
+    g = load_model(path)
+    shape = g.tensor(g.inputs[0]).shape
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(n - 1)] + \
+        [np.full(shape, 127, np.int8)]
+
+
+def test_models_are_present():
+    assert {"streaming_var", "svdf"} <= set(STATEFUL), "run examples/make_stateful.py"
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+@pytest.mark.parametrize("rounding", ["litert", "double"])
+def test_sequence_on_host_matches_reference(name, rounding, tmp_path):
+    """litert: LiteRT BUILTIN_REF; double: TFLM. One interpreter invoked on the sequence."""
+    path = MODELS / f"{name}.tflite"
+    report = verify(path, "host", rounding=rounding, inputs=_sequence(path), work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_sequence_in_qemu_matches_litert(name, tmp_path):
+    path = MODELS / f"{name}.tflite"
+    report = verify(path, "mps2-an386", inputs=_sequence(path), work_dir=tmp_path)
+    assert report.ok, report.summary()
+    assert report.ran_on.startswith("mps2-an386")
+
+
+def _shared_library(lib_dir: Path, name: str):
+    so = lib_dir / f"lib{name}.so"
+    subprocess.run(["gcc", *STRICT, "-O1", "-shared", "-fPIC", "-I", str(lib_dir / "include"),
+                    *map(str, sorted((lib_dir / "src").glob("*.c"))), "-o", str(so)], check=True)
+    return ctypes.CDLL(str(so))
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_reset_restores_and_only_the_state_is_kept(name, tmp_path):
+    """run the sequence, reset, run it again: the same outputs, equal to the reference's. Between
+    runs every arena byte after the state is overwritten (a firmware reusing it)."""
+    path = MODELS / f"{name}.tflite"
+    res = compile_model(path, "host", tmp_path / "lib", measure_code=False)
+    plan, lib = res.library.plan, res.library
+    assert plan.state_bytes > 0 and plan.state_bytes % 16 == 0
+    state = [t.index for t in lib.graph.state]
+    for b in plan.buffers:  # the state is at the start, and nothing else is there
+        if b.home == "arena" and b.first <= b.last:
+            assert b.offset >= plan.state_bytes
+    assert all(plan.location[t][0] == "state" and plan.location[t][1] < plan.state_bytes for t in state)
+    header = (tmp_path / "lib" / "include" / f"{name}.h").read_text()
+    assert f"#define {name.upper()}_STATEFUL 1" in header
+    assert f"#define {name.upper()}_STATE_SIZE {plan.state_bytes}" in header
+    so = _shared_library(tmp_path / "lib", name)
+    xs = _sequence(path)
+    want = reference_outputs(path, xs)
+    arena = (ctypes.c_int8 * (plan.arena_size + 16))()
+    base = (ctypes.addressof(arena) + 15) // 16 * 16
+    out = (ctypes.c_int8 * lib.output.nbytes)()
+    rng = np.random.default_rng(0)
+    runs = []
+    for _ in range(2):
+        getattr(so, f"{name}_reset")(ctypes.c_void_p(base))
+        got = []
+        for x in xs:
+            rc = getattr(so, f"{name}_run")(x.ctypes.data_as(ctypes.c_void_p), out, ctypes.c_void_p(base))
+            assert rc == 0
+            got.append(np.frombuffer(bytes(out), np.int8).copy())
+            junk = rng.integers(0, 256, plan.arena_size - plan.state_bytes, dtype=np.uint8).tobytes()
+            ctypes.memmove(base + plan.state_bytes, junk, len(junk))
+        runs.append(got)
+    for k, (a, b, ref) in enumerate(zip(runs[0], runs[1], want)):
+        assert np.array_equal(a, ref), f"input {k}: {a} != reference {ref}"
+        assert np.array_equal(a, b), f"input {k} after reset: {b} != {a}"
+    # the state matters: the same input at another point of the sequence gives another output
+    assert any(not np.array_equal(runs[0][0], g) for g in runs[0][1:])
+
+
+def test_stateless_models_keep_their_api(tmp_path):
+    from conftest import EXAMPLES
+    res = compile_model(EXAMPLES / "gesture.tflite", "host", tmp_path / "g", measure_code=False)
+    assert res.library.plan.state_bytes == 0
+    header = (tmp_path / "g" / "include" / "gesture.h").read_text()
+    assert "STATEFUL" not in header and "_reset" not in header
+    assert "_reset" not in (tmp_path / "g" / "src" / "gesture.c").read_text()
+
+
+def _edited(path: Path, tmp_path: Path, edit) -> Path:
+    from ai_edge_litert import schema_py_generated as S
+    import flatbuffers
+    m = S.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    edit(m, S)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    out = tmp_path / path.name
+    out.write_bytes(bytes(b.Output()))
+    return out
+
+
+def test_svdf_without_variable_state_is_refused(tmp_path):
+    def clear(m, S):
+        for t in m.subgraphs[0].tensors:
+            t.isVariable = False
+    bad = _edited(MODELS / "svdf.tflite", tmp_path, clear)
+    with pytest.raises(UnsupportedOpError, match=r"SVDF at index 0.*variable"):
+        compile_model(bad, "host", tmp_path / "out", measure_code=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_init_subgraph_that_computes_is_refused(tmp_path):
+    """CALL_ONCE's init subgraph is evaluated at compile time only when it assigns constants."""
+    def compute(m, S):
+        init = m.subgraphs[1]
+        assign = next(op for op in init.operators if m.operatorCodes[op.opcodeIndex].builtinCode
+                      == S.BuiltinOperator.ASSIGN_VARIABLE)
+        init.operators.insert(0, _copy_op(S, m, assign.inputs[1]))
+    bad = _edited(MODELS / "streaming_var.tflite", tmp_path, compute)
+    with pytest.raises(UnsupportedOpError, match=r"CALL_ONCE at index 0.*init subgraph runs"):
+        compile_model(bad, "host", tmp_path / "out", measure_code=False)
+    assert not (tmp_path / "out").exists()
+
+
+def _copy_op(S, m, tensor: int):
+    """A RELU of the init value into itself: an operator the init subgraph would run."""
+    code = S.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.RELU
+    code.version = 1
+    m.operatorCodes.append(code)
+    op = S.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(m.operatorCodes) - 1, [tensor], [tensor]
+    return op
+
+
+def test_variable_without_init_is_refused(tmp_path):
+    def drop_init(m, S):
+        m.subgraphs[1].operators = []
+    bad = _edited(MODELS / "streaming_var.tflite", tmp_path, drop_init)
+    with pytest.raises(TinyccError, match=r"never initialised"):
+        compile_model(bad, "host", tmp_path / "out", measure_code=False)
