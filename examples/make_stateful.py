@@ -7,6 +7,8 @@ sequence.
 - streaming_var: a tf.Module whose tf.Variable holds the last four input frames (a ring
   buffer), converted with resource variables and variable quantization: CALL_ONCE, VAR_HANDLE,
   READ_VARIABLE, ASSIGN_VARIABLE, its init subgraph assigning a non-zero starting value.
+- lstm: a Keras LSTM layer (tf_keras), full int8: UNIDIRECTIONAL_SEQUENCE_LSTM with int8
+  output state and int16 cell state, carried from one invoke to the next.
 - svdf: two int8 SVDF layers (int16 time weights and state), written as a flatbuffer with
   LiteRT's schema classes: no converter emits a full-integer SVDF from Keras.
 
@@ -56,6 +58,27 @@ def streaming_var() -> bytes:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     rng = np.random.default_rng(SEED)
     conv.representative_dataset = lambda: ([rng.uniform(-1, 1, (1, 6)).astype(np.float32)]
+                                           for _ in range(64))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+@model
+def lstm() -> bytes:
+    """A Keras LSTM (tf_keras: the converter fuses its LSTM layer into one
+    UNIDIRECTIONAL_SEQUENCE_LSTM; Keras 3's is lowered to a while loop), full int8: the integer
+    LSTM with int16 cell state. The output is the whole sequence of hidden states."""
+    import tensorflow as tf
+    import tf_keras
+    tf_keras.utils.set_random_seed(SEED)
+    inp = tf_keras.layers.Input(shape=(6, 8), batch_size=1)
+    out = tf_keras.layers.LSTM(16, return_sequences=True)(inp)
+    conv = tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inp, out))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(SEED)
+    conv.representative_dataset = lambda: ([rng.uniform(-2, 2, (1, 6, 8)).astype(np.float32)]
                                            for _ in range(64))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8

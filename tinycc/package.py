@@ -195,6 +195,8 @@ def _signature(lib: Library, k: Kernel) -> str:
     params = constify(lib.kernel_c[k.name][0])
     if getattr(k, "scratch_bytes", 0):  # a fused kernel's scratch buffer (tinycc.fuse) is written
         params = re.sub(r"const (\w+\* scratch)\b", r"\1", params)
+    if getattr(k, "state", None):  # a stateful kernel updates its variable tensors
+        params = re.sub(r"const (\w+\* state\w*)\b", r"\1", params)
     return f"void {k.name}({params})"
 
 

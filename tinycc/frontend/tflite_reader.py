@@ -122,10 +122,13 @@ def _operator(model, op, index: int) -> Operator:
     kind = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
     if kind == "CUSTOM":
         kind = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
+    options = _options(op)
+    if op.IntermediatesLength():  # the integer LSTM's gate and hidden quantization
+        options["intermediates"] = [int(i) for i in op.IntermediatesAsNumpy()]
     return Operator(index=index, kind=kind,
                     inputs=[int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else [],
                     outputs=[int(i) for i in op.OutputsAsNumpy()] if op.OutputsLength() else [],
-                    options=_options(op))
+                    options=options)
 
 
 def _options(op) -> dict:

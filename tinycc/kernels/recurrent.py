@@ -11,6 +11,7 @@ construction (see `svdf_state`).
 from __future__ import annotations
 
 from tvm import te, tirx
+from tvm.script import tirx as T
 
 from .fixedpoint import I32, requantize
 
@@ -89,3 +90,55 @@ def svdf_output(batch: int, filters: int, memory: int, rank: int, multiplier: in
         requantize(total[b, u], multiplier, min(shift, 0), rounding) + tirx.const(out_zp, I32),
         tirx.const(127, I32)), tirx.const(-128, I32)).astype("int8"), name="output")
     return schedule_reduction_at(te.create_prim_func([st, wt, bias, out]), "output")
+
+
+def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh_bits: int,
+         cell_clip: int, hidden_multiplier: int, hidden_shift: int, hidden_zp: int):
+    """TFLite's integer LSTM (lstm_eval's 8x8_16 step, no CIFG, peephole, projection or layer
+    norm), one time step after the other. The gates' pre-activations come from
+    tinycc_lstm_gate_s16 (two int8 matrix-vector products, int16 saturation); then per cell,
+    in the reference's order: sigmoid / tanh in gemmlowp's int16 fixed point, the cell state
+    c = sat16(rdbpot(f * c, 15) + rdbpot(i * g, cell_shift)) (clipped when cell_clip > 0), and
+    the output state h = int8(rq(o * tanh(c)) + hidden_zp), also the step's output. The
+    states h (int8) and c (int16) are the kernel's `state` parameters, updated in place; h
+    is written only once every gate of the step has read it."""
+    n4 = 4 * n_cell
+
+    def requant(v, m, s):
+        return T.call_extern("int32", "tinycc_requant_out32", v, m, s, mode)
+
+    def rdbpot(a, b, exponent):  # TFLite's CwiseMul of two int16 vectors
+        return T.call_extern("int32", "tinycc_rounding_divide_by_pot",
+                             T.Cast("int32", a) * T.Cast("int32", b), exponent)
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((steps * n_input,), "int8"), wx: T.Buffer((n4 * n_input,), "int8"),
+               wh: T.Buffer((n4 * n_cell,), "int8"), bias: T.Buffer((2 * n4,), "int32"),
+               quant: T.Buffer((16,), "int32"), h: T.Buffer((n_cell,), "int8"),
+               c: T.Buffer((n_cell,), "int16"), out: T.Buffer((steps * n_cell,), "int8")):
+        gate = T.alloc_buffer((n4,), "int16")
+        for t in range(steps):
+            for g in range(4):  # input, forget, cell, output
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
+                    T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
+                    T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
+                    T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), mode, n_cell,
+                    T.address_of(gate[g * n_cell])))
+            for j in range(n_cell):
+                gate[j] = T.call_extern("int16", "tinycc_sigmoid16", gate[j])
+                gate[n_cell + j] = T.call_extern("int16", "tinycc_sigmoid16", gate[n_cell + j])
+                gate[2 * n_cell + j] = T.call_extern("int16", "tinycc_tanh16", gate[2 * n_cell + j], 3)
+                gate[3 * n_cell + j] = T.call_extern("int16", "tinycc_sigmoid16", gate[3 * n_cell + j])
+                c[j] = T.call_extern("int16", "tinycc_sat16",
+                                     T.Cast("int32", T.Cast("int16", rdbpot(gate[n_cell + j], c[j], 15)))
+                                     + T.Cast("int32", T.Cast("int16", rdbpot(gate[j], gate[2 * n_cell + j],
+                                                                              cell_shift))))
+                if cell_clip > 0:
+                    c[j] = T.Cast("int16", T.max(T.min(T.Cast("int32", c[j]), cell_clip), -cell_clip))
+                h[j] = T.Cast("int8", T.max(T.min(requant(
+                    T.Cast("int32", gate[3 * n_cell + j]) * T.Cast("int32", T.call_extern(
+                        "int16", "tinycc_tanh16", c[j], tanh_bits)), hidden_multiplier, hidden_shift)
+                    + hidden_zp, 127), -128))
+                out[t * n_cell + j] = h[j]
+    return kernel

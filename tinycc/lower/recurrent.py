@@ -85,5 +85,104 @@ def lower_svdf(ctx: LoweringContext, op: Operator) -> list[Kernel]:
     return [update, output]
 
 
+# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs (TFLite's lstm::full indices)
+_LSTM_INPUT, _LSTM_W_INPUT, _LSTM_W_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 0, 1, 5, 9, 12
+_LSTM_PROJECTION, _LSTM_OUTPUT_STATE, _LSTM_CELL_STATE, _LSTM_LAYER_NORM = 16, 18, 19, 20
+_MODES = {"single": 0, "double": 1}
+
+
+def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
+    """TFLite's integer LSTM, int8 activations and weights, int16 cell state (the 8x8_16 path of
+    lstm_eval, as LiteRT's reference kernels run it), batch 1. All of Prepare's arithmetic here:
+    the effective scales (in float32, as TFLite computes them), the zero points folded into the
+    biases, the cell state's power-of-two scale."""
+    g = ctx.graph
+    if ctx.mode == "double":
+        raise UnsupportedOpError(op.kind, op.index, "TFLM's integer LSTM computes its int16 sigmoid and "
+                                 "tanh with lookup tables; tinycc matches LiteRT's gemmlowp fixed point: "
+                                 "compile with --rounding litert")
+    ins = op.inputs + [-1] * (24 - len(op.inputs))
+    def present(k, n=1):
+        return any(i >= 0 for i in ins[k:k + n])
+    for k, n, what in ((_LSTM_PEEPHOLE, 3, "peephole weights"), (_LSTM_PROJECTION, 2, "a projection"),
+                       (_LSTM_LAYER_NORM, 4, "layer normalization")):
+        if present(k, n):
+            raise UnsupportedOpError(op.kind, op.index, f"an LSTM with {what}")
+    if not present(_LSTM_W_INPUT) or not present(_LSTM_W_RECURRENT):
+        raise UnsupportedOpError(op.kind, op.index, "a CIFG LSTM (no input gate)")
+    if op.options.get("fused_activation_function") != 4:  # TANH
+        raise UnsupportedOpError(op.kind, op.index, "a cell activation other than tanh")
+    x = act(ctx, op, g.tensor(ins[_LSTM_INPUT]))
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    h, c = g.tensor(ins[_LSTM_OUTPUT_STATE]), g.tensor(ins[_LSTM_CELL_STATE])
+    if not (h.is_variable and c.is_variable and h.dtype == "int8" and c.dtype == "int16"
+            and h.quant is not None and c.quant is not None):
+        raise UnsupportedOpError(op.kind, op.index, "its states are not int8 and int16 variable tensors "
+                                 "(a float or hybrid LSTM)")
+    wx = [const(ctx, op, ins[_LSTM_W_INPUT + k], "input weights", "int8") for k in range(4)]
+    wh = [const(ctx, op, ins[_LSTM_W_RECURRENT + k], "recurrent weights", "int8") for k in range(4)]
+    bias = [const(ctx, op, ins[_LSTM_BIAS + k], "gate bias", "int32").data.astype(np.int64) for k in range(4)]
+    n_cell, n_input = wx[0].shape
+    if len(x.shape) == 3:
+        steps, batch = (x.shape[0], x.shape[1]) if op.options.get("time_major") else (x.shape[1], x.shape[0])
+    else:
+        steps, batch = 1, x.shape[0]
+    if batch != 1 or x.shape[-1] != n_input or h.size != n_cell or c.size != n_cell or \
+            out.size != steps * n_cell or any(w.shape != (n_cell, n_cell) for w in wh):
+        raise UnsupportedOpError(op.kind, op.index, f"shapes other than batch 1 without projection "
+                                 f"(input {x.shape}, {n_cell} cells, output {out.shape})")
+    for w in wx + wh:
+        if w.quant is None or w.quant.per_channel or int(w.quant.zero_point[0]) != 0:
+            raise UnsupportedOpError(op.kind, op.index, f"weights '{w.name}' not quantized per tensor, symmetric")
+    hidden = _lstm_hidden(ctx, op)
+    f32 = np.float32
+    sx, zx = x.quant.scalar()
+    sh, zh = h.quant.scalar()
+    gate_scale = f32(2.0 ** -12)  # Q3.12, the gates' input to sigmoid and tanh
+    r = ctx.rounding(op)
+    quant_params = []
+    for k in range(4):
+        eff_x = f32(f32(wx[k].quant.scale[0]) * sx) / gate_scale
+        eff_h = f32(f32(wh[k].quant.scale[0]) * sh) / gate_scale
+        quant_params += [*quant.quantize_multiplier(float(eff_x), r), *quant.quantize_multiplier(float(eff_h), r)]
+    log2 = float(np.log2(float(c.quant.scale[0])))
+    cell_scale = int(round(log2))
+    if abs(log2 - cell_scale) >= 1e-3 or int(c.quant.zero_point[0]) != 0:
+        raise UnsupportedOpError(op.kind, op.index, "a cell state whose scale is not a power of two")
+    hidden_scale, hidden_zp = hidden.quant.scalar()
+    eff_hidden = f32(2.0 ** -15 / float(hidden_scale) * 2.0 ** -15)
+    hm, hs = quant.quantize_multiplier(float(eff_hidden), r)
+    clip = float(op.options.get("cell_clip", 0.0))
+    cell_clip = int(np.clip(f32(clip) / f32(c.quant.scale[0]), -32768, 32767)) if clip > 0 else 0
+    folded = [b - zx * w.data.astype(np.int64).sum(axis=1) for b, w in zip(bias, wx)] + \
+             [-zh * w.data.astype(np.int64).sum(axis=1) for w in wh]
+    folded = np.concatenate(folded)
+    if np.any(np.abs(folded) > quant.INT32_MAX):
+        raise UnsupportedOpError(op.kind, op.index, "a folded bias overflows int32")
+    name = kernel_name(ctx, op)
+    func = R.lstm(steps, n_input, n_cell, _MODES[r], 30 + cell_scale, 15 + cell_scale, cell_clip, hm, hs,
+                  hidden_zp)
+    notes = [describe(g, op),
+             f"{steps} steps, {n_cell} cells; gates in Q3.12, sigmoid and tanh in gemmlowp's int16 fixed "
+             f"point; cell state int16 at scale 2^{cell_scale}; output state int8 (multiplier {hm}, "
+             f"shift {hs}, zero point {hidden_zp})"]
+    inputs = [x.index, Const(f"{name}_input_weights", np.concatenate([w.data for w in wx])),
+              Const(f"{name}_recurrent_weights", np.concatenate([w.data for w in wh])),
+              Const(f"{name}_bias", folded.astype(np.int32)),
+              Const(f"{name}_quant", np.array(quant_params, np.int32)), h.index, c.index]
+    return Kernel(name, op, func, inputs, out.index, steps * 4 * n_cell * (n_input + n_cell), notes,
+                  state=[h.index, c.index])
+
+
+def _lstm_hidden(ctx, op):
+    """The fifth intermediate tensor: the quantization of output_gate * tanh(cell)."""
+    inter = op.options.get("intermediates", [])
+    t = ctx.graph.tensor(inter[4]) if len(inter) >= 5 else None
+    if t is None or t.quant is None:
+        raise UnsupportedOpError(op.kind, op.index, "no quantized hidden-state intermediate (convert with a "
+                                 "representative dataset for full-integer quantization)")
+    return t
+
+
 LOWERINGS = {"READ_VARIABLE": lower_read_variable, "ASSIGN_VARIABLE": lower_assign_variable,
-             "SVDF": lower_svdf}
+             "SVDF": lower_svdf, "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm}
