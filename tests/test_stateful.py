@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinycc import compile_model
+from tinycc import compile_model, toolchain
 from tinycc.errors import TinyccError, UnsupportedOpError
 from tinycc.frontend import load_model
 from tinycc.verify import reference_outputs, verify
@@ -134,6 +134,30 @@ def test_lstm_without_hidden_quantization_is_refused(tmp_path):
     bad = _edited(MODELS / "lstm.tflite", tmp_path, strip)
     with pytest.raises(UnsupportedOpError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM at index 0.*intermediate"):
         compile_model(bad, "host", tmp_path / "out", measure_code=False)
+
+
+@pytest.mark.parametrize("io_in_arena", [False, True], ids=["io-outside", "io-in-arena"])
+@pytest.mark.parametrize("name", STATEFUL)
+def test_plan_keeps_state_apart(name, io_in_arena, tmp_path):
+    """test_plan's independent checker for the rest of the arena; the variable tensors side by
+    side below everything else, each whole inside STATE_SIZE. With --io-in-arena, a run under
+    ASan and UBSan (exact arena) matches the reference sequence."""
+    from test_plan import check_plan
+    path = MODELS / f"{name}.tflite"
+    res = compile_model(path, "host", tmp_path / "lib", measure_code=False, io_in_arena=io_in_arena)
+    lib, plan = res.library, res.library.plan
+    check_plan(lib)
+    spans = sorted((plan.location[t.index][1], plan.location[t.index][1] + t.nbytes) for t in lib.graph.state)
+    assert spans[0][0] == 0 and spans[-1][1] <= plan.state_bytes
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    others = [plan.location[t.index][1] for t in lib.graph.tensors
+              if not t.is_const and not t.is_variable and plan.location.get(t.index, ("",))[0] == "arena"]
+    assert all(off >= plan.state_bytes for off in others)
+    if io_in_arena:
+        xs = _sequence(path)
+        exe = toolchain.build_host(tmp_path / "lib", lib.name, xs, tmp_path / "build", sanitize=True)
+        for got, want in zip(toolchain.run_host(exe).outputs, reference_outputs(path, xs)):
+            assert np.array_equal(np.frombuffer(got, np.int8), want)
 
 
 def test_stateless_models_keep_their_api(tmp_path):

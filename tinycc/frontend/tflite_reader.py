@@ -56,7 +56,9 @@ def _read(data: bytes, name: str) -> Graph:
                                  f"but the model has {n}: the file is corrupt")
     graph = Graph(
         name=name, tensors=tensors, operators=ops,
-        inputs=[int(i) for i in sub.InputsAsNumpy()], outputs=[int(i) for i in sub.OutputsAsNumpy()],
+        # older converters list an LSTM's state tensors among the inputs: they are state, not input
+        inputs=[int(i) for i in sub.InputsAsNumpy() if not tensors[int(i)].is_variable],
+        outputs=[int(i) for i in sub.OutputsAsNumpy()],
         source_sha256=Graph.digest(data), source_format="tflite",
     )
     if model.SubgraphsLength() > 1:
