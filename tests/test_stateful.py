@@ -221,3 +221,16 @@ def test_variable_without_init_is_refused(tmp_path):
     bad = _edited(MODELS / "streaming_var.tflite", tmp_path, drop_init)
     with pytest.raises(TinyccError, match=r"never initialised"):
         compile_model(bad, "host", tmp_path / "out", measure_code=False)
+
+
+def test_profile_counts_every_kernel_of_an_operator(tmp_path):
+    """SVDF lowers to two kernels per operator: the profiler reports each, and their sum is the
+    instruction count of the whole run (the same as the harness's, give or take the hooks)."""
+    from tinycc.profile import profile
+    path = MODELS / "svdf.tflite"
+    rep = profile(path, "mps2-an386", work_dir=tmp_path / "p")
+    assert rep.exact
+    assert [r.kernel for r in rep.layers] == ["svdf_svdf_0_state", "svdf_svdf_0", "svdf_svdf_1_state", "svdf_svdf_1"]
+    assert all(r.instructions > 0 for r in rep.layers)
+    whole = verify(path, "mps2-an386", inputs=[np.zeros((1, 16), np.int8)], work_dir=tmp_path / "v").instructions[0]
+    assert abs(rep.total_instructions - whole) < 0.1 * whole

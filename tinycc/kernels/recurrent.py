@@ -1,11 +1,13 @@
-"""Kernels of stateful layers: the state update and the output of int8 SVDF, variable copies.
+"""Kernels of stateful layers: int8 SVDF (state update, output), the integer LSTM, variable
+copies.
 
-A state update kernel takes the state tensor as its last input *and* as its output: the entry
-function passes the same arena bytes twice, and the kernel computes the new state element by
-element in increasing order, each from the old one after it (a shift left by one) or from a
-value it computed before touching the state. Every byte is read before it is overwritten,
-which is what the planner's traced overlaps prove for other kernels; here it holds by
-construction (see `svdf_state`).
+A kernel updates a variable tensor in one of two ways. SVDF's state update takes the state as
+its last input *and* as its output: the entry function passes the same arena bytes twice, and
+the kernel computes the new state element by element in increasing order, each from the old
+one after it (a shift left by one) or from a value it computed before touching the state, so
+every byte is read before it is overwritten (by construction; the planner's traced overlaps
+prove the same property for other kernels). The LSTM, whose output is another tensor, gets its
+two states as `state` parameters (`Kernel.state`), which the library declares writable.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Stateful operators: READ_VARIABLE, ASSIGN_VARIABLE (resource variables, made variable tensors
-by tinycc.frontend.variables) and int8 SVDF.
+by tinycc.frontend.variables), int8 SVDF and int8 UNIDIRECTIONAL_SEQUENCE_LSTM.
 
 A variable tensor lives at the start of the arena for the whole run and keeps its value from
 one run to the next (tinycc.plan, tinycc.package). A kernel that updates it takes it as its
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels as K
 from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
