@@ -28,11 +28,12 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
 def _sequence(path, n=6, seed=3):
+    """Random inputs, then the saturating corners (gates driven to their limits)."""
     g = load_model(path)
     shape = g.tensor(g.inputs[0]).shape
     rng = np.random.default_rng(seed)
-    return [rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(n - 1)] + \
-        [np.full(shape, 127, np.int8)]
+    return [rng.integers(-128, 128, shape, dtype=np.int8) for _ in range(n - 2)] + \
+        [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
 
 
 def test_models_are_present():
@@ -44,7 +45,7 @@ def test_models_are_present():
 def test_sequence_on_host_matches_reference(name, rounding, tmp_path):
     """litert: LiteRT BUILTIN_REF; double: TFLM. One interpreter invoked on the sequence."""
     path = MODELS / f"{name}.tflite"
-    report = verify(path, "host", rounding=rounding, inputs=_sequence(path), work_dir=tmp_path)
+    report = verify(path, "host", rounding=rounding, inputs=_sequence(path, n=24), work_dir=tmp_path)
     assert report.ok, report.summary()
 
 
