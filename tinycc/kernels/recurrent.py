@@ -103,7 +103,8 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
     c = sat16(rdbpot(f * c, 15) + rdbpot(i * g, cell_shift)) (clipped when cell_clip > 0), and
     the output state h = int8(rq(o * tanh(c)) + hidden_zp), also the step's output. The
     states h (int8) and c (int16) are the kernel's `state` parameters, updated in place; h
-    is written only once every gate of the step has read it."""
+    is written only once every gate of the step has read it. The gates (4 x n_cell int16) are
+    the kernel's scratch buffer in the arena."""
     n4 = 4 * n_cell
 
     def requant(v, m, s):
@@ -116,9 +117,10 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((steps * n_input,), "int8"), wx: T.Buffer((n4 * n_input,), "int8"),
                wh: T.Buffer((n4 * n_cell,), "int8"), bias: T.Buffer((2 * n4,), "int32"),
-               quant: T.Buffer((16,), "int32"), h: T.Buffer((n_cell,), "int8"),
-               c: T.Buffer((n_cell,), "int16"), out: T.Buffer((steps * n_cell,), "int8")):
-        gate = T.alloc_buffer((n4,), "int16")
+               quant: T.Buffer((16,), "int32"), scratch: T.Buffer((2 * n4,), "int8"),
+               h: T.Buffer((n_cell,), "int8"), c: T.Buffer((n_cell,), "int16"),
+               out: T.Buffer((steps * n_cell,), "int8")):
+        gate = T.decl_buffer((n4,), "int16", data=scratch.data)  # the four gates, in the arena
         for t in range(steps):
             for g in range(4):  # input, forget, cell, output
                 T.evaluate(T.call_extern(

@@ -165,12 +165,16 @@ def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
              f"{steps} steps, {n_cell} cells; gates in Q3.12, sigmoid and tanh in gemmlowp's int16 fixed "
              f"point; cell state int16 at scale 2^{cell_scale}; output state int8 (multiplier {hm}, "
              f"shift {hs}, zero point {hidden_zp})"]
+    from ..fuse import Scratch  # (tinycc.fuse imports this package)
     inputs = [x.index, Const(f"{name}_input_weights", np.concatenate([w.data for w in wx])),
               Const(f"{name}_recurrent_weights", np.concatenate([w.data for w in wh])),
               Const(f"{name}_bias", folded.astype(np.int32)),
-              Const(f"{name}_quant", np.array(quant_params, np.int32)), h.index, c.index]
-    return Kernel(name, op, func, inputs, out.index, steps * 4 * n_cell * (n_input + n_cell), notes,
-                  state=[h.index, c.index])
+              Const(f"{name}_quant", np.array(quant_params, np.int32)),
+              Scratch(f"{name}_scratch", np.zeros(8 * n_cell, np.int8)), h.index, c.index]
+    kernel = Kernel(name, op, func, inputs, out.index, steps * 4 * n_cell * (n_input + n_cell), notes,
+                    state=[h.index, c.index])
+    kernel.scratch_bytes = 8 * n_cell  # the gates, planned in the arena for this step
+    return kernel
 
 
 def _lstm_hidden(ctx, op):
