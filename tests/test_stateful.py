@@ -141,8 +141,8 @@ def test_lstm_without_hidden_quantization_is_refused(tmp_path):
 @pytest.mark.parametrize("name", STATEFUL)
 def test_plan_keeps_state_apart(name, io_in_arena, tmp_path):
     """test_plan's independent checker for the rest of the arena; the variable tensors side by
-    side below everything else, each whole inside STATE_SIZE. With --io-in-arena, a run under
-    ASan and UBSan (exact arena) matches the reference sequence."""
+    side below everything else, each whole inside STATE_SIZE. A run under ASan and UBSan (an
+    arena of exactly ARENA_SIZE bytes) matches the reference sequence."""
     from test_plan import check_plan
     path = MODELS / f"{name}.tflite"
     res = compile_model(path, "host", tmp_path / "lib", measure_code=False, io_in_arena=io_in_arena)
@@ -154,11 +154,12 @@ def test_plan_keeps_state_apart(name, io_in_arena, tmp_path):
     others = [plan.location[t.index][1] for t in lib.graph.tensors
               if not t.is_const and not t.is_variable and plan.location.get(t.index, ("",))[0] == "arena"]
     assert all(off >= plan.state_bytes for off in others)
-    if io_in_arena:
-        xs = _sequence(path)
-        exe = toolchain.build_host(tmp_path / "lib", lib.name, xs, tmp_path / "build", sanitize=True)
-        for got, want in zip(toolchain.run_host(exe).outputs, reference_outputs(path, xs)):
-            assert np.array_equal(np.frombuffer(got, np.int8), want)
+    xs = _sequence(path)
+    exe = toolchain.build_host(tmp_path / "lib", lib.name, xs, tmp_path / "build", sanitize=True)
+    outs = toolchain.run_host(exe).outputs
+    assert len(outs) == len(xs)
+    for got, want in zip(outs, reference_outputs(path, xs)):
+        assert np.array_equal(np.frombuffer(got, np.int8), want)
 
 
 def test_stateless_models_keep_their_api(tmp_path):
