@@ -236,3 +236,54 @@ def test_profile_counts_every_kernel_of_an_operator(tmp_path):
     assert all(r.instructions > 0 for r in rep.layers)
     whole = verify(path, "mps2-an386", inputs=[np.zeros((1, 16), np.int8)], work_dir=tmp_path / "v").instructions[0]
     assert abs(rep.total_instructions - whole) < 0.1 * whole
+
+
+_GEMMLOWP_CHECK = r"""
+#include <cstdio>
+#include <cstdint>
+#include "fixedpoint/fixedpoint.h"
+extern "C" {
+#include "tinycc_nn.h"
+}
+template <int IB> long tanh_mismatches() {
+  long bad = 0;
+  for (int v = -32768; v <= 32767; ++v) {
+    bad += gemmlowp::tanh(gemmlowp::FixedPoint<std::int16_t, IB>::FromRaw((int16_t)v)).raw()
+           != tinycc_tanh16((int16_t)v, IB);
+  }
+  return bad;
+}
+int main() {
+  long bad = 0;
+  for (int v = -32768; v <= 32767; ++v) {
+    bad += gemmlowp::logistic(gemmlowp::FixedPoint<std::int16_t, 3>::FromRaw((int16_t)v)).raw()
+           != tinycc_sigmoid16((int16_t)v);
+  }
+  printf("%ld %ld %ld %ld %ld %ld %ld %ld\n", bad, tanh_mismatches<0>(), tanh_mismatches<1>(),
+         tanh_mismatches<2>(), tanh_mismatches<3>(), tanh_mismatches<4>(), tanh_mismatches<5>(),
+         tanh_mismatches<6>());
+  return 0;
+}
+"""
+
+
+def test_int16_activations_equal_gemmlowp(tmp_path):
+    """tinycc_sigmoid16 and tinycc_tanh16 (0 to 6 integer bits) against gemmlowp's own
+    logistic and tanh on every int16 input. gemmlowp's header comes with TensorFlow (the
+    examples extra); without it, or without g++, the check cannot run."""
+    import importlib.util
+    import shutil
+    spec = importlib.util.find_spec("tensorflow")  # only its headers are used: no import
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("TensorFlow (pip install '.[examples]') provides gemmlowp's fixedpoint.h")
+    header = Path(spec.submodule_search_locations[0]) / "include" / "external" / "gemmlowp" / "fixedpoint" / \
+        "fixedpoint.h"
+    if not header.is_file() or shutil.which("g++") is None:
+        pytest.skip(f"needs g++ and {header}")
+    src = tmp_path / "check.cc"
+    src.write_text(_GEMMLOWP_CHECK)
+    runtime = Path(__file__).resolve().parent.parent / "runtime" / "kernels"
+    subprocess.run(["g++", "-O1", "-std=c++17", "-w", "-I", str(header.parent.parent), "-I", str(runtime),
+                    str(src), "-o", str(tmp_path / "check")], check=True)
+    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0"] * 8, f"mismatches (sigmoid, tanh<0..6>): {out}"
