@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import toolchain
-from .compiler import compile_model
+from .compiler import compile_model, default_rounding
 from .lower import Kernel
 from .targets import Target, load_target
 from .verify import reference_outputs, standard_inputs
@@ -105,14 +105,16 @@ class ProfileReport:
         plt.close(fig)
 
 
-def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
-            work_dir: str | Path | None = None, fuse_rows: bool = False) -> ProfileReport:
+def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
+            work_dir: str | Path | None = None, fuse_rows: bool = False,
+            kernels: str = "tinycc") -> ProfileReport:
     target = load_target(target) if isinstance(target, str) else target
+    rounding = rounding or default_rounding(kernels)
     emu = target.emulator()
     with tempfile.TemporaryDirectory(prefix="tinycc-profile-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                            fuse_rows=fuse_rows)
+                            fuse_rows=fuse_rows, kernels=kernels)
         lib = res.library
         inputs = standard_inputs(lib.input.shape, count_random=1)[:1]
         hooks = work / "hooks.c"

@@ -1,0 +1,226 @@
+"""CMSIS-NN (`--kernels cmsis-nn`): its sources, its scratch sizes, its library for a target.
+
+No package registry serves CMSIS-NN, so its sources come from a checkout named by the
+environment variable CMSIS_NN_PATH (github.com/ARM-software/CMSIS-NN; it needs no other CMSIS
+header). Three things are built from that one tree, each cached under
+``~/.cache/tinycc/cmsis-nn/<hash of the sources and flags>``:
+
+- for the compiler, on the host: a shared library of CMSIS-NN's own ``*_get_buffer_sizes_s8.c``
+  files, called through ctypes. The scratch size of a layer is what CMSIS-NN's
+  ``<function>_get_buffer_size_dsp`` (cores with the DSP extension), ``..._mve`` (Helium) or,
+  for cores with neither, the generic ``<function>_get_buffer_size`` built without either
+  extension returns: no copy of its formulas to drift from the release in use.
+- for a harness build (QEMU or host): ``libcmsis-nn.a`` of every integer source file, built
+  with the library's compiler and flags, linked after the library.
+- the generated CMakeLists.txt finds it through CMSIS_NN_PATH or Zephyr's cmsis-nn module.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import TinyccError
+
+ENV = "CMSIS_NN_PATH"
+KERNELS = ("tinycc", "cmsis-nn")
+#: Cores with Helium (MVE): CMSIS-NN's third code path.
+MVE_CPUS = ("cortex-m55", "cortex-m85")
+
+
+class CmsisNNError(TinyccError):
+    pass
+
+
+def source_dir() -> Path:
+    """The CMSIS-NN checkout named by CMSIS_NN_PATH, checked."""
+    value = os.environ.get(ENV)
+    if not value:
+        raise CmsisNNError(f"--kernels cmsis-nn needs CMSIS-NN's sources: set {ENV} to a checkout of "
+                           "https://github.com/ARM-software/CMSIS-NN (no package registry serves it)")
+    root = Path(value).expanduser().resolve()
+    if not (root / "Include" / "arm_nnfunctions.h").is_file() or not (root / "Source").is_dir():
+        raise CmsisNNError(f"{ENV}={value} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h "
+                           "and Source/ there)")
+    return root
+
+
+def include_flags() -> list[str]:
+    return ["-I", str(source_dir() / "Include")]
+
+
+def variant(target) -> str:
+    """Which of CMSIS-NN's code paths the target's CPU compiles: mve, dsp or plain C."""
+    if target.cpu in MVE_CPUS:
+        return "mve"
+    return "dsp" if target.has_dsp else "plain"
+
+
+def _integer_sources(root: Path) -> list[Path]:
+    """Every C file but the float16/float32 ones (off by default in CMSIS-NN's own CMake)."""
+    return sorted(p for p in (root / "Source").rglob("*.c")
+                  if not any(t in p.stem for t in ("_f16", "_f32", "_flt")))
+
+
+def _cache_dir(key_parts: list[str], files: list[Path]) -> Path:
+    h = hashlib.sha256("\0".join(key_parts).encode())
+    root = source_dir()
+    for p in sorted(files) + sorted((root / "Include").rglob("*.h")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinycc" / "cmsis-nn"
+    return base / h.hexdigest()[:24]
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished build into the cache; another process may have been first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.is_dir():
+            raise
+
+
+def _run(cmd: list[str], what: str) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise CmsisNNError(f"building CMSIS-NN failed {what}:\n{' '.join(cmd)}\n{res.stderr.strip()}")
+
+
+# --- scratch sizes: CMSIS-NN's own functions, on the host -------------------------------------
+
+class Dims(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int32), ("h", ctypes.c_int32), ("w", ctypes.c_int32), ("c", ctypes.c_int32)]
+
+
+class Tile(ctypes.Structure):
+    _fields_ = [("w", ctypes.c_int32), ("h", ctypes.c_int32)]
+
+
+class Activation(ctypes.Structure):
+    _fields_ = [("min", ctypes.c_int32), ("max", ctypes.c_int32)]
+
+
+class ConvParams(ctypes.Structure):
+    _fields_ = [("input_offset", ctypes.c_int32), ("output_offset", ctypes.c_int32), ("stride", Tile),
+                ("padding", Tile), ("dilation", Tile), ("activation", Activation)]
+
+
+class DwConvParams(ctypes.Structure):
+    _fields_ = [("input_offset", ctypes.c_int32), ("output_offset", ctypes.c_int32),
+                ("ch_mult", ctypes.c_int32), ("stride", Tile), ("padding", Tile), ("dilation", Tile),
+                ("activation", Activation)]
+
+
+@lru_cache(maxsize=None)
+def _sizes_library(root: str) -> ctypes.CDLL:
+    files = sorted(Path(root, "Source").rglob("*_get_buffer_sizes_s8.c"))
+    if not files:
+        raise CmsisNNError(f"{root} has no *_get_buffer_sizes_s8.c sources")
+    cc = shutil.which("gcc")
+    if cc is None:
+        raise CmsisNNError("gcc is needed to build CMSIS-NN's buffer-size functions for the host")
+    cache = _cache_dir(["host-sizes", cc], files)
+    so = cache / "libcmsis_nn_sizes.so"
+    if not so.is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache.parent))
+        _run([cc, "-std=c99", "-O1", "-shared", "-fPIC", "-I", str(Path(root) / "Include"), *map(str, files),
+              "-Wl,--no-undefined", "-o", str(tmp / so.name)], "for the host (buffer sizes)")
+        _publish(tmp, cache)
+    return ctypes.CDLL(str(so))
+
+
+def buffer_size(function: str, variant_: str, *args) -> int:
+    """Bytes of scratch CMSIS-NN's `function` needs on the given code path: the value of
+    `<function>_get_buffer_size_<variant>` (the generic one, built without DSP or MVE, for
+    plain C), called with `args` (ctypes structures by reference, ints by value)."""
+    lib = _sizes_library(str(source_dir()))
+    name = f"{function}_get_buffer_size" + ("" if variant_ == "plain" else f"_{variant_}")
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_int32
+    size = fn(*[ctypes.byref(a) if isinstance(a, ctypes.Structure) else ctypes.c_int(a) for a in args])
+    if size < 0:
+        raise CmsisNNError(f"{name} returned {size}")
+    return int(size)
+
+
+# --- the library for a target -------------------------------------------------------------------
+
+def static_library(cc: str, cflags: list[str]) -> Path:
+    """libcmsis-nn.a of every integer source, compiled by `cc` with `cflags` (the target's CPU
+    flags and optimization level, as the generated library gets them); cached."""
+    root = source_dir()
+    files = _integer_sources(root)
+    cache = _cache_dir(["target", cc, *cflags], files)
+    lib = cache / "libcmsis-nn.a"
+    if lib.is_file():
+        return lib
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache.parent))
+    objs = [tmp / f"{p.parent.name}_{p.stem}.o" for p in files]
+    # CMSIS-NN's own code: compiled warning-tolerant (its warnings are not ours to fix)
+    flags = ["-std=c99", *cflags, "-ffunction-sections", "-fdata-sections", "-I", str(root / "Include")]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda so: _run([cc, *flags, "-c", str(so[0]), "-o", str(so[1])], f"on {so[0].name}"),
+                      zip(files, objs)))
+    ar = str(Path(cc).with_name(Path(cc).name.replace("gcc", "ar"))) if "gcc" in Path(cc).name else "ar"
+    if not shutil.which(ar):
+        ar = "ar"
+    _run([ar, "rcs", str(tmp / lib.name), *map(str, objs)], "(archive)")
+    for o in objs:
+        o.unlink()
+    _publish(tmp, cache)
+    return lib
+
+
+def uses_cmsis_nn(lib_dir: Path) -> bool:
+    """Whether a compiled library folder calls CMSIS-NN (its metadata says so)."""
+    meta = Path(lib_dir) / "metadata.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("kernels") == "cmsis-nn"
+
+
+def build_inputs(lib_dir: Path, cc: str, cflags: list[str]) -> tuple[list[str], list[str]]:
+    """(compile flags, link inputs) a harness build of `lib_dir` needs: none for a library
+    of tinycc's own kernels; CMSIS-NN's headers and library otherwise."""
+    if not uses_cmsis_nn(lib_dir):
+        return [], []
+    return include_flags(), [str(static_library(cc, cflags))]
+
+
+# --- the generated CMakeLists.txt ---------------------------------------------------------------
+
+def cmake_lines(name: str) -> list[str]:
+    """Link the library against CMSIS-NN: Zephyr's module when building in Zephyr (CONFIG_CMSIS_NN),
+    else the `cmsis-nn` target of CMSIS_NN_PATH (a CMake or environment variable)."""
+    return [
+        "# The kernels call CMSIS-NN (--kernels cmsis-nn).",
+        "if(COMMAND zephyr_library)",
+        "  # Zephyr: enable the module with CONFIG_CMSIS_NN=y (and the CONFIG_CMSIS_NN_* parts used)",
+        "  if(NOT CONFIG_CMSIS_NN)",
+        f'    message(FATAL_ERROR "{name} calls CMSIS-NN: set CONFIG_CMSIS_NN=y")',
+        "  endif()",
+        f"  target_link_libraries({name} PUBLIC zephyr_interface)",
+        "else()",
+        "  if(NOT CMSIS_NN_PATH)",
+        "    set(CMSIS_NN_PATH $ENV{CMSIS_NN_PATH})",
+        "  endif()",
+        "  if(NOT TARGET cmsis-nn)",
+        "    if(NOT CMSIS_NN_PATH)",
+        f'      message(FATAL_ERROR "{name} calls CMSIS-NN: set CMSIS_NN_PATH to a CMSIS-NN checkout")',
+        "    endif()",
+        "    add_subdirectory(${CMSIS_NN_PATH} ${CMAKE_CURRENT_BINARY_DIR}/cmsis-nn)",
+        "  endif()",
+        f"  target_link_libraries({name} PUBLIC cmsis-nn)",
+        "endif()",
+    ]
