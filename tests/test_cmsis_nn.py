@@ -1,0 +1,155 @@
+"""`--kernels cmsis-nn`: the example models and the op zoo with the layers CMSIS-NN takes handed
+to it, run in QEMU on mps2-an386 (Cortex-M4: CMSIS-NN's DSP code path) and mps2-an385
+(Cortex-M3: its plain C path), every output byte compared with TFLM (the tflite-micro
+package); the scratch buffers checked in the arena plan; the host build under ASan + UBSan in
+an arena of exactly the planned size.
+
+CMSIS-NN's sources come from CMSIS_NN_PATH (a checkout of github.com/ARM-software/CMSIS-NN);
+without it these tests skip, saying so, except those that check the refusals.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinycc import cmsis_nn, compile_model
+from tinycc.cli import main
+from tinycc.errors import TinyccError
+from tinycc.lower import CKernel
+from tinycc.verify import reference_outputs, standard_inputs, verify
+
+from conftest import EXAMPLE_MODELS, model_path
+from test_plan import check_plan
+
+ZOO_DIR = Path(__file__).resolve().parent / "models"
+#: zoo models with at least one operator of those CMSIS-NN takes (the rest are tinycc's anyway)
+ZOO = ["add_bcast", "concat", "depthwise_multiplier", "dilated_conv", "max_pool", "maximum_minimum", "mean",
+       "mixed", "mul", "mul_bcast", "prelu", "quantize", "reduce_max", "split", "squeeze_expand", "sub"]
+BOARDS = ["mps2-an386", "mps2-an385"]
+CMSIS_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX",
+             "ADD", "MUL"}
+
+needs_cmsis = pytest.mark.skipif(
+    not os.environ.get(cmsis_nn.ENV),
+    reason="CMSIS_NN_PATH is not set: point it at a checkout of https://github.com/ARM-software/CMSIS-NN "
+           "(no package registry serves it)")
+
+
+def _path(name: str) -> Path:
+    return ZOO_DIR / f"{name}.tflite" if name in ZOO else model_path(name)
+
+
+# --- refusals (no CMSIS-NN needed) ----------------------------------------------------------
+
+def test_without_cmsis_nn_path_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.delenv(cmsis_nn.ENV, raising=False)
+    with pytest.raises(TinyccError, match="CMSIS_NN_PATH"):
+        compile_model(model_path("gesture"), "mps2-an386", tmp_path / "out", kernels="cmsis-nn")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(cmsis_nn.ENV, str(tmp_path))  # not a CMSIS-NN checkout
+    code = main(["compile", str(model_path("gesture")), "-t", "nrf52840", "--kernels", "cmsis-nn",
+                 "-o", str(tmp_path / "out")])
+    assert code == 1 and "is not a CMSIS-NN checkout" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_litert_rounding_is_refused(tmp_path):
+    with pytest.raises(TinyccError, match="--rounding double"):
+        compile_model(model_path("gesture"), "mps2-an386", tmp_path / "out", rounding="litert",
+                      kernels="cmsis-nn")
+
+
+# --- bit-exact in QEMU ----------------------------------------------------------------------
+
+@needs_cmsis
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("name", EXAMPLE_MODELS + ZOO)
+def test_qemu_matches_tflm(name, board, tmp_path):
+    path = _path(name)
+    report = verify(path, board, kernels="cmsis-nn", work_dir=tmp_path)
+    assert report.ok, report.summary()
+    lib = report.compile.library
+    calls = [k for k in lib.kernels if isinstance(k, CKernel)]
+    assert calls, "no layer went to CMSIS-NN"
+    source = (tmp_path / "lib" / "src" / f"{lib.name}_kernels.c").read_text()
+    for k in calls:
+        assert k.op.kind in CMSIS_OPS and f"void {k.name}(" in source
+        assert "CMSIS-NN arm_" in k.notes[1]  # the layer comment names the function
+    check_plan(lib)  # scratch buffers and tensors: no two live ones share a byte
+
+
+@needs_cmsis
+def test_broadcasting_falls_back_to_tinycc(tmp_path):
+    lib = compile_model(_path("mul_bcast"), "mps2-an386", tmp_path / "lib", kernels="cmsis-nn",
+                        measure_code=False).library
+    kinds = {k.op.kind: isinstance(k, CKernel) for k in lib.kernels}
+    assert kinds["FULLY_CONNECTED"] and not kinds["MUL"]
+
+
+@needs_cmsis
+@pytest.mark.parametrize("name", ["ad01_int8", "kws_ref_model"])
+def test_mlperf_on_m4_matches_tflm(name, tmp_path):
+    """ad01_int8: TFLM differs from LiteRT by 1 on some outputs; CMSIS-NN matches TFLM there."""
+    path = model_path(name)
+    report = verify(path, "mps2-an386", kernels="cmsis-nn", work_dir=tmp_path)
+    assert report.ok, report.summary()
+    if name == "ad01_int8":
+        xs = standard_inputs(report.compile.library.input.shape)
+        litert, tflm = reference_outputs(path, xs, "litert"), reference_outputs(path, xs, "double")
+        assert any(not np.array_equal(a, b) for a, b in zip(litert, tflm))
+
+
+# --- scratch: sizes from CMSIS-NN, buffers in the arena --------------------------------------
+
+@needs_cmsis
+def test_scratch_follows_the_cpu(tmp_path):
+    """gesture's 5x1 depthwise layer: CMSIS-NN's DSP path (M4) wants an im2col buffer, its plain
+    C path (M3) none; each library's arena has room for what its CPU's path asks for."""
+    m4 = compile_model(model_path("gesture"), "mps2-an386", tmp_path / "m4", kernels="cmsis-nn",
+                       measure_code=False).library
+    m3 = compile_model(model_path("gesture"), "mps2-an385", tmp_path / "m3", kernels="cmsis-nn",
+                       measure_code=False).library
+    dw4, dw3 = ([k for k in lib.kernels if k.op.kind == "DEPTHWISE_CONV_2D"][0] for lib in (m4, m3))
+    assert dw4.scratch_bytes > 0 and dw3.scratch_bytes == 0
+    assert dw4.name in m4.plan.scratch and dw3.name not in m3.plan.scratch
+    entry = (tmp_path / "m4" / "src" / "gesture.c").read_text()
+    assert f"arena8 + {m4.plan.scratch[dw4.name]}, " in entry
+    for lib in (m4, m3):
+        for k in lib.kernels:
+            if getattr(k, "scratch_bytes", 0):
+                off = lib.plan.scratch[k.name]
+                assert off + k.scratch_bytes <= lib.plan.arena_size
+
+
+@needs_cmsis
+@pytest.mark.parametrize("name", ["tiny_kws", "tiny_resnet"])
+def test_host_sanitized_in_an_exact_arena(name, tmp_path):
+    """CMSIS-NN's plain C path on the host, the harness's arena a heap block of exactly
+    ARENA_SIZE bytes (ASan; UBSan on tinycc's code)."""
+    report = verify(model_path(name), "host", sanitize=True, kernels="cmsis-nn", work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+@needs_cmsis
+@pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
+def test_generated_c_is_warning_free(cc, tmp_path):
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    res = compile_model(model_path("tiny_kws"), "mps2-an386", tmp_path / "lib", kernels="cmsis-nn",
+                        measure_code=False)
+    flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
+    for src in (tmp_path / "lib" / "src").glob("*.c"):
+        cmd = [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", *flags, *cmsis_nn.include_flags(),
+               "-I", str(tmp_path / "lib" / "include"), "-c", str(src), "-o", os.devnull]
+        res_cc = subprocess.run(cmd, capture_output=True, text=True)
+        assert res_cc.returncode == 0, res_cc.stderr
+    assert res.library.kernel_set == "cmsis-nn"
