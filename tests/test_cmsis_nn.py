@@ -31,6 +31,8 @@ ZOO_DIR = Path(__file__).resolve().parent / "models"
 #: zoo models with at least one operator of those CMSIS-NN takes (the rest are tinycc's anyway)
 ZOO = ["add_bcast", "concat", "depthwise_multiplier", "dilated_conv", "max_pool", "maximum_minimum", "mean",
        "mixed", "mul", "mul_bcast", "prelu", "quantize", "reduce_max", "split", "squeeze_expand", "sub"]
+#: CMSIS-NN code paths the zoo does not reach (examples/make_cmsis_nn_models.py)
+PATHS = sorted(p.stem for p in (ZOO_DIR / "cmsis_nn").glob("*.tflite"))
 BOARDS = ["mps2-an386", "mps2-an385"]
 CMSIS_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX",
              "ADD", "MUL"}
@@ -42,6 +44,8 @@ needs_cmsis = pytest.mark.skipif(
 
 
 def _path(name: str) -> Path:
+    if name in PATHS:
+        return ZOO_DIR / "cmsis_nn" / f"{name}.tflite"
     return ZOO_DIR / f"{name}.tflite" if name in ZOO else model_path(name)
 
 
@@ -72,7 +76,7 @@ def test_litert_rounding_is_refused(tmp_path):
 
 @needs_cmsis
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("name", EXAMPLE_MODELS + ZOO)
+@pytest.mark.parametrize("name", EXAMPLE_MODELS + ZOO + PATHS)
 def test_qemu_matches_tflm(name, board, tmp_path):
     path = _path(name)
     report = verify(path, board, kernels="cmsis-nn", work_dir=tmp_path)
@@ -85,6 +89,10 @@ def test_qemu_matches_tflm(name, board, tmp_path):
         assert k.op.kind in CMSIS_OPS and f"void {k.name}(" in source
         assert "CMSIS-NN arm_" in k.notes[1]  # the layer comment names the function
     check_plan(lib)  # scratch buffers and tensors: no two live ones share a byte
+
+
+def test_cmsis_nn_models_are_present():
+    assert len(PATHS) >= 6, "run examples/make_cmsis_nn_models.py"
 
 
 @needs_cmsis
