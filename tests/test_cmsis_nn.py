@@ -10,6 +10,7 @@ without it these tests skip, saying so, except those that check the refusals.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinycc import cmsis_nn, compile_model
+from tinycc import cmsis_nn, compile_model, toolchain
 from tinycc.cli import main
 from tinycc.errors import TinyccError
 from tinycc.lower import CKernel
+from tinycc.targets import load_target
 from tinycc.verify import reference_outputs, standard_inputs, verify
 
 from conftest import EXAMPLE_MODELS, model_path
@@ -161,3 +163,15 @@ def test_generated_c_is_warning_free(cc, tmp_path):
         res_cc = subprocess.run(cmd, capture_output=True, text=True)
         assert res_cc.returncode == 0, res_cc.stderr
     assert res.library.kernel_set == "cmsis-nn"
+
+
+@needs_cmsis
+def test_a_library_builds_only_for_its_code_path(tmp_path):
+    """Scratch sizes are per code path: an M3 (plain C) library is not linked for an M4."""
+    res = compile_model(model_path("gesture"), "mps2-an385", tmp_path / "lib", kernels="cmsis-nn",
+                        measure_code=False)
+    meta = json.loads((tmp_path / "lib" / "metadata.json").read_text())
+    assert meta["kernels"] == "cmsis-nn" and meta["cmsis_nn"]["code_path"] == "plain"
+    xs = standard_inputs(res.library.input.shape, 1)
+    with pytest.raises(TinyccError, match="plain code path"):
+        toolchain.build_target(tmp_path / "lib", res.library.name, xs, tmp_path / "b", load_target("mps2-an386"))

@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,10 +59,15 @@ def include_flags() -> list[str]:
 
 
 def variant(target) -> str:
-    """Which of CMSIS-NN's code paths the target's CPU compiles: mve, dsp or plain C."""
-    if target.cpu in MVE_CPUS:
-        return "mve"
-    return "dsp" if target.has_dsp else "plain"
+    """Which of CMSIS-NN's code paths the target's CPU compiles: mve, dsp or plain C. CMSIS-NN
+    picks it from the compiler's __ARM_FEATURE_MVE / __ARM_FEATURE_DSP, so the cross compiler
+    is asked with the target's flags; without one, the target's data decides."""
+    if target.is_host:
+        return "plain"
+    cc = shutil.which("arm-none-eabi-gcc")
+    if cc is None:
+        return "mve" if target.cpu in MVE_CPUS else "dsp" if target.has_dsp else "plain"
+    return _compiler_variant(cc, tuple(target.cflags))
 
 
 def _integer_sources(root: Path) -> list[Path]:
@@ -70,14 +76,28 @@ def _integer_sources(root: Path) -> list[Path]:
                   if not any(t in p.stem for t in ("_f16", "_f32", "_flt")))
 
 
-def _cache_dir(key_parts: list[str], files: list[Path]) -> Path:
+def _digest(key_parts: list[str], files: list[Path]) -> str:
     h = hashlib.sha256("\0".join(key_parts).encode())
     root = source_dir()
     for p in sorted(files) + sorted((root / "Include").rglob("*.h")):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_dir(key_parts: list[str], files: list[Path]) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinycc" / "cmsis-nn"
-    return base / h.hexdigest()[:24]
+    return base / _digest(key_parts, files)[:24]
+
+
+def metadata(target) -> dict:
+    """What the library was compiled against: CMSIS-NN's code path, release and sources (the
+    scratch sizes are those of this code path of these sources)."""
+    root = source_dir()
+    pdsc = root / "ARM.CMSIS-NN.pdsc"
+    m = re.search(r'<release version="([^"]+)"', pdsc.read_text()) if pdsc.is_file() else None
+    return {"code_path": variant(target), "release": m.group(1) if m else None,
+            "sources_sha256": _digest([], _integer_sources(root))}
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -184,17 +204,25 @@ def static_library(cc: str, cflags: list[str]) -> Path:
     return lib
 
 
-def uses_cmsis_nn(lib_dir: Path) -> bool:
-    """Whether a compiled library folder calls CMSIS-NN (its metadata says so)."""
-    meta = Path(lib_dir) / "metadata.json"
-    return meta.is_file() and json.loads(meta.read_text()).get("kernels") == "cmsis-nn"
+@lru_cache(maxsize=None)
+def _compiler_variant(cc: str, cflags: tuple[str, ...]) -> str:
+    res = subprocess.run([cc, *cflags, "-dM", "-E", "-"], input="", capture_output=True, text=True)
+    macros = res.stdout if res.returncode == 0 else ""
+    return "mve" if "__ARM_FEATURE_MVE" in macros else "dsp" if "__ARM_FEATURE_DSP" in macros else "plain"
 
 
 def build_inputs(lib_dir: Path, cc: str, cflags: list[str]) -> tuple[list[str], list[str]]:
     """(compile flags, link inputs) a harness build of `lib_dir` needs: none for a library
     of tinycc's own kernels; CMSIS-NN's headers and library otherwise."""
-    if not uses_cmsis_nn(lib_dir):
+    meta = Path(lib_dir) / "metadata.json"
+    info = json.loads(meta.read_text()).get("cmsis_nn") if meta.is_file() else None
+    if not info:
         return [], []
+    built_for = _compiler_variant(cc, tuple(cflags))
+    if built_for != info["code_path"]:
+        raise CmsisNNError(f"{lib_dir} was compiled for CMSIS-NN's {info['code_path']} code path (its scratch "
+                           f"sizes are that path's) but this build compiles CMSIS-NN's {built_for} path: "
+                           "compile the library for this target")
     if any(f.startswith("-fsanitize=") for f in cflags):
         # a sanitized host build: CMSIS-NN itself gets AddressSanitizer only, since it shifts
         # negative values left (undefined in C99, defined by every compiler it targets)

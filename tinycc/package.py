@@ -349,6 +349,7 @@ def metadata(lib: Library, extra: dict) -> dict:
         "cpu": lib.target.cpu,
         "rounding": lib.rounding,
         "kernels": lib.kernel_set,
+        **({"cmsis_nn": cmsis_nn.metadata(lib.target)} if lib.kernel_set == "cmsis-nn" else {}),
         "arena_bytes": lib.plan.arena_size,
         "weight_bytes": lib.weight_bytes,
         "macs": sum(k.macs for k in lib.kernels),
