@@ -4,6 +4,9 @@ to it, run in QEMU on mps2-an386 (Cortex-M4: CMSIS-NN's DSP code path) and mps2-
 package); the scratch buffers checked in the arena plan; the host build under ASan + UBSan in
 an arena of exactly the planned size.
 
+With --rounding litert (CMSIS-NN built with CMSIS_NN_USE_SINGLE_ROUNDING) the reference is
+LiteRT's reference kernels, and CMSIS-NN gets only the layers it then rounds alike.
+
 CMSIS-NN's sources come from CMSIS_NN_PATH (a checkout of github.com/ARM-software/CMSIS-NN);
 without it these tests skip, saying so, except those that check the refusals.
 """
@@ -68,12 +71,6 @@ def test_cli_says_what_is_missing(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_litert_rounding_is_refused(tmp_path):
-    with pytest.raises(TinyccError, match="--rounding double"):
-        compile_model(model_path("gesture"), "mps2-an386", tmp_path / "out", rounding="litert",
-                      kernels="cmsis-nn")
-
-
 # --- bit-exact in QEMU ----------------------------------------------------------------------
 
 @needs_cmsis
@@ -108,7 +105,7 @@ def test_broadcasting_falls_back_to_tinycc(tmp_path):
 @needs_cmsis
 @pytest.mark.parametrize("name", ["ad01_int8", "kws_ref_model"])
 def test_mlperf_on_m4_matches_tflm(name, tmp_path):
-    """ad01_int8: TFLM differs from LiteRT by 1 on some outputs; CMSIS-NN matches TFLM there."""
+    """ad01_int8: TFLM differs from LiteRT by 1 or 2 on some outputs; CMSIS-NN matches TFLM there."""
     path = model_path(name)
     report = verify(path, "mps2-an386", kernels="cmsis-nn", work_dir=tmp_path)
     assert report.ok, report.summary()
@@ -116,6 +113,35 @@ def test_mlperf_on_m4_matches_tflm(name, tmp_path):
         xs = standard_inputs(report.compile.library.input.shape)
         litert, tflm = reference_outputs(path, xs, "litert"), reference_outputs(path, xs, "double")
         assert any(not np.array_equal(a, b) for a, b in zip(litert, tflm))
+
+
+# --- --rounding litert: CMSIS-NN built with CMSIS_NN_USE_SINGLE_ROUNDING ----------------------
+
+@needs_cmsis
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("name", ["gesture", "tiny_ae", "mixed", "max_pool", "fc_per_channel", "fc_batch",
+                                  "avg_pool_same"])
+def test_litert_rounding_hands_cmsis_nn_what_rounds_alike(name, board, tmp_path):
+    """LiteRT rounds FULLY_CONNECTED once (CMSIS-NN's single rounding), its convolutions, ADD and
+    MUL twice and its softmax in float: those stay tinycc's; pools have no rounding to disagree on."""
+    report = verify(_path(name), board, rounding="litert", kernels="cmsis-nn", work_dir=tmp_path)
+    assert report.ok and report.reference == "LiteRT BUILTIN_REF", report.summary()
+    kernels = report.compile.library.kernels
+    alike = {k.op.kind for k in kernels} & {"FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+    assert alike and {k.op.kind for k in kernels if isinstance(k, CKernel)} == alike
+    meta = json.loads((tmp_path / "lib" / "metadata.json").read_text())
+    assert meta["cmsis_nn"]["defines"] == ["CMSIS_NN_USE_SINGLE_ROUNDING"]
+    assert "CMSIS_NN_USE_SINGLE_ROUNDING" in (tmp_path / "lib" / "CMakeLists.txt").read_text()
+
+
+@needs_cmsis
+def test_ad01_all_cmsis_nn_and_exact_with_litert(tmp_path):
+    """ad01_int8 is fully-connected layers only: all of them CMSIS-NN's, every byte LiteRT's."""
+    report = verify(model_path("ad01_int8"), "mps2-an386", rounding="litert", kernels="cmsis-nn",
+                    work_dir=tmp_path)
+    assert report.ok, report.summary()
+    fcs = [k for k in report.compile.library.kernels if k.op.kind == "FULLY_CONNECTED"]
+    assert fcs and all(isinstance(k, CKernel) for k in fcs)
 
 
 # --- scratch: sizes from CMSIS-NN, buffers in the arena --------------------------------------

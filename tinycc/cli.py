@@ -14,7 +14,8 @@ from .quant import ROUNDINGS
 ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference kernels "
                  "(default), 'double' matches TFLM and CMSIS-NN (the default with --kernels cmsis-nn)")
 KERNELS_HELP = ("'tinycc' (default): tinycc's own kernels; 'cmsis-nn': convolutions, depthwise, fully-connected, "
-                "pooling, softmax, add and mul call CMSIS-NN (sources from $CMSIS_NN_PATH), the rest tinycc's")
+                "pooling, softmax, add and mul call CMSIS-NN (sources from $CMSIS_NN_PATH), the rest tinycc's; "
+                "with --rounding litert only the layers CMSIS-NN then rounds as LiteRT (see README)")
 FUSE_ROWS_HELP = ("row-streamed execution of convolution chains (conv -> conv [-> ADD]): one fused kernel "
                   "per chain keeps a few rows of the intermediate tensor instead of all of it (smaller "
                   "arena, see README)")

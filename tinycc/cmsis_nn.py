@@ -32,6 +32,10 @@ from pathlib import Path
 from .errors import TinyccError
 
 ENV = "CMSIS_NN_PATH"
+#: How CMSIS-NN requantizes for each --rounding: TFLM's double rounding by default, LiteRT's
+#: single rounding (of its FULLY_CONNECTED) when built with CMSIS_NN_USE_SINGLE_ROUNDING.
+REQUANTIZATION = {"double": "double", "litert": "single"}
+DEFINES = {"double": [], "single": ["-DCMSIS_NN_USE_SINGLE_ROUNDING"]}
 KERNELS = ("tinycc", "cmsis-nn")
 #: Cores with Helium (MVE): CMSIS-NN's third code path.
 MVE_CPUS = ("cortex-m55", "cortex-m85")
@@ -90,14 +94,15 @@ def _cache_dir(key_parts: list[str], files: list[Path]) -> Path:
     return base / _digest(key_parts, files)[:24]
 
 
-def metadata(target) -> dict:
+def metadata(target, rounding: str) -> dict:
     """What the library was compiled against: CMSIS-NN's code path, release and sources (the
-    scratch sizes are those of this code path of these sources)."""
+    scratch sizes are those of this code path of these sources), and how it must requantize."""
     root = source_dir()
     pdsc = root / "ARM.CMSIS-NN.pdsc"
     m = re.search(r'<release version="([^"]+)"', pdsc.read_text()) if pdsc.is_file() else None
-    return {"code_path": variant(target), "release": m.group(1) if m else None,
-            "sources_sha256": _digest([], _integer_sources(root))}
+    return {"code_path": variant(target), "requantization": REQUANTIZATION[rounding],
+            "defines": [d[2:] for d in DEFINES[REQUANTIZATION[rounding]]],
+            "release": m.group(1) if m else None, "sources_sha256": _digest([], _integer_sources(root))}
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -227,22 +232,27 @@ def build_inputs(lib_dir: Path, cc: str, cflags: list[str]) -> tuple[list[str], 
         # a sanitized host build: CMSIS-NN itself gets AddressSanitizer only, since it shifts
         # negative values left (undefined in C99, defined by every compiler it targets)
         cflags = [f for f in cflags if not f.startswith(("-fsanitize=", "-fno-sanitize"))] + ["-fsanitize=address"]
-    return include_flags(), [str(static_library(cc, cflags))]
+    defines = DEFINES[info["requantization"]]
+    return include_flags() + defines, [str(static_library(cc, cflags + defines))]
 
 
 # --- the generated CMakeLists.txt ---------------------------------------------------------------
 
-def cmake_lines(name: str) -> list[str]:
+def cmake_lines(name: str, rounding: str) -> list[str]:
     """Link the library against CMSIS-NN: Zephyr's module when building in Zephyr (CONFIG_CMSIS_NN),
     else the `cmsis-nn` target of CMSIS_NN_PATH (a CMake or environment variable)."""
+    defines = [d[2:] for d in DEFINES[REQUANTIZATION[rounding]]]
+    single = [f"# Compiled with --rounding {rounding}: CMSIS-NN must requantize as LiteRT does, with "
+              "single rounding", "# (this applies to every user of CMSIS-NN in the firmware)."] if defines else []
     return [
-        "# The kernels call CMSIS-NN (--kernels cmsis-nn).",
+        "# The kernels call CMSIS-NN (--kernels cmsis-nn).", *single,
         "if(COMMAND zephyr_library)",
         "  # Zephyr: enable the module with CONFIG_CMSIS_NN=y (and the CONFIG_CMSIS_NN_* parts used)",
         "  if(NOT CONFIG_CMSIS_NN)",
         f'    message(FATAL_ERROR "{name} calls CMSIS-NN: set CONFIG_CMSIS_NN=y")',
         "  endif()",
         f"  target_link_libraries({name} PUBLIC zephyr_interface)",
+        *[f"  zephyr_compile_definitions({d})" for d in defines],
         "else()",
         "  if(NOT CMSIS_NN_PATH)",
         "    set(CMSIS_NN_PATH $ENV{CMSIS_NN_PATH})",
@@ -254,5 +264,6 @@ def cmake_lines(name: str) -> list[str]:
         "    add_subdirectory(${CMSIS_NN_PATH} ${CMAKE_CURRENT_BINARY_DIR}/cmsis-nn)",
         "  endif()",
         f"  target_link_libraries({name} PUBLIC cmsis-nn)",
+        *[f"  target_compile_definitions(cmsis-nn PUBLIC {d})" for d in defines],
         "endif()",
     ]

@@ -132,7 +132,8 @@ def _measure_code(lib: package.Library) -> int | None:
             if res.returncode != 0:
                 raise TinyccError(f"arm-none-eabi-gcc failed on the generated {fname}:\n{res.stderr}")
         if cmsis:  # with the CMSIS-NN functions the kernels call (archive members pulled in)
-            cmd = [gcc, *flags, "-nostdlib", "-r", *objs, str(cmsis_nn.static_library(gcc, flags[1:])),
+            defines = cmsis_nn.DEFINES[cmsis_nn.REQUANTIZATION[lib.rounding]]
+            cmd = [gcc, *flags, "-nostdlib", "-r", *objs, str(cmsis_nn.static_library(gcc, flags[1:] + defines)),
                    "-o", "all.o"]
             res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             if res.returncode != 0:

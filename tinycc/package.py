@@ -329,7 +329,7 @@ def cmake(lib: Library) -> str:
         f"    src/{n}.c", f"    src/{n}_kernels.c", f"    src/{n}_weights.c", ")",
         f"target_include_directories({n} PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}}/include)",
         f"set_target_properties({n} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)",
-        *(["", *cmsis_nn.cmake_lines(n)] if lib.kernel_set == "cmsis-nn" else []),
+        *(["", *cmsis_nn.cmake_lines(n, lib.rounding)] if lib.kernel_set == "cmsis-nn" else []),
         "",
     ])
 
@@ -370,7 +370,7 @@ def metadata(lib: Library, extra: dict) -> dict:
         "cpu": lib.target.cpu,
         "rounding": lib.rounding,
         "kernels": lib.kernel_set,
-        **({"cmsis_nn": cmsis_nn.metadata(lib.target)} if lib.kernel_set == "cmsis-nn" else {}),
+        **({"cmsis_nn": cmsis_nn.metadata(lib.target, lib.rounding)} if lib.kernel_set == "cmsis-nn" else {}),
         "arena_bytes": lib.plan.arena_size,
         "weight_bytes": lib.weight_bytes,
         "macs": sum(k.macs for k in lib.kernels),

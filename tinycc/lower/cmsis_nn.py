@@ -10,7 +10,11 @@ as `const` arrays in flash, the scratch buffer (`ctx.buf`) in the arena, placed 
 A layer CMSIS-NN cannot take (broadcasting ADD and MUL, batches in convolutions, dimensions
 beyond its 16-bit loop counters, a softmax output other than TFLM's 1/256, -128) falls back
 to tinycc's own lowering; so does every other operator. CMSIS-NN requantizes as TFLM does
-(double rounding, fixed-point softmax), so these lowerings need `--rounding double`.
+(double rounding, fixed-point softmax): that is `--rounding double`, the default with
+`--kernels cmsis-nn`. With `--rounding litert` CMSIS-NN is built with
+CMSIS_NN_USE_SINGLE_ROUNDING, which is how LiteRT's FULLY_CONNECTED rounds; then it takes the
+fully-connected layers and the pools (no requantization), and tinycc the rest (LiteRT rounds
+its convolutions, ADD and MUL twice and computes SOFTMAX in float).
 """
 
 from __future__ import annotations
@@ -70,6 +74,14 @@ def _check(*sizes) -> bool:
     return all(0 < s <= U16 for s in sizes)
 
 
+def _rounds_alike(ctx, op) -> bool:
+    """CMSIS-NN, built for this --rounding, requantizes this layer as the reference does: always
+    with TFLM's double rounding; with --rounding litert (CMSIS_NN_USE_SINGLE_ROUNDING) only
+    where LiteRT rounds once, its FULLY_CONNECTED (its convolutions, ADD and MUL round twice,
+    its SOFTMAX is float)."""
+    return ctx.rounding(op) == C.REQUANTIZATION[ctx.mode]
+
+
 # --- CONV_2D, DEPTHWISE_CONV_2D -----------------------------------------------------------------
 
 def lower_conv(ctx: LoweringContext, op: Operator):
@@ -78,7 +90,8 @@ def lower_conv(ctx: LoweringContext, op: Operator):
     x = act(ctx, op, g.tensor(op.inputs[0]))
     w = const(ctx, op, op.inputs[1], "filter", "int8")
     out = act(ctx, op, g.tensor(op.outputs[0]))
-    if len(x.shape) != 4 or len(w.shape) != 4 or w.quant is None or x.shape[0] != 1:
+    if len(x.shape) != 4 or len(w.shape) != 4 or w.quant is None or x.shape[0] != 1 \
+            or not _rounds_alike(ctx, op):
         return conv.lower_conv(ctx, op)  # refuses, or a batch: tinycc's kernel
     _, h, wd, c = x.shape
     _, oh, ow, oc = out.shape
@@ -144,7 +157,7 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator):
     w = const(ctx, op, op.inputs[1], "weights", "int8")
     out = act(ctx, op, g.tensor(op.outputs[0]))
     if w.quant is None or len(w.shape) != 2 or op.options.get("weights_format", 0) != 0 \
-            or x.size % w.shape[1]:
+            or x.size % w.shape[1] or not _rounds_alike(ctx, op):
         return conv.lower_fully_connected(ctx, op)  # refuses with the reason
     units, depth = w.shape
     batch = x.size // depth
@@ -227,8 +240,8 @@ def lower_softmax(ctx: LoweringContext, op: Operator):
     x = act(ctx, op, g.tensor(op.inputs[0]))
     out = act(ctx, op, g.tensor(op.outputs[0]))
     out_scale, out_zp = out.quant.scalar()
-    if float(out_scale) != 1.0 / 256 or out_zp != -128:
-        return softmax.lower_softmax(ctx, op)  # refuses, as TFLM does
+    if float(out_scale) != 1.0 / 256 or out_zp != -128 or not _rounds_alike(ctx, op):
+        return softmax.lower_softmax(ctx, op)  # refuses, as TFLM does, or LiteRT's float softmax
     beta = float(op.options.get("beta", 1.0))
     depth = x.shape[-1]
     rows = x.size // depth
@@ -249,8 +262,8 @@ def _same_shape(ctx, op) -> bool:
 
 
 def lower_add(ctx: LoweringContext, op: Operator):
-    if not _same_shape(ctx, op):  # broadcasting or a constant operand: as TFLM, tinycc's own kernel
-        return elementwise.lower_add(ctx, op)
+    if not _same_shape(ctx, op) or not _rounds_alike(ctx, op):
+        return elementwise.lower_add(ctx, op)  # broadcasting or a constant operand: as TFLM, tinycc's
     g = ctx.graph
     (sa, za), (sb, zb), (so, zo) = (g.tensor(i).quant.scalar() for i in (*op.inputs[:2], op.outputs[0]))
     r = ctx.rounding(op)
@@ -269,7 +282,7 @@ def lower_add(ctx: LoweringContext, op: Operator):
 
 
 def lower_mul(ctx: LoweringContext, op: Operator):
-    if not _same_shape(ctx, op):
+    if not _same_shape(ctx, op) or not _rounds_alike(ctx, op):
         return tinycc_mul(ctx, op)
     g = ctx.graph
     (sa, za), (sb, zb), (so, zo) = (g.tensor(i).quant.scalar() for i in (*op.inputs[:2], op.outputs[0]))
@@ -291,8 +304,6 @@ LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONN
 
 def check(ctx: LoweringContext) -> None:
     """What --kernels cmsis-nn needs before any layer is lowered."""
-    if ctx.mode != "double":
-        raise C.CmsisNNError("CMSIS-NN requantizes as TFLM does: --kernels cmsis-nn needs --rounding double")
     if ctx.target is None:
         raise C.CmsisNNError("--kernels cmsis-nn needs the target (its CPU picks CMSIS-NN's code path)")
     if C.variant(ctx.target) == "mve":
