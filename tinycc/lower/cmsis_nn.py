@@ -26,6 +26,7 @@ from .. import quant
 from ..ir import Operator
 from . import conv, elementwise, pool, softmax
 from .arithmetic import lower_mul as tinycc_mul
+from .arithmetic import mul_params
 from .common import (
     SAME,
     CKernel,
@@ -70,7 +71,7 @@ def _context(scratch: int) -> str:
     return f"const cmsis_nn_context ctx = {{{buf}, {scratch}}};"
 
 
-def _check(*sizes) -> bool:
+def _fits_u16(*sizes) -> bool:
     return all(0 < s <= U16 for s in sizes)
 
 
@@ -98,7 +99,7 @@ def lower_conv(ctx: LoweringContext, op: Operator):
     kh, kw = w.shape[1], w.shape[2]
     mult = oc // c
     if depthwise and (mult * c != oc or w.shape[3] != oc) or not depthwise and w.shape[3] != c \
-            or not _check(h, wd, c, oh, ow, oc, kh, kw):
+            or not _fits_u16(h, wd, c, oh, ow, oc, kh, kw):
         return conv.lower_conv(ctx, op)
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
@@ -210,7 +211,7 @@ def lower_pool(ctx: LoweringContext, op: Operator):
     _, oh, ow, _ = out.shape
     fh, fw = op.options["filter_height"], op.options["filter_width"]
     sh, sw = op.options["stride_h"], op.options["stride_w"]
-    if not _check(h, w, c, oh, ow, fh, fw):
+    if not _fits_u16(h, w, c, oh, ow, fh, fw):
         return pool.lower_pool(ctx, op)
     pad = op.options.get("padding", SAME)
     pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
@@ -265,13 +266,7 @@ def lower_add(ctx: LoweringContext, op: Operator):
     if not _same_shape(ctx, op) or not _rounds_alike(ctx, op):
         return elementwise.lower_add(ctx, op)  # broadcasting or a constant operand: as TFLM, tinycc's
     g = ctx.graph
-    (sa, za), (sb, zb), (so, zo) = (g.tensor(i).quant.scalar() for i in (*op.inputs[:2], op.outputs[0]))
-    r = ctx.rounding(op)
-    twice_max = float(np.float32(2) * max(sa, sb))  # as TFLite's Prepare
-    m1, s1 = quant.quantize_multiplier(float(sa) / twice_max, r)
-    m2, s2 = quant.quantize_multiplier(float(sb) / twice_max, r)
-    mo, so_ = quant.quantize_multiplier(twice_max / ((1 << 20) * float(so)), r)
-    lo, hi = quant.activation_range(activation_code(op), so, zo)
+    za, zb, m1, s1, m2, s2, mo, so_, zo, lo, hi = elementwise.add_params(ctx, op)
     n = g.tensor(op.outputs[0]).size
     body = [f"(void)arm_elementwise_add_s8(input1, input2, {-za}, {m1}, {s1}, {-zb}, {m2}, {s2}, 20, output, "
             f"{zo}, {mo}, {so_}, {lo}, {hi}, {n});"]
@@ -285,9 +280,7 @@ def lower_mul(ctx: LoweringContext, op: Operator):
     if not _same_shape(ctx, op) or not _rounds_alike(ctx, op):
         return tinycc_mul(ctx, op)
     g = ctx.graph
-    (sa, za), (sb, zb), (so, zo) = (g.tensor(i).quant.scalar() for i in (*op.inputs[:2], op.outputs[0]))
-    m, s = quant.quantize_multiplier(float(sa) * float(sb) / float(so), ctx.rounding(op))
-    lo, hi = quant.activation_range(activation_code(op), so, zo)
+    za, zb, zo, m, s, lo, hi = mul_params(ctx, op)
     n = g.tensor(op.outputs[0]).size
     body = [f"(void)arm_elementwise_mul_s8(input1, input2, {-za}, {-zb}, output, {zo}, {m}, {s}, "
             f"{lo}, {hi}, {n});"]
