@@ -201,3 +201,20 @@ def test_a_library_builds_only_for_its_code_path(tmp_path):
     xs = standard_inputs(res.library.input.shape, 1)
     with pytest.raises(TinyccError, match="plain code path"):
         toolchain.build_target(tmp_path / "lib", res.library.name, xs, tmp_path / "b", load_target("mps2-an386"))
+
+
+@needs_cmsis
+def test_a_cmsis_nn_with_other_structures_is_refused(tmp_path, monkeypatch):
+    """The scratch sizes are asked through ctypes structures: a CMSIS-NN whose headers lay them
+    out otherwise (another release's API) is refused instead of miscounted."""
+    src = Path(os.environ[cmsis_nn.ENV])
+    for part in ("Include", "Source"):
+        shutil.copytree(src / part, tmp_path / part)
+    types = tmp_path / "Include" / "arm_nn_types.h"
+    text = types.read_text()
+    assert "    int32_t ch_mult;" in text
+    types.write_text(text.replace("    int32_t ch_mult;", "    int32_t ch_mult;\n    int32_t extra;", 1))
+    monkeypatch.setenv(cmsis_nn.ENV, str(tmp_path))
+    with pytest.raises(TinyccError, match="declares its parameter structures"):
+        compile_model(model_path("gesture"), "mps2-an386", tmp_path / "out", kernels="cmsis-nn")
+    assert not (tmp_path / "out").exists()

@@ -147,6 +147,26 @@ class DwConvParams(ctypes.Structure):
                 ("activation", Activation)]
 
 
+#: The structures passed to the size functions, as this module lays them out (and the
+#: generated C initializes them): checked against CMSIS-NN's headers field by field.
+_STRUCTS = {"cmsis_nn_dims": Dims, "cmsis_nn_tile": Tile, "cmsis_nn_activation": Activation,
+            "cmsis_nn_conv_params": ConvParams, "cmsis_nn_dw_conv_params": DwConvParams}
+
+
+def _layout_source() -> str:
+    """C that reports sizeof and every field's offset of _STRUCTS, as CMSIS-NN declares them."""
+    values = [f"sizeof({c}), " + ", ".join(f"offsetof({c}, {f})" for f, _ in py._fields_)
+              for c, py in _STRUCTS.items()]
+    return ("#include <stddef.h>\n#include \"arm_nnfunctions.h\"\n"
+            "static const long tinycc_layout_values[] = {" + ", ".join(values) + "};\n"
+            "long tinycc_layout(int i) { return tinycc_layout_values[i]; }\n")
+
+
+def _expected_layout() -> list[int]:
+    return [v for py in _STRUCTS.values()
+            for v in [ctypes.sizeof(py), *(getattr(py, f).offset for f, _ in py._fields_)]]
+
+
 @lru_cache(maxsize=None)
 def _sizes_library(root: str) -> ctypes.CDLL:
     files = sorted(Path(root, "Source").rglob("*_get_buffer_sizes_s8.c"))
@@ -155,15 +175,22 @@ def _sizes_library(root: str) -> ctypes.CDLL:
     cc = shutil.which("gcc")
     if cc is None:
         raise CmsisNNError("gcc is needed to build CMSIS-NN's buffer-size functions for the host")
-    cache = _cache_dir(["host-sizes", cc], files)
+    cache = _cache_dir(["host-sizes", cc, _layout_source()], files)
     so = cache / "libcmsis_nn_sizes.so"
     if not so.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent))
+        (tmp / "layout.c").write_text(_layout_source())
         _run([cc, "-std=c99", "-O1", "-shared", "-fPIC", "-I", str(Path(root) / "Include"), *map(str, files),
-              "-Wl,--no-undefined", "-o", str(tmp / so.name)], "for the host (buffer sizes)")
+              str(tmp / "layout.c"), "-Wl,--no-undefined", "-o", str(tmp / so.name)], "for the host (buffer sizes)")
         _publish(tmp, cache)
-    return ctypes.CDLL(str(so))
+    lib = ctypes.CDLL(str(so))
+    lib.tinycc_layout.restype = ctypes.c_long
+    expected = _expected_layout()
+    if [lib.tinycc_layout(i) for i in range(len(expected))] != expected:
+        raise CmsisNNError(f"the CMSIS-NN at {root} declares its parameter structures ({', '.join(_STRUCTS)}) "
+                           "differently from the release tinycc knows; use a CMSIS-NN with the current API")
+    return lib
 
 
 def buffer_size(function: str, variant_: str, *args) -> int:
