@@ -218,3 +218,33 @@ def test_a_cmsis_nn_with_other_structures_is_refused(tmp_path, monkeypatch):
     with pytest.raises(TinyccError, match="declares its parameter structures"):
         compile_model(model_path("gesture"), "mps2-an386", tmp_path / "out", kernels="cmsis-nn")
     assert not (tmp_path / "out").exists()
+
+
+@needs_cmsis
+def test_generated_cmake_builds_with_cmsis_nn_path(tmp_path):
+    """The library's CMakeLists.txt adds CMSIS-NN from CMSIS_NN_PATH; the program it links
+    prints TFLM's output."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    res = compile_model(model_path("tiny_ae"), "host", tmp_path / "ae", kernels="cmsis-nn")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.15)\nproject(app C CXX)\n"
+        f"add_subdirectory({res.out_dir} ae)\n"
+        "add_executable(app main.c)\ntarget_link_libraries(app PRIVATE tiny_ae)\n")
+    (app / "main.c").write_text(
+        '#include <stdio.h>\n#include "tiny_ae.h"\n'
+        "static int8_t arena[TINY_AE_ARENA_SIZE] __attribute__((aligned(TINY_AE_ARENA_ALIGN)));\n"
+        "int main(void) { int8_t in[TINY_AE_INPUT_SIZE] = {0}; int8_t out[TINY_AE_OUTPUT_SIZE]; int i;\n"
+        "  if (tiny_ae_run(in, out, arena) != 0) return 1;\n"
+        "  for (i = 0; i < TINY_AE_OUTPUT_SIZE; i++) printf(\"%02x\", (unsigned char)out[i]);\n"
+        "  return 0; }\n")
+    build = tmp_path / "build"
+    unused = [f"-D{part}=OFF" for part in ("SVDF", "LSTM", "CONCATENATION", "RESHAPE", "PAD", "TRANSPOSE")]
+    subprocess.run(["cmake", "-S", app, "-B", build, "-DCMSIS_OPTIMIZATION_LEVEL=-O1", *unused], check=True,
+                   capture_output=True)
+    subprocess.run(["cmake", "--build", build, "-j", "2"], check=True, capture_output=True)
+    out = subprocess.run([build / "app"], capture_output=True, text=True, check=True).stdout.strip()
+    ref = reference_outputs(model_path("tiny_ae"), [np.zeros(res.library.input.shape, np.int8)], "double")[0]
+    assert out == bytes(ref.astype(np.uint8)).hex()
