@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import toolchain
 from .compiler import compile_model, default_rounding
+from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
 from .verify import reference_outputs, standard_inputs
@@ -122,12 +123,16 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         elf = toolchain.build_target(work / "lib", lib.name, inputs, work / "build", target,
                                      extra_cflags=[f"-D{lib.name.upper()}_HOOKS"], extra_sources=[hooks])
         run = toolchain.run_qemu(elf, emu)
-    counts = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)}
-    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs,
-                           counts.get(k.op.index, 0)) for k in lib.kernels if isinstance(k, Kernel)]
+    # one line per kernel, in the order they run (an operator may have several kernels)
+    counts = [int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)]
+    ran = [k for k in lib.kernels if isinstance(k, Kernel)]
+    if len(counts) != len(ran):
+        raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(ran)} kernels")
+    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs, n)
+              for k, n in zip(ran, counts)]
     ref = reference_outputs(model, inputs, rounding)[0]
     import numpy as np
     exact = bool(np.array_equal(np.frombuffer(run.outputs[0], np.int8), ref))
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
-    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts.values()), floor, exact)
+    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts), floor, exact)
