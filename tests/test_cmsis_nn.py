@@ -248,3 +248,11 @@ def test_generated_cmake_builds_with_cmsis_nn_path(tmp_path):
     out = subprocess.run([build / "app"], capture_output=True, text=True, check=True).stdout.strip()
     ref = reference_outputs(model_path("tiny_ae"), [np.zeros(res.library.input.shape, np.int8)], "double")[0]
     assert out == bytes(ref.astype(np.uint8)).hex()
+
+
+@needs_cmsis
+def test_profile_counts_every_cmsis_nn_layer(tmp_path):
+    from tinycc.profile import profile
+    report = profile(model_path("tiny_kws"), "mps2-an386", kernels="cmsis-nn", work_dir=tmp_path)
+    assert report.exact and report.layers and all(r.instructions > 0 for r in report.layers)
+    assert {r.op for r in report.layers} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "SOFTMAX"}
