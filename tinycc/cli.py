@@ -21,6 +21,8 @@ def _compile(args) -> int:
     from .compiler import compile_model
     result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding,
                            io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows)
+    for warning in result.warnings:
+        print(f"tinycc: warning: {warning}", file=sys.stderr)
     print(result.summary())
     if args.report:
         from .report import write_report
