@@ -29,7 +29,7 @@ from keras import layers
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_models  # noqa: E402
 import make_op_zoo  # noqa: E402
-from make_op_zoo import conv, model, op_names  # noqa: E402
+from make_op_zoo import L, conv, model, op_names  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models", "float")
@@ -73,7 +73,18 @@ def _(x):
     return layers.Softmax()(x)
 
 
-FLOAT_ONLY = ["conv", "depthwise", "fully_connected", "average_pool", "add", "softmax"]
+@model("rearrange", (4, 6, 8))
+def _(x):
+    """The rearranging operators no other zoo model has."""
+    a = L(lambda t: tf.nn.depth_to_space(t, 2))(x)                  # (1,8,12,2)
+    a = L(lambda t: tf.nn.space_to_depth(t, 4))(layers.ReLU()(a))   # (1,2,3,32)
+    b = L(lambda t: tf.batch_to_space(tf.nn.relu(tf.space_to_batch_nd(t, [2, 2], [[0, 2], [1, 1]])),
+                                      [2, 2], [[0, 0], [1, 1]]))(x)  # via (4,3,4,8)
+    c = L(lambda t: tf.tile(t, [1, 2, 1, 3]))(x[:, :1, :2, :])
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c)])
+
+
+FLOAT_ONLY = ["conv", "depthwise", "fully_connected", "average_pool", "add", "softmax", "rearrange"]
 NETWORKS = {"gesture": make_models.build_gesture, "tiny_kws": make_models.build_tiny_kws}
 NAMES = FROM_OP_ZOO + FLOAT_ONLY + list(NETWORKS)
 
