@@ -4,13 +4,14 @@ then input channels, and adds the bias last), so that on a core with IEEE single
 and no contraction into fused multiply-adds (`-std=c99` turns it off in GCC) the results
 differ from LiteRT only where its C library's expf / tanhf differ from the target's.
 
-The fused activation is a clamp to [lo, hi] (None: unbounded), as
+The fused activation is a clamp to [lo, hi] (None: the end of the float range), as
 ActivationFunctionWithMinMax does it: min(max(x, lo), hi).
 """
 
 from __future__ import annotations
 
 from tvm import s_tir, te, tirx
+from tvm.script import tirx as T
 
 from .binary import binary
 from .conv import schedule_reduction
@@ -19,6 +20,7 @@ from .reduce import _reduce
 
 F32 = "float32"
 LOWEST = -3.4028234663852886e38  # std::numeric_limits<float>::lowest()
+HIGHEST = 3.4028234663852886e38
 # reference_ops::Logistic: above this 1, below -9 exp(x) (the float overflows otherwise)
 LOGISTIC_UPPER, LOGISTIC_LOWER = 16.619047164916992188, -9.0
 
@@ -28,44 +30,70 @@ def f32(v: float):
 
 
 def clamp(x, lo: float | None, hi: float | None):
-    if lo is not None:
-        x = tirx.max(x, f32(lo))
-    if hi is not None:
-        x = tirx.min(x, f32(hi))
-    return x
+    """ActivationFunctionWithMinMax: min(max(x, lo), hi), None the float range's end (the
+    reference clamps to it all the same: -inf becomes the lowest float)."""
+    lo, hi = _bounds(lo, hi)
+    return tirx.min(tirx.max(x, lo), hi)
 
 
 def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier: int,
            lo: float | None, hi: float | None):
     """NHWC convolution (depthwise when depth_multiplier > 0) + bias + clamp; weights OHWI
-    (1HWO depthwise). Taps outside the input add 0 * w, which leaves every sum unchanged."""
-    _, h, w, c = in_shape
-    oc = out_shape[3]
-    kh, kw = w_shape[1], w_shape[2]
-    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, pad
-    x = te.placeholder(in_shape, F32, name="input")
-    wt = te.placeholder(w_shape, F32, name="weights")
-    bias = te.placeholder((oc,), F32, name="bias")
-
-    def padded(b, y, xx, ch):
-        inside = tirx.all(y >= pt, y < h + pt, xx >= pl, xx < w + pl)
-        return tirx.if_then_else(inside, x[b, y - pt, xx - pl, ch], f32(0.0))
-
-    ry = te.reduce_axis((0, kh), name="ky")
-    rx = te.reduce_axis((0, kw), name="kx")
+    (1HWO depthwise). TVMScript loops: the in-bounds test once per filter tap, outside the
+    loop over channels, and taps outside the input skipped, as the reference skips them."""
     if depth_multiplier:
-        def acc_fn(b, i, j, o):
-            v = padded(b, i * sh + ry * dh, j * sw + rx * dw, o // depth_multiplier)
-            return te.sum(v * wt[0, ry, rx, o], axis=[ry, rx])
-    else:
-        rc = te.reduce_axis((0, c), name="ci")
+        return _depthwise(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier, lo, hi)
+    _, H, W, C = in_shape
+    _, OH, OW, OC = out_shape
+    KH, KW = w_shape[1], w_shape[2]
+    (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
+    LO, HI = _bounds(lo, hi)
 
-        def acc_fn(b, i, j, o):
-            v = padded(b, i * sh + ry * dh, j * sw + rx * dw, rc)
-            return te.sum(v * wt[o, ry, rx, rc], axis=[ry, rx, rc])
-    acc = te.compute(out_shape, acc_fn, name="acc")
-    out = te.compute(out_shape, lambda b, i, j, o: clamp(acc[b, i, j, o] + bias[o], lo, hi), name="output")
-    return schedule_reduction(te.create_prim_func([x, wt, bias, out]))
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((H * W * C,), F32), w: T.Buffer((OC * KH * KW * C,), F32),
+               bias: T.Buffer((OC,), F32), out: T.Buffer((OH * OW * OC,), F32)):
+        acc = T.alloc_buffer((1,), F32)
+        for i, j, o in T.grid(OH, OW, OC):
+            acc[0] = T.float32(0)
+            for ky, kx in T.grid(KH, KW):
+                if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
+                        and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
+                    for c in range(C):
+                        acc[0] = acc[0] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + c] \
+                            * w[((o * KH + ky) * KW + kx) * C + c]
+            out[(i * OW + j) * OC + o] = T.min(T.max(acc[0] + bias[o], LO), HI)  # clamp()
+    return kernel
+
+
+def _depthwise(in_shape, w_shape, out_shape, stride, dilation, pad, M: int, lo, hi):
+    """Per output pixel, tap by tap over all channels: the sums build up in the output itself
+    (each output value still adds its taps in the reference's order), bias and clamp last."""
+    _, H, W, C = in_shape
+    _, OH, OW, OC = out_shape
+    KH, KW = w_shape[1], w_shape[2]
+    (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
+    LO, HI = _bounds(lo, hi)
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((H * W * C,), F32), w: T.Buffer((KH * KW * OC,), F32),
+               bias: T.Buffer((OC,), F32), out: T.Buffer((OH * OW * OC,), F32)):
+        for i, j in T.grid(OH, OW):
+            for o in range(OC):
+                out[(i * OW + j) * OC + o] = T.float32(0)
+            for ky, kx in T.grid(KH, KW):
+                if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
+                        and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
+                    for o in range(OC):
+                        out[(i * OW + j) * OC + o] = out[(i * OW + j) * OC + o] \
+                            + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + o // M] \
+                            * w[(ky * KW + kx) * OC + o]
+            for o in range(OC):
+                out[(i * OW + j) * OC + o] = T.min(T.max(out[(i * OW + j) * OC + o] + bias[o], LO), HI)
+    return kernel
+
+
+def _bounds(lo, hi):
+    return T.float32(LOWEST if lo is None else lo), T.float32(HIGHEST if hi is None else hi)
 
 
 def fully_connected(batch: int, depth: int, units: int, lo: float | None, hi: float | None):

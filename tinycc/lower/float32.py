@@ -21,7 +21,7 @@ from .common import SAME, Const, Kernel, LoweringContext, activation_code, descr
 from .reduce import _axes, _kept_shape
 
 F32 = "float32"
-# CalculateActivationRange for float: (lo, hi), None for unbounded
+# CalculateActivationRange for float: (lo, hi), None for the end of the float range
 ACTIVATION_RANGE = {0: (None, None), 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
 
 
@@ -131,12 +131,13 @@ def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 def _binary_fn(op):
-    lo, hi = _activation(op) if op.kind in ("ADD", "SUB", "MUL") else (None, None)
     fn = {"ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
           "MAXIMUM": tirx.max, "MINIMUM": tirx.min,
           # BroadcastPrelu4DSlowFloat: x >= 0 ? x : x * alpha
           "PRELU": lambda v, alpha: tirx.Select(v >= KF.f32(0.0), v, v * alpha)}[op.kind]
-    return lambda a, b: KF.clamp(fn(a, b), lo, hi)
+    if op.kind in ("ADD", "SUB", "MUL"):  # the ones with a fused activation
+        return lambda a, b: KF.clamp(fn(a, b), *_activation(op))
+    return fn
 
 
 def lower_binary(ctx: LoweringContext, op: Operator) -> Kernel:
