@@ -50,8 +50,9 @@ def _inputs(name):
 
 
 def _check(name, target, tmp_path):
-    report = verify(MODELS / f"{name}.tflite", target, inputs=_inputs(name), work_dir=tmp_path,
-                    tolerance=_tolerance(name))
+    """verify() with its default tolerance, which must be the policy above."""
+    report = verify(MODELS / f"{name}.tflite", target, inputs=_inputs(name), work_dir=tmp_path)
+    assert report.tolerance == _tolerance(name)
     assert report.ok, report.summary()
     return report
 
