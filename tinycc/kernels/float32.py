@@ -40,7 +40,9 @@ def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier
            lo: float | None, hi: float | None):
     """NHWC convolution (depthwise when depth_multiplier > 0) + bias + clamp; weights OHWI
     (1HWO depthwise). TVMScript loops: the in-bounds test once per filter tap, outside the
-    loop over channels, and taps outside the input skipped, as the reference skips them."""
+    loop over channels, and taps outside the input skipped, as the reference skips them;
+    tiles of up to 4 output channels share each input load (each output still sums its
+    products in the reference's order)."""
     if depth_multiplier:
         return _depthwise(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier, lo, hi)
     _, H, W, C = in_shape
@@ -48,47 +50,51 @@ def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     LO, HI = _bounds(lo, hi)
+    N = next(n for n in (4, 2, 1) if OC % n == 0)  # output channels per tile: one input load each
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), F32), w: T.Buffer((OC * KH * KW * C,), F32),
                bias: T.Buffer((OC,), F32), out: T.Buffer((OH * OW * OC,), F32)):
-        acc = T.alloc_buffer((1,), F32)
-        for i, j, o in T.grid(OH, OW, OC):
-            acc[0] = T.float32(0)
+        acc = T.alloc_buffer((N,), F32)
+        for i, j, oo in T.grid(OH, OW, OC // N):
+            for t in T.unroll(N):
+                acc[t] = T.float32(0)
             for ky, kx in T.grid(KH, KW):
                 if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
                         and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
                     for c in range(C):
-                        acc[0] = acc[0] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + c] \
-                            * w[((o * KH + ky) * KW + kx) * C + c]
-            out[(i * OW + j) * OC + o] = T.min(T.max(acc[0] + bias[o], LO), HI)  # clamp()
+                        for t in T.unroll(N):
+                            acc[t] = acc[t] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + c] \
+                                * w[(((oo * N + t) * KH + ky) * KW + kx) * C + c]
+            for t in T.unroll(N):
+                out[(i * OW + j) * OC + oo * N + t] = T.min(T.max(acc[t] + bias[oo * N + t], LO), HI)  # clamp()
     return kernel
 
 
 def _depthwise(in_shape, w_shape, out_shape, stride, dilation, pad, M: int, lo, hi):
-    """Per output pixel, tap by tap over all channels: the sums build up in the output itself
-    (each output value still adds its taps in the reference's order), bias and clamp last."""
+    """Tiles of up to 4 output channels of one pixel, their sums in registers, tap by tap."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     LO, HI = _bounds(lo, hi)
+    N = next(n for n in (4, 2, 1) if OC % n == 0)
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), F32), w: T.Buffer((KH * KW * OC,), F32),
                bias: T.Buffer((OC,), F32), out: T.Buffer((OH * OW * OC,), F32)):
-        for i, j in T.grid(OH, OW):
-            for o in range(OC):
-                out[(i * OW + j) * OC + o] = T.float32(0)
+        acc = T.alloc_buffer((N,), F32)
+        for i, j, oo in T.grid(OH, OW, OC // N):
+            for t in T.unroll(N):
+                acc[t] = T.float32(0)
             for ky, kx in T.grid(KH, KW):
                 if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
                         and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
-                    for o in range(OC):
-                        out[(i * OW + j) * OC + o] = out[(i * OW + j) * OC + o] \
-                            + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + o // M] \
-                            * w[(ky * KW + kx) * OC + o]
-            for o in range(OC):
-                out[(i * OW + j) * OC + o] = T.min(T.max(out[(i * OW + j) * OC + o] + bias[o], LO), HI)
+                    for t in T.unroll(N):
+                        acc[t] = acc[t] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C
+                                            + (oo * N + t) // M] * w[(ky * KW + kx) * OC + oo * N + t]
+            for t in T.unroll(N):
+                out[(i * OW + j) * OC + oo * N + t] = T.min(T.max(acc[t] + bias[oo * N + t], LO), HI)  # clamp()
     return kernel
 
 
