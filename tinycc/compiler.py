@@ -79,11 +79,12 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
 
 def _soft_float_warning(lib: package.Library) -> list[str]:
     t = lib.target
-    floats = [k for k in lib.kernels if lib.graph.tensor(k.output).dtype == "float32"]
+    floats = package.float_kernels(lib)
     if not floats or t.is_host or t.has_fpu:
         return []
-    return [f"{t.name} ({t.cpu}) has no FPU: the {len(floats)} float32 kernels of this model run in software "
-            "floating point (libgcc), many times slower than int8 kernels; quantize the model to int8 for this core"]
+    return [f"{t.name} ({t.cpu}) has no FPU: this float32 model ({len(floats)} float kernel"
+            f"{'s' if len(floats) != 1 else ''}) will run in software floating point (libgcc) and be slow, "
+            "many times slower than the same model quantized to int8"]
 
 
 IO_DTYPES = ("int8", "int16", "float32")

@@ -217,8 +217,15 @@ def uses_libm(lib: Library) -> bool:
     return any(re.search(r"\b(expf|tanhf)\(", body) for _, body in lib.kernel_c.values())
 
 
+def float_kernels(lib: Library) -> list[Kernel]:
+    """The kernels of a float32 model's operators (not the QUANTIZE / DEQUANTIZE that give an
+    int8 model float input and output)."""
+    from .lower.float32 import is_float as computes_in_float
+    return [k for k in lib.kernels if computes_in_float(lib.graph, k.op)]
+
+
 def is_float(lib: Library) -> bool:
-    return any(lib.graph.tensor(k.output).dtype == "float32" for k in lib.kernels)
+    return bool(float_kernels(lib))
 
 
 def _float_note(lib: Library) -> list[str]:
