@@ -60,7 +60,7 @@ def exact_float_literals(body: str, func) -> str:
     if not _C_FLOAT.search(body):
         return body
     exact = {}
-    for text in re.findall(r"T\.float32\(([^()]+)\)", func.script()):
+    for text in re.findall(r"T\.float32\((-?[\d.]+(?:e[+-]?\d+)?)\)", func.script()):
         v = np.float32(float(text))
         printed = f"{float(v):.6e}f"
         if np.float32(float(printed[:-1])) != v:
