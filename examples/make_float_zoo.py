@@ -93,7 +93,7 @@ def build(name):
     if name in NETWORKS:  # trained a little on the examples' synthetic data
         keras.utils.set_random_seed(make_models.SEED)
         m = NETWORKS[name](batch_size=1)
-        _, data_fn, loss = make_models.MODELS[name]
+        data_fn, loss = make_models.MODELS[name][1:3]
         x, y = data_fn(512, np.random.default_rng(make_models.SEED))
         make_models.train(name, m, x, y, loss)
         return m
