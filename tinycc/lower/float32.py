@@ -48,6 +48,12 @@ def _activation(op) -> tuple[float | None, float | None]:
     return ACTIVATION_RANGE[activation_code(op)]
 
 
+def _clamp_note(lo, hi) -> str:
+    if lo is None and hi is None:
+        return "no fused activation"
+    return f"clamped to [{'-FLT_MAX' if lo is None else f'{lo:g}'}, {'FLT_MAX' if hi is None else f'{hi:g}'}]"
+
+
 def _bias(ctx, op, channels: int) -> np.ndarray:
     if len(op.inputs) < 3 or op.inputs[2] < 0:
         return np.zeros(channels, np.float32)  # adding 0 changes no sum
@@ -94,7 +100,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     args = [x.index, Const(f"{name}_weights", w.data.astype(np.float32)), Const(f"{name}_bias", _bias(ctx, op, oc))]
     note = (f"float32; kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, padding top {pt} left {pl}; "
-            f"activation range [{lo}, {hi}]")
+            f"{_clamp_note(lo, hi)}")
     return _kernel(ctx, op, func, args, out, note, macs)
 
 
@@ -111,7 +117,7 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     args = [x.index, Const(f"{name}_weights", w.data.astype(np.float32)), Const(f"{name}_bias", _bias(ctx, op, units))]
     return _kernel(ctx, op, KF.fully_connected(batch, depth, units, lo, hi), args, out,
-                   f"float32; {batch} x {depth} -> {units}; activation range [{lo}, {hi}]", batch * depth * units)
+                   f"float32; {batch} x {depth} -> {units}; {_clamp_note(lo, hi)}", batch * depth * units)
 
 
 def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
