@@ -25,6 +25,7 @@ import pytest
 from tinycc import compile_model
 from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
+from tinycc.ir import Quant
 from tinycc.lower import lower
 from tinycc.verify import model_inputs, verify
 
@@ -149,6 +150,11 @@ def test_unsupported_float_forms_name_the_operator():
     g = load_model(MODELS / "conv.tflite")
     g.operators[1].options["fused_activation_function"] = 4  # TANH: no fused form in TFLite's float conv
     with pytest.raises(UnsupportedOpError, match=r"CONV_2D at index 1.*fused activation code 4"):
+        lower(g, "conv")
+    g = load_model(MODELS / "conv.tflite")  # int8 weights in a float operator: dynamic-range quantization
+    w = g.tensor(g.operators[0].inputs[1])
+    w.dtype, w.data, w.quant = "int8", np.zeros(w.shape, np.int8), Quant(np.ones(1, np.float32), np.zeros(1, np.int64))
+    with pytest.raises(UnsupportedOpError, match=r"CONV_2D at index 0.*dynamic-range \(hybrid\) quantized"):
         lower(g, "conv")
     g = load_model(MODELS / "relu.tflite")
     g.operators[0].kind = "EXP"
