@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import model_path
 from tinycc import compile_model
 from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
@@ -175,3 +176,16 @@ def test_float_constants_survive_c_printing():
         body = emit.generate_kernels_c([k])["k"][1]
         literals = re.findall(r"-?\d[\d.]*(?:e[+-]?\d+)?f\b", body)
         assert literals and all(np.float32(float(s[:-1])) == np.float32(v) for s in literals), (v, body)
+
+
+@pytest.mark.parametrize("name", ["ad01_fp32", "pretrainedResnet", "vww_96_float"])
+def test_mlperf_float_models_match_litert(name, tmp_path):
+    """The MLPerf Tiny float models (skipped, saying so, where they are not on the machine)."""
+    report = verify(model_path(name), "host", work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+def test_mlperf_hybrid_kws_is_refused(tmp_path):
+    with pytest.raises(UnsupportedOpError, match=r"CONV_2D at index 0.*hybrid"):
+        compile_model(model_path("kws_ref_model_float32"), "host", tmp_path / "k", measure_code=False)
+    assert not (tmp_path / "k").exists()
