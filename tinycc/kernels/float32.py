@@ -103,13 +103,23 @@ def _bounds(lo, hi):
 
 
 def fully_connected(batch: int, depth: int, units: int, lo: float | None, hi: float | None):
-    x = te.placeholder((batch, depth), F32, name="input")
-    wt = te.placeholder((units, depth), F32, name="weights")
-    bias = te.placeholder((units,), F32, name="bias")
-    k = te.reduce_axis((0, depth), name="k")
-    acc = te.compute((batch, units), lambda b, u: te.sum(x[b, k] * wt[u, k], axis=k), name="acc")
-    out = te.compute((batch, units), lambda b, u: clamp(acc[b, u] + bias[u], lo, hi), name="output")
-    return schedule_reduction(te.create_prim_func([x, wt, bias, out]))
+    """Tiles of up to 4 units share each input load; each sums over depth in order, bias last."""
+    LO, HI = _bounds(lo, hi)
+    N = next(n for n in (4, 2, 1) if units % n == 0)
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((batch * depth,), F32), w: T.Buffer((units * depth,), F32),
+               bias: T.Buffer((units,), F32), out: T.Buffer((batch * units,), F32)):
+        acc = T.alloc_buffer((N,), F32)
+        for b, uu in T.grid(batch, units // N):
+            for t in T.unroll(N):
+                acc[t] = T.float32(0)
+            for k in range(depth):
+                for t in T.unroll(N):
+                    acc[t] = acc[t] + x[b * depth + k] * w[(uu * N + t) * depth + k]
+            for t in T.unroll(N):
+                out[b * units + uu * N + t] = T.min(T.max(acc[t] + bias[uu * N + t], LO), HI)  # clamp()
+    return kernel
 
 
 def average_pool(in_shape, out_shape, filt, stride, pad, lo, hi):
