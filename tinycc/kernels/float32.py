@@ -1,8 +1,10 @@
-"""Float32 kernels as TVM tensor expressions: TFLite's reference float kernels, operation for
-operation and in their order of accumulation (a convolution sums over filter rows, columns,
-then input channels, and adds the bias last), so that on a core with IEEE single precision
-and no contraction into fused multiply-adds (`-std=c99` turns it off in GCC) the results
-differ from LiteRT only where its C library's expf / tanhf differ from the target's.
+"""Float32 kernels: TFLite's reference float kernels, operation for operation and in their
+order of accumulation (a convolution sums over filter rows, columns, then input channels, and
+adds the bias last), so that on a core with IEEE single precision and no contraction into
+fused multiply-adds (`-std=c99` turns it off in GCC) the results differ from LiteRT only where
+its C library's expf / tanhf differ from the target's. Convolutions and fully-connected layers
+are TVMScript loops (tiles of output channels, bounds tested per filter tap); the rest are
+tensor expressions, sharing the int8 kernels' window, reduction and broadcasting code.
 
 The fused activation is a clamp to [lo, hi] (None: the end of the float range), as
 ActivationFunctionWithMinMax does it: min(max(x, lo), hi).
