@@ -1,5 +1,6 @@
 """Float32 models (tests/models/float/, made by examples/make_float_zoo.py): every model compiled
-and compared with LiteRT's reference kernels (BUILTIN_REF) on the host; two in QEMU on a
+and compared with LiteRT's reference kernels (BUILTIN_REF) on the host (two also with TFLM, and
+the MLPerf Tiny float models where they are on the machine); two in QEMU on a
 Cortex-M4F (hard float) and one on a Cortex-M3 (soft float, with the compile warning); the C of
 every model warning-free; unsupported float forms refused with the operator's name and index.
 
@@ -70,6 +71,14 @@ def test_float_zoo_is_present():
 @pytest.mark.parametrize("name", ZOO)
 def test_host_matches_litert(name, tmp_path):
     _check(name, "host", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["gesture", "mixed"])
+def test_host_matches_tflm(name, tmp_path):
+    """TFLM's float kernels are the same reference code: --rounding double (which only changes
+    integer requantization) checks a float model against the tflite-micro package."""
+    report = verify(MODELS / f"{name}.tflite", "host", rounding="double", inputs=_inputs(name), work_dir=tmp_path)
+    assert report.reference.startswith("TFLM") and report.ok, report.summary()
 
 
 @pytest.mark.parametrize("name", ["gesture", "mixed"])
