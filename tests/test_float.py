@@ -73,6 +73,13 @@ def test_host_matches_litert(name, tmp_path):
     _check(name, "host", tmp_path)
 
 
+@pytest.mark.parametrize("name", ["tiny_kws", "mixed", "rearrange", "split"])
+def test_host_under_asan_and_ubsan(name, tmp_path):
+    """The plan's overlaps (traced on the float kernels) in an arena of exactly the planned size."""
+    report = verify(MODELS / f"{name}.tflite", "host", inputs=_inputs(name), work_dir=tmp_path, sanitize=True)
+    assert "ASan" in report.ran_on and report.ok, report.summary()
+
+
 @pytest.mark.parametrize("name", ["gesture", "mixed"])
 def test_host_matches_tflm(name, tmp_path):
     """TFLM's float kernels are the same reference code: --rounding double (which only changes
