@@ -3,7 +3,7 @@ order of accumulation (a convolution sums over filter rows, columns, then input 
 adds the bias last), so that on a core with IEEE single precision and no contraction into
 fused multiply-adds (`-std=c99` turns it off in GCC) the results differ from LiteRT only where
 its C library's expf / tanhf differ from the target's. Convolutions and fully-connected layers
-are TVMScript loops (tiles of output channels, bounds tested per filter tap); the rest are
+are TVMScript loops (tiles of output channels, over the in-bounds filter taps); the rest are
 tensor expressions, sharing the int8 kernels' window, reduction and broadcasting code.
 
 The fused activation is a clamp to [lo, hi] (None: the end of the float range), as
@@ -41,8 +41,8 @@ def clamp(x, lo: float | None, hi: float | None):
 def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier: int,
            lo: float | None, hi: float | None):
     """NHWC convolution (depthwise when depth_multiplier > 0) + bias + clamp; weights OHWI
-    (1HWO depthwise). TVMScript loops: the in-bounds test once per filter tap, outside the
-    loop over channels, and taps outside the input skipped, as the reference skips them;
+    (1HWO depthwise). TVMScript loops over the filter taps inside the input only (their range
+    computed per output pixel: no test in the loops), as the reference skips the others;
     tiles of up to 4 output channels share each input load (each output still sums its
     products in the reference's order)."""
     if depth_multiplier:
@@ -61,9 +61,8 @@ def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier
         for i, j, oo in T.grid(OH, OW, OC // N):
             for t in T.unroll(N):
                 acc[t] = T.float32(0)
-            for ky, kx in T.grid(KH, KW):
-                if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
-                        and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
+            for ky in range(T.max(0, (PT - i * SH + DH - 1) // DH), T.min(KH, (H + PT - i * SH + DH - 1) // DH)):
+                for kx in range(T.max(0, (PL - j * SW + DW - 1) // DW), T.min(KW, (W + PL - j * SW + DW - 1) // DW)):
                     for c in range(C):
                         for t in T.unroll(N):
                             acc[t] = acc[t] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C + c] \
@@ -89,9 +88,9 @@ def _depthwise(in_shape, w_shape, out_shape, stride, dilation, pad, M: int, lo, 
         for i, j, oo in T.grid(OH, OW, OC // N):
             for t in T.unroll(N):
                 acc[t] = T.float32(0)
-            for ky, kx in T.grid(KH, KW):
-                if (i * SH - PT + ky * DH >= 0 and i * SH - PT + ky * DH < H
-                        and j * SW - PL + kx * DW >= 0 and j * SW - PL + kx * DW < W):
+            # the taps inside the input: ky in [ceil((PT - i SH) / DH), ceil((H + PT - i SH) / DH))
+            for ky in range(T.max(0, (PT - i * SH + DH - 1) // DH), T.min(KH, (H + PT - i * SH + DH - 1) // DH)):
+                for kx in range(T.max(0, (PL - j * SW + DW - 1) // DW), T.min(KW, (W + PL - j * SW + DW - 1) // DW)):
                     for t in T.unroll(N):
                         acc[t] = acc[t] + x[((i * SH - PT + ky * DH) * W + j * SW - PL + kx * DW) * C
                                             + (oo * N + t) // M] * w[(ky * KW + kx) * OC + oo * N + t]
