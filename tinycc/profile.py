@@ -18,7 +18,7 @@ from .compiler import compile_model, default_rounding
 from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
-from .verify import reference_outputs, standard_inputs
+from .verify import compare, default_tolerance, model_inputs, reference_outputs
 
 _HOOKS_C = """/* Layer hooks of the profiler: instructions between begin and end of each kernel. */
 #include <stdio.h>
@@ -117,7 +117,7 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
                             fuse_rows=fuse_rows, kernels=kernels)
         lib = res.library
-        inputs = standard_inputs(lib.input.shape, count_random=1)[:1]
+        inputs = model_inputs(lib.graph, count_random=1)[:1]
         hooks = work / "hooks.c"
         hooks.write_text(_HOOKS_C.format(name=lib.name))
         elf = toolchain.build_target(work / "lib", lib.name, inputs, work / "build", target,
@@ -132,7 +132,7 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
               for k, n in zip(ran, counts)]
     ref = reference_outputs(model, inputs, rounding)[0]
     import numpy as np
-    exact = bool(np.array_equal(np.frombuffer(run.outputs[0], np.int8), ref))
+    exact = compare(np.frombuffer(run.outputs[0], lib.output.dtype), ref, default_tolerance(lib.graph))[0] == 0
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
     return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts), floor, exact)
