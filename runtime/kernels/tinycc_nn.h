@@ -105,6 +105,64 @@ TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t
 }
 
 /*
+ * The same requantizations with per-channel rounding constants computed at compile time
+ * (tinycc.kernels.fixedpoint.rounding_constants): the layer's shift array then holds, per
+ * channel, a right shift e >= 1 and r = 2^(e-1) + zp * 2^e (the output zero point rides in the
+ * constant: floor((a + zp * 2^e) / 2^e) = floor(a / 2^e) + zp). Mode 4 is mode 3 (double
+ * rounding, |acc| < 2^30): SaturatingRoundingDoublingHighMul(acc, m) = (2 acc m + 2^31) >> 32,
+ * one SMMULR; then RoundingDivideByPOT. Mode 5 is LiteRT's single rounding with
+ * s = 31 - shift >= 33: (acc m + 2^(s-1)) >> s = (floor(acc m / 2^32) + 2^(s-33)) >> (s-32),
+ * one SMMUL. Exact for every int32 acc (mode 5) or |acc| < 2^30 (mode 4).
+ */
+TINYCC_INLINE int32_t tinycc_clamp_s8(int32_t v, int32_t lo, int32_t hi)
+{
+#if TINYCC_NN_DSP
+    v = __ssat(v, 8);
+    if (lo > -128) v = v < lo ? lo : v; /* lo, hi: constants at every call site */
+    if (hi < 127) v = v > hi ? hi : v;
+#else
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+#endif
+    return v;
+}
+
+TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_t e, int32_t r, int32_t mode,
+                                         int32_t lo, int32_t hi)
+{
+    int32_t y;
+    if (mode == 4) {
+#if TINYCC_NN_DSP
+        __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(acc * 2), "r"(multiplier));
+#else
+        y = (int32_t)(((int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
+#endif
+        y = (y + r + (y >> 31)) >> e; /* y >> 31: minus one when negative (halves away from 0) */
+    } else {
+#if TINYCC_NN_DSP
+        __asm__("smmul %0, %1, %2" : "=r"(y) : "r"(acc), "r"(multiplier));
+#else
+        y = (int32_t)(((int64_t)acc * multiplier) >> 32);
+#endif
+        y = (y + r) >> e;
+    }
+    return (int8_t)tinycc_clamp_s8(y, lo, hi);
+}
+
+/*
+ * Channel o of a layer: tinycc_requant_out with the layer's arrays, or tinycc_requant_fast
+ * (modes 4, 5: shift holds (e, r) pairs). mode, zp, lo, hi are constants at every call site.
+ */
+TINYCC_INLINE int8_t tinycc_requant_ch(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t o,
+                                       int32_t mode, int32_t zp, int32_t lo, int32_t hi)
+{
+    if (mode >= 4) {
+        return tinycc_requant_fast(acc, mult[o], shift[2 * o], shift[2 * o + 1], mode, lo, hi);
+    }
+    return tinycc_requant_out(acc, mult[o], shift[o], mode, zp, lo, hi);
+}
+
+/*
  * TFLite's quantized ADD of two same-shaped int8 tensors: each input, offset by its zero point
  * and shifted left by 20, is rescaled to twice the larger input scale; the sum is rescaled to
  * the output. mode as in tinycc_requant_out (3 when every shift is <= 0: the shifted inputs
@@ -222,10 +280,10 @@ TINYCC_INLINE void tinycc_conv_s8_2x2_out(const int8_t *a0, const int8_t *a1, co
     acc[0] = acc[2] = bias[o0];
     acc[1] = acc[3] = bias[o1];
     tinycc_dot_s8_2x2(a0, a1, b0, b1, k, acc);
-    r[0] = tinycc_requant_out(acc[0], mult[o0], shift[o0], mode, zp, lo, hi);
-    r[1] = tinycc_requant_out(acc[1], mult[o1], shift[o1], mode, zp, lo, hi);
-    r[2] = tinycc_requant_out(acc[2], mult[o0], shift[o0], mode, zp, lo, hi);
-    r[3] = tinycc_requant_out(acc[3], mult[o1], shift[o1], mode, zp, lo, hi);
+    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
+    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
+    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
+    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
     out0[o0] = r[0];
     out0[o1] = r[1];
     out1[o0] = r[2];
@@ -352,7 +410,7 @@ static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_
     acc[3] = bias[3];
     tinycc_depthwise_s8x4(x, kh, kw, row_stride, col_stride, w, tap_stride, acc);
     for (c = 0; c < 4; ++c) {
-        out[c] = tinycc_requant_out(acc[c], mult[c], shift[c], double_rounding, zp, lo, hi);
+        out[c] = tinycc_requant_ch(acc[c], mult, shift, c, double_rounding, zp, lo, hi);
     }
 }
 
@@ -374,8 +432,6 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
         /* the group's constants in locals: int8 stores may alias any array, so the compiler
          * would otherwise reload them after every output byte */
         const int32_t b0 = bias[g], b1 = bias[g + 1], b2 = bias[g + 2], b3 = bias[g + 3];
-        const int32_t m0 = mult[g], m1 = mult[g + 1], m2 = mult[g + 2], m3 = mult[g + 3];
-        const int32_t h0 = shift[g], h1 = shift[g + 1], h2 = shift[g + 2], h3 = shift[g + 3];
         const int32_t off[9] = {0, col_stride, 2 * col_stride, row_stride, row_stride + col_stride,
                                 row_stride + 2 * col_stride, 2 * row_stride, 2 * row_stride + col_stride,
                                 2 * row_stride + 2 * col_stride};
@@ -408,10 +464,10 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
 #endif
             }
             {
-                const int8_t o0 = tinycc_requant_out(s0, m0, h0, double_rounding, zp, lo, hi);
-                const int8_t o1 = tinycc_requant_out(s1, m1, h1, double_rounding, zp, lo, hi);
-                const int8_t o2 = tinycc_requant_out(s2, m2, h2, double_rounding, zp, lo, hi);
-                const int8_t o3 = tinycc_requant_out(s3, m3, h3, double_rounding, zp, lo, hi);
+                const int8_t o0 = tinycc_requant_ch(s0, mult, shift, g, double_rounding, zp, lo, hi);
+                const int8_t o1 = tinycc_requant_ch(s1, mult, shift, g + 1, double_rounding, zp, lo, hi);
+                const int8_t o2 = tinycc_requant_ch(s2, mult, shift, g + 2, double_rounding, zp, lo, hi);
+                const int8_t o3 = tinycc_requant_ch(s3, mult, shift, g + 3, double_rounding, zp, lo, hi);
                 og[0] = o0;
                 og[1] = o1;
                 og[2] = o2;
@@ -445,10 +501,10 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
             tinycc_depthwise_tap_s8x4(xp, wp, &s0, &s1, &s2, &s3);
         }
         {
-            const int8_t o0 = tinycc_requant_out(s0, mult[g], shift[g], double_rounding, zp, lo, hi);
-            const int8_t o1 = tinycc_requant_out(s1, mult[g + 1], shift[g + 1], double_rounding, zp, lo, hi);
-            const int8_t o2 = tinycc_requant_out(s2, mult[g + 2], shift[g + 2], double_rounding, zp, lo, hi);
-            const int8_t o3 = tinycc_requant_out(s3, mult[g + 3], shift[g + 3], double_rounding, zp, lo, hi);
+            const int8_t o0 = tinycc_requant_ch(s0, mult, shift, g, double_rounding, zp, lo, hi);
+            const int8_t o1 = tinycc_requant_ch(s1, mult, shift, g + 1, double_rounding, zp, lo, hi);
+            const int8_t o2 = tinycc_requant_ch(s2, mult, shift, g + 2, double_rounding, zp, lo, hi);
+            const int8_t o3 = tinycc_requant_ch(s3, mult, shift, g + 3, double_rounding, zp, lo, hi);
             out[g] = o0;
             out[g + 1] = o1;
             out[g + 2] = o2;

@@ -25,8 +25,11 @@ MAX_STACK_BYTES = 1024
 
 
 def _double_flag(rq: Requant) -> int:
-    """tinycc_requant_out's mode: 0 single rounding, 1 double, 2 double with right shifts only,
-    3 the same with an accumulator known to stay below 2^30."""
+    """tinycc_requant_ch's mode: 0 single rounding, 1 double, 2 double with right shifts only,
+    3 the same with an accumulator known to stay below 2^30; 4 (double) and 5 (single) with
+    compile-time rounding constants in the shift array (fixedpoint.rounding_constants)."""
+    if rq.rounding_constants:
+        return 4 if rq.rounding == "double" else 5
     if rq.rounding == "single":
         return 0
     if not rq.right_shifts_only:
@@ -43,13 +46,14 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     KK, P = KH * KW * C, OH * OW
     ROW = KW * C
     MODE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1  # shift array entries per channel
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
 
     @T.prim_func(private=True)
     def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-               shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+               shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
         col = T.alloc_buffer((2 * KK,), "int8")
         for pp in range((P + 1) // 2):
             # (no local variables: TVM 0.27's C host lowering rejects the stack buffers of a
@@ -87,7 +91,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     @T.prim_func(private=True)
     def pointwise(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                   bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-                  shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+                  shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
         # one finished 2x2 tile per call; an odd last pixel or channel is computed twice and
         # stored twice with the same value
         for pp, oo in T.grid((P + 1) // 2, (OC + 1) // 2):
@@ -103,7 +107,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     @T.prim_func(private=True)
     def gather1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                 bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-                shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+                shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
         col = T.alloc_buffer((KK,), "int8")
         acc = T.alloc_buffer((4,), "int32")
         for p in range(P):
@@ -128,8 +132,8 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                 for t in range(4):
                     if oo * 4 + t < OC:
                         out[p * OC + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
-                            MODE, ZP, LO, HI)
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
 
     if direct:
         return pointwise
@@ -141,12 +145,13 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
     """Batch-1 fully connected: one activation row against 4 weight rows per call."""
     MODE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((batch * K,), "int8"), w: T.Buffer((N * K,), "int8"),
                bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
-               shift: T.Buffer((N,), "int32"), out: T.Buffer((batch * N,), "int8")):
+               shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
         acc = T.alloc_buffer((4,), "int32")
         for b in range(batch):
             for oo in range((N + 3) // 4):
@@ -161,8 +166,8 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
                 for t in range(4):
                     if oo * 4 + t < N:
                         out[b * N + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
-                            MODE, ZP, LO, HI)
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
     return kernel
 
 
@@ -176,6 +181,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     DOUBLE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G, TAPS = C // 4, KH * KW
 
@@ -186,7 +192,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     @T.prim_func(private=True)
     def rows3x3(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
                 bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
-                shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+                shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
         pad = T.alloc_buffer((C,), "int8")
         T.evaluate(T.call_extern("void", "tinycc_fill_s8", pad.access_ptr("w", offset=0, extent=C), in_zp, C))
         for oy in range(OH):
@@ -207,7 +213,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
                bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
-               shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+               shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
         patch = T.alloc_buffer((TAPS * 4,), "int8")
         for oy, ox, g in T.grid(OH, OW, G):
             if (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H
@@ -216,7 +222,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     "void", "tinycc_depthwise_s8x4_out",
                     T.address_of(x[((oy * SH - PT) * W + ox * SW - PL) * C + g * 4]), KH, KW, DH * W * C,
                     DW * C, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
-                    T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
             else:
                 for ky, kx in T.grid(KH, KW):
@@ -232,7 +238,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                 T.evaluate(T.call_extern(
                     "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
                     KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
-                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
     # the pad row lives on the stack, which TVM allows up to 1 KiB
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel

@@ -59,10 +59,10 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     rq = small_accumulator(rq, wabs, bias)
     name = kernel_name(ctx, op)
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
-    if not depthwise:
-        func = K.conv2d_gemm(*geometry)
-    elif mult == 1 and c % 4 == 0:
-        func = K.depthwise_gemm(*geometry)
+    if not depthwise or (mult == 1 and c % 4 == 0):
+        rq, rq_consts = with_rounding_constants(rq, rq_consts)
+        geometry = (*geometry[:-1], rq)
+        func = K.depthwise_gemm(*geometry) if depthwise else K.conv2d_gemm(*geometry)
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
@@ -89,6 +89,7 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
     rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
+    rq, rq_consts = with_rounding_constants(rq, rq_consts)
     name = kernel_name(ctx, op)
     func = K.fully_connected_gemm(batch, depth, units, rq)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
@@ -102,6 +103,17 @@ def small_accumulator(rq, weight_abs_sums: np.ndarray, bias: np.ndarray):
     weights times inputs in [-128, 127]) to 2^30: the kernels may then round more cheaply."""
     bound = int((weight_abs_sums * 128 + np.abs(bias.astype(np.int64))).max())
     return dataclasses.replace(rq, small_accumulator=bound < (1 << 30))
+
+
+def with_rounding_constants(rq, rq_consts: list):
+    """The micro-kernels' cheaper requantization (SMMUL/SMMULR, rounding constant with the
+    output zero point per channel) when the layer qualifies: the shift array becomes (e, r)
+    pairs. Same results bit for bit (runtime/kernels/tinycc_nn.h, tinycc_requant_fast)."""
+    pairs = K.rounding_constants(rq, rq_consts[1].array)
+    if pairs is None:
+        return rq, rq_consts
+    shift = dataclasses.replace(rq_consts[1], array=pairs)
+    return dataclasses.replace(rq, rounding_constants=True), [rq_consts[0], shift]
 
 
 LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONNECTED": lower_fully_connected}
