@@ -477,6 +477,147 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
     }
 }
 
+#if TINYCC_NN_DSP
+/* One tap from a line buffer: 4 channels as halfword pairs p[0] = (c0, c2), p[1] = (c1, c3),
+ * against the weights unpacked the same way. */
+TINYCC_INLINE void tinycc_dw_tap_pairs(const int32_t *p, const int32_t *wt, int32_t *s0, int32_t *s1,
+                                       int32_t *s2, int32_t *s3)
+{
+    const int16x2_t xe = (int16x2_t)p[0], xo = (int16x2_t)p[1];
+    const int16x2_t we = (int16x2_t)wt[0], wo = (int16x2_t)wt[1];
+    *s0 = __smlabb(xe, we, *s0);
+    *s2 = __smlatt(xe, we, *s2);
+    *s1 = __smlabb(xo, wo, *s1);
+    *s3 = __smlatt(xo, wo, *s3);
+}
+#endif
+
+/*
+ * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
+ * through line buffers: each input row the window needs is sign-extended once into `lines`
+ * (4 lines of lw pixels, 8 bytes a pixel: the 4 channels as two halfword pairs on DSP cores,
+ * 4 int16 elsewhere), the padding columns and the rows outside the input holding the input
+ * zero point (which the folded bias expects). Every output pixel then reads its 9 taps
+ * without bounds checks or unpacking, with the group's weights unpacked once. x, w, bias,
+ * mult, shift point at the group's first channel; c is the tensor's channel count (the
+ * stride between pixels); shift is the layer's shift array (mode as in tinycc_requant_ch).
+ * lw = (ow - 1) * sw + 3; scratch: 32 * lw bytes, word-aligned (the planner aligns arena buffers).
+ */
+static inline void tinycc_depthwise3x3_lines_s8x4(const int8_t *x, int32_t h, int32_t w_in, int32_t c,
+                                                  int32_t sh, int32_t sw, int32_t pt, int32_t pl, int32_t oh,
+                                                  int32_t ow, int32_t in_zp, const int8_t *w, const int32_t *bias,
+                                                  const int32_t *mult, const int32_t *shift, int32_t mode,
+                                                  int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
+                                                  int8_t *scratch)
+{
+    int32_t *const lines = (int32_t *)(void *)scratch;
+    int32_t *slot[3], *zline = lines + 3 * 2 * lw, *rows[3];
+    int32_t held[3] = {-1, -1, -1};
+    int32_t i, r, oy, ox;
+#if TINYCC_NN_DSP
+    int32_t wt[9][2];
+    const int32_t zw = (int32_t)__sxtb16((uint32_t)(uint8_t)in_zp * 0x01010101u);
+    for (i = 0; i < 9; ++i) {
+        const uint32_t wv = (uint32_t)tinycc_load_s8x4(w + i * c);
+        wt[i][0] = (int32_t)__sxtb16(wv);
+        wt[i][1] = (int32_t)tinycc_sxtb16_odd(wv);
+    }
+    for (i = 0; i < 2 * lw; ++i) {
+        zline[i] = zw;
+    }
+#else
+    int16_t *const zl16 = (int16_t *)(void *)zline;
+    for (i = 0; i < 4 * lw; ++i) {
+        zl16[i] = (int16_t)in_zp;
+    }
+#endif
+    for (r = 0; r < 3; ++r) {
+        slot[r] = lines + r * 2 * lw;
+    }
+    for (oy = 0; oy < oh; ++oy) {
+        for (r = 0; r < 3; ++r) {
+            const int32_t iy = oy * sh - pt + r;
+            int32_t *line;
+            if (iy < 0 || iy >= h) {
+                rows[r] = zline;
+                continue;
+            }
+            line = slot[iy % 3];
+            rows[r] = line;
+            if (held[iy % 3] == iy) {
+                continue;
+            }
+            held[iy % 3] = iy;
+            /* the zero-point columns on both sides, then the row itself */
+            memcpy(line, zline, (size_t)lw * 8u);
+            {
+                const int8_t *xr = x + iy * w_in * c;
+                const int32_t n = w_in < lw - pl ? w_in : lw - pl;
+#if TINYCC_NN_DSP
+                int32_t *dst = line + 2 * pl;
+                for (i = 0; i < n; ++i, xr += c, dst += 2) {
+                    const uint32_t v = (uint32_t)tinycc_load_s8x4(xr);
+                    dst[0] = (int32_t)__sxtb16(v);
+                    dst[1] = (int32_t)tinycc_sxtb16_odd(v);
+                }
+#else
+                int16_t *dst = (int16_t *)(void *)line + 4 * pl;
+                for (i = 0; i < n; ++i, xr += c, dst += 4) {
+                    dst[0] = xr[0];
+                    dst[1] = xr[1];
+                    dst[2] = xr[2];
+                    dst[3] = xr[3];
+                }
+#endif
+            }
+        }
+        {
+#if TINYCC_NN_DSP
+            const int32_t *p0 = rows[0], *p1 = rows[1], *p2 = rows[2];
+#else
+            const int16_t *p0 = (const int16_t *)(const void *)rows[0];
+            const int16_t *p1 = (const int16_t *)(const void *)rows[1];
+            const int16_t *p2 = (const int16_t *)(const void *)rows[2];
+#endif
+        for (ox = 0; ox < ow; ++ox, p0 += 2 * sw, p1 += 2 * sw, p2 += 2 * sw) {
+            int32_t s0 = bias[0], s1 = bias[1], s2 = bias[2], s3 = bias[3];
+            int8_t *o = out + (oy * ow + ox) * c;
+#if TINYCC_NN_DSP
+            /* written out: gcc 12 does not unroll the 9 taps by itself */
+            tinycc_dw_tap_pairs(p0, wt[0], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p0 + 2, wt[1], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p0 + 4, wt[2], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1, wt[3], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1 + 2, wt[4], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1 + 4, wt[5], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2, wt[6], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2 + 2, wt[7], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2 + 4, wt[8], &s0, &s1, &s2, &s3);
+#else
+            for (r = 0; r < 9; ++r) {
+                const int16_t *p = (r < 3 ? p0 : r < 6 ? p1 : p2) + 4 * (r % 3);
+                const int8_t *wp = w + r * c;
+                s0 += p[0] * wp[0];
+                s1 += p[1] * wp[1];
+                s2 += p[2] * wp[2];
+                s3 += p[3] * wp[3];
+            }
+#endif
+            {
+                const int8_t o0 = tinycc_requant_ch(s0, mult, shift, 0, mode, zp, lo, hi);
+                const int8_t o1 = tinycc_requant_ch(s1, mult, shift, 1, mode, zp, lo, hi);
+                const int8_t o2 = tinycc_requant_ch(s2, mult, shift, 2, mode, zp, lo, hi);
+                const int8_t o3 = tinycc_requant_ch(s3, mult, shift, 3, mode, zp, lo, hi);
+                o[0] = o0;
+                o[1] = o1;
+                o[2] = o2;
+                o[3] = o3;
+            }
+        }
+        }
+    }
+}
+
 /*
  * One 3x3 depthwise output pixel whose window leaves the input: taps outside read `pad`, c
  * bytes of the input zero point (the folded bias expects exactly that), so every tap costs

@@ -171,7 +171,8 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
     return kernel
 
 
-def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
+                   variant: str = "rows"):
     """Depthwise convolution (depth multiplier 1, channels a multiple of 4): one micro-kernel
     call per output pixel and group of 4 channels, requantizing as it stores. A pixel whose
     window leaves the input first copies its window into a small patch, the zero point in
@@ -240,5 +241,32 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
                     T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
+    LW = (OW - 1) * SW + 3  # pixels per line buffer
+
+    @T.prim_func(private=True)
+    def lines(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+              bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+              shift: T.Buffer((C * SW_,), "int32"), scratch: T.Buffer((LW * 32,), "int8"),
+              out: T.Buffer((OH * OW * C,), "int8")):
+        for g in range(G):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_depthwise3x3_lines_s8x4", T.address_of(x[g * 4]), H, W, C, SH, SW, PT, PL, OH,
+                OW, in_zp, T.address_of(w[g * 4]), T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
+                T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI, T.address_of(out[g * 4]), LW,
+                scratch.access_ptr("w", offset=0, extent=LW * 32)))
+
+    if variant == "lines":
+        if not lines_eligible(w_shape, dilation):
+            raise ValueError(f"depthwise variant 'lines' needs a 3x3 window without dilation, not {w_shape}")
+        return lines
     # the pad row lives on the stack, which TVM allows up to 1 KiB
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
+
+
+def lines_eligible(w_shape, dilation) -> bool:
+    return tuple(w_shape[1:3]) == (3, 3) and tuple(dilation) == (1, 1)
+
+
+def depthwise_scratch_bytes(out_shape, stride) -> int:
+    """The arena scratch of the 'lines' depthwise kernel: 4 lines of 8 bytes per pixel."""
+    return ((out_shape[2] - 1) * stride[1] + 3) * 8 * 4

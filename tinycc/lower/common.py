@@ -32,6 +32,7 @@ class Kernel:
     output: int  # tensor index
     macs: int = 0
     notes: list[str] = field(default_factory=list)
+    scratch_bytes: int = 0  # an arena scratch buffer for this step only (a Scratch input)
 
 
 @dataclass

@@ -58,17 +58,27 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     wabs = np.abs(w.data.astype(np.int64)).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
     rq = small_accumulator(rq, wabs, bias)
     name = kernel_name(ctx, op)
+    scratch_bytes = 0
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
     if not depthwise or (mult == 1 and c % 4 == 0):
         rq, rq_consts = with_rounding_constants(rq, rq_consts)
         geometry = (*geometry[:-1], rq)
-        func = K.depthwise_gemm(*geometry) if depthwise else K.conv2d_gemm(*geometry)
+        if depthwise:
+            variant = "lines" if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
+            func = K.depthwise_gemm(*geometry, variant=variant)
+            if variant == "lines":
+                scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
+        else:
+            func = K.conv2d_gemm(*geometry)
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    if scratch_bytes:
+        from ..fuse import Scratch
+        consts.append(Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8)))
     notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
-    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes)
+    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes)
 
 
 def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
