@@ -579,7 +579,8 @@ static inline void tinycc_depthwise3x3_lines_s8x4(const int8_t *x, int32_t h, in
             const int16_t *p1 = (const int16_t *)(const void *)rows[1];
             const int16_t *p2 = (const int16_t *)(const void *)rows[2];
 #endif
-        for (ox = 0; ox < ow; ++ox, p0 += 2 * sw, p1 += 2 * sw, p2 += 2 * sw) {
+            const int32_t step = (TINYCC_NN_DSP ? 2 : 4) * sw; /* 8 bytes a pixel */
+        for (ox = 0; ox < ow; ++ox, p0 += step, p1 += step, p2 += step) {
             int32_t s0 = bias[0], s1 = bias[1], s2 = bias[2], s3 = bias[3];
             int8_t *o = out + (oy * ow + ox) * c;
 #if TINYCC_NN_DSP
