@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import emit, package, plan
+from .kernels import schedule
 from .errors import FitError, TinyccError
 from .frontend import load_model
 from .lower import Kernel, c_identifier, lower
@@ -52,9 +53,10 @@ class CompileResult:
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
                   name: str | None = None, rounding: str = "litert",
                   measure_code: bool = True, io_in_arena: bool = False,
-                  fuse_rows: bool = False) -> CompileResult:
+                  fuse_rows: bool = False, tuning: bool = True) -> CompileResult:
     """io_in_arena: the model's input and output live in the arena too (see the header).
-    fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse)."""
+    fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse).
+    tuning: apply the target CPU's records in autotune_logs/ (see tinycc.kernels.schedule)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
     if rounding not in ROUNDINGS:
@@ -63,7 +65,7 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
-    steps = lower(graph, name, rounding)
+    steps = lower(graph, name, rounding, schedule.load(target.cpu) if tuning else schedule.Schedules(target.cpu))
     if fuse_rows:
         from .fuse import fuse_rows as fuse
         steps = fuse(graph, steps, name, rounding)

@@ -20,8 +20,8 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
              **arithmetic.LOWERINGS}
 
 
-def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
-    ctx = LoweringContext(graph, prefix, rounding)
+def lower(graph: Graph, prefix: str, rounding: str = "litert", schedules=None) -> list:
+    ctx = LoweringContext(graph, prefix, rounding, schedules)
     steps = []
     for op in graph.operators:
         fn = LOWERINGS.get(op.kind)

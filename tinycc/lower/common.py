@@ -56,6 +56,7 @@ class LoweringContext:
     graph: Graph
     prefix: str
     mode: str = "litert"
+    schedules: object = None  # tinycc.kernels.schedule.Schedules: knobs per layer (None: defaults)
 
     def rounding(self, op: Operator) -> str:
         if self.mode == "litert":

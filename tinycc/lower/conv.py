@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from .. import kernels as K
+from ..kernels import schedule
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from .common import (
@@ -60,11 +61,13 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     scratch_bytes = 0
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
+    knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
     if not depthwise or (mult == 1 and c % 4 == 0):
-        rq, rq_consts = with_rounding_constants(rq, rq_consts)
+        if knobs.requant == "constants":
+            rq, rq_consts = with_rounding_constants(rq, rq_consts)
         geometry = (*geometry[:-1], rq)
         if depthwise:
-            variant = "lines" if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
+            variant = knobs.variant if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
             func = K.depthwise_gemm(*geometry, variant=variant)
             if variant == "lines":
                 scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
@@ -99,7 +102,8 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
     rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
-    rq, rq_consts = with_rounding_constants(rq, rq_consts)
+    if _knobs(ctx, op, x.shape, w.shape, out.shape).requant == "constants":
+        rq, rq_consts = with_rounding_constants(rq, rq_consts)
     name = kernel_name(ctx, op)
     func = K.fully_connected_gemm(batch, depth, units, rq)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
@@ -113,6 +117,14 @@ def small_accumulator(rq, weight_abs_sums: np.ndarray, bias: np.ndarray):
     weights times inputs in [-128, 127]) to 2^30: the kernels may then round more cheaply."""
     bound = int((weight_abs_sums * 128 + np.abs(bias.astype(np.int64))).max())
     return dataclasses.replace(rq, small_accumulator=bound < (1 << 30))
+
+
+def _knobs(ctx: LoweringContext, op: Operator, *geometry):
+    """The layer's schedule knobs (tinycc.kernels.schedule): per-CPU defaults and tuning records."""
+    sig = schedule.signature(op.kind, *geometry)
+    if ctx.schedules is None:
+        return schedule.KNOBS[op.kind]()
+    return ctx.schedules.knobs(op.kind, sig, op.index)
 
 
 def with_rounding_constants(rq, rq_consts: list):

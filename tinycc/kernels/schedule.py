@@ -1,0 +1,114 @@
+"""Schedule knobs of the convolution, depthwise and fully-connected kernels, as data.
+
+Each kernel family has a small frozen dataclass of the choices its builder in
+`tinycc.kernels.gemm` makes (micro-kernel variant, weight layout, requantization form), a
+default per CPU (`DEFAULTS`), and per-layer overrides from tuning records: JSON files in
+`autotune_logs/` named after the target's CPU (`cortex-m4.json`), each record keyed by the
+layer's op signature (operator, shapes, stride, dilation, padding). `tinycc compile` applies
+the records of its target's CPU by default; `compile_model(..., tuning=False)` ignores them, and $TINYCC_AUTOTUNE_LOGS names another
+folder of records (what a tuner uses to measure a candidate).
+Every knob value gives the same output bytes: knobs change instructions, arena scratch and
+flash only, so a tuner may try any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TinyccError
+
+LOGS_DIR = Path(__file__).resolve().parent.parent.parent / "autotune_logs"
+
+
+@dataclass(frozen=True)
+class ConvKnobs:
+    """CONV_2D (im2col + 2x2 tiles of tinycc_conv_s8_2x2_out)."""
+
+    # "constants": per-channel rounding constants and SMMULR where the layer qualifies
+    # (fixedpoint.rounding_constants); "plain": the shift array as TFLite computes it
+    requant: str = "constants"
+
+
+@dataclass(frozen=True)
+class DepthwiseKnobs:
+    """DEPTHWISE_CONV_2D, depth multiplier 1, channels a multiple of 4."""
+
+    requant: str = "constants"
+    # "lines": 3x3 windows from line buffers in arena scratch, a group of 4 channels over the
+    # whole plane (tinycc_depthwise3x3_lines_s8x4); "rows": one output pixel at a time, all
+    # channels, 3x3 row spans plus edge pixels (tinycc_depthwise3x3_row / _edge), no scratch
+    variant: str = "lines"
+
+
+@dataclass(frozen=True)
+class FullyConnectedKnobs:
+    """FULLY_CONNECTED (1x4 tiles of tinycc_dot_s8_1x4)."""
+
+    requant: str = "constants"
+
+
+KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
+CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows")}
+
+# Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
+# Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
+# buffers do not pay for their copies, so depthwise keeps the row kernel there.
+DEFAULTS = {
+    "cortex-m3": {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")},
+    "cortex-m0plus": {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")},
+}
+
+
+def signature(kind: str, in_shape, w_shape, out_shape, stride=(1, 1), dilation=(1, 1), pad=(0, 0)) -> str:
+    """A layer's key in the tuning records: what the kernel's code depends on."""
+    def dims(s):
+        return "x".join(str(int(d)) for d in s)
+    return (f"{kind} in={dims(in_shape)} w={dims(w_shape)} out={dims(out_shape)} "
+            f"stride={dims(stride)} dilation={dims(dilation)} pad={dims(pad)}")
+
+
+@dataclass
+class Schedules:
+    """The knobs for one compile: per-CPU defaults, then the tuning records' overrides."""
+
+    cpu: str = "host"
+    records: dict = dataclasses.field(default_factory=dict)  # signature -> {knob: value}
+    source: Path | None = None
+    applied: list = dataclasses.field(default_factory=list)  # signatures a record changed
+
+    seen: dict = dataclasses.field(default_factory=dict)  # op index -> signature, as lowered
+
+    def knobs(self, kind: str, sig: str, index: int = -1):
+        self.seen[index] = sig
+        base = DEFAULTS.get(self.cpu, {}).get(kind, KNOBS[kind]())
+        override = self.records.get(sig)
+        if not override:
+            return base
+        self.applied.append(sig)
+        return dataclasses.replace(base, **override)
+
+
+def load(cpu: str, logs_dir: Path | None = None) -> Schedules:
+    """The defaults for `cpu` with the records of `<logs_dir>/<cpu>.json`, if the file exists
+    (logs_dir: $TINYCC_AUTOTUNE_LOGS, else the repository's autotune_logs/)."""
+    path = Path(logs_dir or os.environ.get("TINYCC_AUTOTUNE_LOGS") or LOGS_DIR) / f"{cpu}.json"
+    if not path.is_file():
+        return Schedules(cpu)
+    try:
+        doc = json.loads(path.read_text())
+        records = {}
+        for rec in doc["records"]:
+            sig, knobs = rec["signature"], dict(rec["knobs"])
+            kind = sig.split(" ", 1)[0]
+            fields = {f.name for f in dataclasses.fields(KNOBS[kind])}
+            for k, v in knobs.items():
+                if k not in fields or v not in CHOICES[k]:
+                    raise ValueError(f"knob {k}={v!r} for {kind}")
+            records[sig] = knobs
+    except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise TinyccError(f"bad tuning record file {path}: {e}") from None
+    return Schedules(cpu, records, path)
