@@ -141,6 +141,15 @@ def _same_shape_add(graph, d) -> bool:
 
 # --- the fused kernel -----------------------------------------------------------------------
 
+def _consts(ctx, graph, k) -> list:
+    """Weights and folded bias as lowered, multipliers and shifts as TFLite computes them (the
+    lowered kernel may hold its schedule's forms: rounding constants, a scratch buffer)."""
+    op = k.op
+    x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0]))
+    _, rq_consts, _ = requant(ctx, op, x, w, out, out.shape[3], arrays=True)
+    return [*k.inputs[1:3], *rq_consts]
+
+
 def _geom(ctx, graph, k) -> ConvGeom:
     op = k.op
     x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0]))
@@ -172,7 +181,8 @@ def _build(ctx, graph, a, b, p, d) -> FusedKernel:
     add = _add_params(ctx, graph, d, b.output) if d is not None else None
     func, scratch_bytes = conv_conv_rows(ga, gb, gp, add)
     scratch = Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8))
-    inputs = [a.inputs[0], *a.inputs[1:], *b.inputs[1:], *(p.inputs[1:] if p else []), scratch]
+    inputs = [a.inputs[0], *_consts(ctx, graph, a), *_consts(ctx, graph, b), *(_consts(ctx, graph, p) if p else []),
+              scratch]
     last = d or b
     mid = graph.tensor(a.output)
     kh = gb.w_shape[1]

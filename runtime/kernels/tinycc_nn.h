@@ -217,6 +217,14 @@ static inline int32_t tinycc_load_s8x4(const int8_t *p)
     memcpy(&v, p, 4); /* one LDR: v7-M and v8-M allow unaligned word loads */
     return v;
 }
+
+/* Two words from a word-aligned p, then p += 8: one LDRD with writeback. */
+TINYCC_INLINE void tinycc_ldrd_post(const int8_t **p, uint32_t *lo, uint32_t *hi)
+{
+    const int8_t *q = *p;
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(*lo), "=r"(*hi), "+r"(q) : "m"(*(const uint64_t *)(const void *)q));
+    *p = q;
+}
 #endif
 
 /* acc[2*i + j] += dot(a_i, b_j) over k int8 values: 2 rows of activations, 2 rows of weights. */
@@ -280,6 +288,125 @@ TINYCC_INLINE void tinycc_conv_s8_2x2_out(const int8_t *a0, const int8_t *a1, co
     acc[0] = acc[2] = bias[o0];
     acc[1] = acc[3] = bias[o1];
     tinycc_dot_s8_2x2(a0, a1, b0, b1, k, acc);
+    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
+    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
+    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
+    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
+    out0[o0] = r[0];
+    out0[o1] = r[1];
+    out1[o0] = r[2];
+    out1[o1] = r[3];
+}
+
+/*
+ * Activations sign-extended once for the 2x2 tiles that reuse them (every output channel pair
+ * of a convolution reads the same im2col window): n int8 values (n a multiple of 4) become n
+ * int16 (2n bytes at dst, word-aligned) in SXTB16 order, a0 a2 a1 a3 a4 a6 a5 a7 ..., so that
+ * a tile loads two halfword pairs with one LDRD instead of unpacking bytes on every use.
+ * tinycc_fill_s16: n int16 of `value` (the padding's zero point).
+ */
+static inline void tinycc_expand_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+#if TINYCC_NN_DSP
+    int32_t *d = (int32_t *)(void *)dst;
+    for (i = 0; i < n; i += 4, d += 2) {
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + i);
+        d[0] = (int32_t)__sxtb16(v);
+        d[1] = (int32_t)tinycc_sxtb16_odd(v);
+    }
+#else
+    int16_t *d = (int16_t *)(void *)dst;
+    for (i = 0; i < n; i += 4) {
+        d[i] = src[i];
+        d[i + 1] = src[i + 2];
+        d[i + 2] = src[i + 1];
+        d[i + 3] = src[i + 3];
+    }
+#endif
+}
+
+static inline void tinycc_fill_s16(int8_t *dst, int32_t value, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)dst;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        d[i] = (int16_t)value;
+    }
+}
+
+#if TINYCC_NN_DSP
+/* 4 values of two expanded windows against two weight rows: 2 LDRD, 2 LDR, 4 SXTB16, 8 SMLAD. */
+TINYCC_INLINE void tinycc_dot_s16_2x2_step(const int8_t **a0, const int8_t **a1, const int8_t *b0, int32_t b1_off,
+                                           int32_t *s00, int32_t *s01, int32_t *s10, int32_t *s11)
+{
+    uint32_t x0e, x0o, x1e, x1o;
+    const uint32_t y0 = (uint32_t)tinycc_load_s8x4(b0), y1 = (uint32_t)tinycc_load_s8x4(b0 + b1_off);
+    const int16x2_t y0e = __sxtb16(y0), y0o = tinycc_sxtb16_odd(y0);
+    const int16x2_t y1e = __sxtb16(y1), y1o = tinycc_sxtb16_odd(y1);
+    tinycc_ldrd_post(a0, &x0e, &x0o);
+    tinycc_ldrd_post(a1, &x1e, &x1o);
+    *s00 = __smlad((int16x2_t)x0e, y0e, *s00);
+    *s00 = __smlad((int16x2_t)x0o, y0o, *s00);
+    *s01 = __smlad((int16x2_t)x0e, y1e, *s01);
+    *s01 = __smlad((int16x2_t)x0o, y1o, *s01);
+    *s10 = __smlad((int16x2_t)x1e, y0e, *s10);
+    *s10 = __smlad((int16x2_t)x1o, y0o, *s10);
+    *s11 = __smlad((int16x2_t)x1e, y1e, *s11);
+    *s11 = __smlad((int16x2_t)x1o, y1o, *s11);
+}
+#endif
+
+/* tinycc_dot_s8_2x2 with the activations expanded by tinycc_expand_s8 (k a multiple of 4). */
+TINYCC_INLINE void tinycc_dot_s16_2x2(const int8_t *a0_bytes, const int8_t *a1_bytes, const int8_t *b0,
+                                      const int8_t *b1, int32_t k, int32_t *acc)
+{
+    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
+#if TINYCC_NN_DSP
+    /* one LDRD per window and 4 values (gcc 12 splits 64-bit loads into two LDR for the M4),
+     * the weight row b1 at a fixed distance from b0; two steps per loop iteration */
+    const int8_t *a0 = a0_bytes, *a1 = a1_bytes;
+    const int32_t b1_off = (int32_t)(b1 - b0);
+    const int8_t *const b0_end = b0 + (k & ~7);
+    for (; b0 != b0_end; b0 += 8) {
+        tinycc_dot_s16_2x2_step(&a0, &a1, b0, b1_off, &s00, &s01, &s10, &s11);
+        tinycc_dot_s16_2x2_step(&a0, &a1, b0 + 4, b1_off, &s00, &s01, &s10, &s11);
+    }
+    if (k & 4) {
+        tinycc_dot_s16_2x2_step(&a0, &a1, b0, b1_off, &s00, &s01, &s10, &s11);
+    }
+#else
+    const int16_t *a0 = (const int16_t *)(const void *)a0_bytes, *a1 = (const int16_t *)(const void *)a1_bytes;
+    int32_t i, j;
+    for (i = 0; i < k; i += 4) {
+        for (j = 0; j < 4; ++j) {
+            const int32_t kk = i + (j == 1 ? 2 : j == 2 ? 1 : j); /* a0 a2 a1 a3 */
+            const int32_t x0 = a0[i + j], x1 = a1[i + j], y0 = b0[kk], y1 = b1[kk];
+            s00 += x0 * y0;
+            s01 += x0 * y1;
+            s10 += x1 * y0;
+            s11 += x1 * y1;
+        }
+    }
+#endif
+    acc[0] = s00;
+    acc[1] = s01;
+    acc[2] = s10;
+    acc[3] = s11;
+}
+
+/* tinycc_conv_s8_2x2_out over activations expanded by tinycc_expand_s8. */
+TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, const int8_t *b0,
+                                           const int8_t *b1, int32_t k, const int32_t *bias,
+                                           const int32_t *mult, const int32_t *shift, int32_t o0, int32_t o1,
+                                           int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                           int8_t *out1)
+{
+    int32_t acc[4];
+    int8_t r[4];
+    acc[0] = acc[2] = bias[o0];
+    acc[1] = acc[3] = bias[o1];
+    tinycc_dot_s16_2x2(a0, a1, b0, b1, k, acc);
     r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
     r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
     r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);

@@ -37,7 +37,8 @@ def _double_flag(rq: Requant) -> int:
     return 3 if rq.small_accumulator else 2
 
 
-def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
+                im2col: str = "int8"):
     """NHWC convolution (OHWI weights) as im2col + 2x2 micro-kernel tiles."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
@@ -135,6 +136,51 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
                             oo * 4 + t, MODE, ZP, LO, HI)
 
+    @T.prim_func(private=True)
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+             bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KK,), "int8"),
+             out: T.Buffer((P * OC,), "int8")):
+        # the windows of two pixels, sign-extended to int16 in the arena scratch (2 bytes per k)
+        for pp in range((P + 1) // 2):
+            for q, ky in T.grid(2, KH):
+                if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                        and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_expand_s8",
+                        scratch.access_ptr("w", offset=(q * KK + ky * ROW) * 2, extent=ROW * 2),
+                        T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                        + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                else:
+                    for kx in range(KW):
+                        if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_expand_s8",
+                                scratch.access_ptr("w", offset=(q * KK + ky * ROW + kx * C) * 2, extent=C * 2),
+                                T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                        else:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s16",
+                                scratch.access_ptr("w", offset=(q * KK + ky * ROW + kx * C) * 2, extent=C * 2),
+                                in_zp, C))
+            for oo in range((OC + 1) // 2):
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KK * 2),
+                    scratch.access_ptr("r", offset=KK * 2, extent=KK * 2), T.address_of(w[oo * 2 * KK]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK, T.address_of(bias[0]),
+                    T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
+                    LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
+
+    if im2col == "int16":
+        if not wide_eligible(in_shape):
+            raise ValueError(f"the int16 im2col needs channels a multiple of 4, not {C}")
+        return wide
     if direct:
         return pointwise
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
@@ -261,6 +307,15 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
         return lines
     # the pad row lives on the stack, which TVM allows up to 1 KiB
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
+
+
+def wide_eligible(in_shape) -> bool:
+    return in_shape[3] % 4 == 0
+
+
+def conv_scratch_bytes(w_shape) -> int:
+    """The arena scratch of the int16 im2col: two windows of 2 bytes per value."""
+    return 4 * w_shape[1] * w_shape[2] * w_shape[3]
 
 
 def lines_eligible(w_shape, dilation) -> bool:

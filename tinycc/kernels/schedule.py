@@ -31,6 +31,10 @@ class ConvKnobs:
     # "constants": per-channel rounding constants and SMMULR where the layer qualifies
     # (fixedpoint.rounding_constants); "plain": the shift array as TFLite computes it
     requant: str = "constants"
+    # "int8": windows gathered as bytes on the stack (a 1x1 convolution reads its input in
+    # place), every tile unpacks them; "int16": two windows sign-extended once into arena
+    # scratch (4 bytes per window value), the tiles load halfword pairs (channels % 4 == 0)
+    im2col: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class FullyConnectedKnobs:
 
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
-CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows")}
+CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2col": ("int8", "int16")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line

@@ -72,7 +72,10 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             if variant == "lines":
                 scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
         else:
-            func = K.conv2d_gemm(*geometry)
+            im2col = knobs.im2col if K.gemm.wide_eligible(x.shape) else "int8"
+            func = K.conv2d_gemm(*geometry, im2col=im2col)
+            if im2col == "int16":
+                scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
     consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
@@ -81,6 +84,11 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         consts.append(Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8)))
     notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
+    if not depthwise or (mult == 1 and c % 4 == 0):
+        form = "rounding constants" if rq.rounding_constants else "plain"
+        used = f"variant {variant}" if depthwise else f"im2col {im2col}"
+        used += f", requantization {form}"
+        notes.append(f"schedule: {used}" + (f"; arena scratch {scratch_bytes} bytes" if scratch_bytes else ""))
     return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes)
 
 
