@@ -364,15 +364,11 @@ TINYCC_INLINE void tinycc_dot_s16_2x2(const int8_t *a0_bytes, const int8_t *a1_b
     int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
 #if TINYCC_NN_DSP
     /* one LDRD per window and 4 values (gcc 12 splits 64-bit loads into two LDR for the M4),
-     * the weight row b1 at a fixed distance from b0; two steps per loop iteration */
+     * the weight row b1 at a fixed distance from b0 (unrolling twice makes gcc 12 spill) */
     const int8_t *a0 = a0_bytes, *a1 = a1_bytes;
     const int32_t b1_off = (int32_t)(b1 - b0);
-    const int8_t *const b0_end = b0 + (k & ~7);
-    for (; b0 != b0_end; b0 += 8) {
-        tinycc_dot_s16_2x2_step(&a0, &a1, b0, b1_off, &s00, &s01, &s10, &s11);
-        tinycc_dot_s16_2x2_step(&a0, &a1, b0 + 4, b1_off, &s00, &s01, &s10, &s11);
-    }
-    if (k & 4) {
+    const int8_t *const b0_end = b0 + k;
+    for (; b0 != b0_end; b0 += 4) {
         tinycc_dot_s16_2x2_step(&a0, &a1, b0, b1_off, &s00, &s01, &s10, &s11);
     }
 #else
