@@ -450,6 +450,64 @@ TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const in
     acc[3] = s3;
 }
 
+#if TINYCC_NN_DSP
+/* 4 values of k for tinycc_dot_s8s16_1x4: p advances by 32 bytes. */
+TINYCC_INLINE void tinycc_dot_s8s16_1x4_step(const int8_t *a, const int8_t **pp, int32_t *s0, int32_t *s1,
+                                             int32_t *s2, int32_t *s3)
+{
+    const int8_t *p = *pp;
+    const uint32_t x = (uint32_t)tinycc_load_s8x4(a);
+    const int16x2_t xe = __sxtb16(x), xo = tinycc_sxtb16_odd(x);
+    uint32_t e0, o0, e1, o1, e2, o2, e3, o3;
+    /* row 0 with writeback first, so that rows 1..3 address back from the moved pointer */
+    __asm__("ldrd %0, %1, [%2], #32" : "=r"(e0), "=r"(o0), "+r"(p) : "m"(*(const uint64_t *)(const void *)p));
+    __asm__("ldrd %0, %1, [%2, #-24]" : "=r"(e1), "=r"(o1) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 24)));
+    __asm__("ldrd %0, %1, [%2, #-16]" : "=r"(e2), "=r"(o2) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 16)));
+    __asm__("ldrd %0, %1, [%2, #-8]" : "=r"(e3), "=r"(o3) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 8)));
+    *s0 = __smlad(xe, (int16x2_t)e0, *s0);
+    *s0 = __smlad(xo, (int16x2_t)o0, *s0);
+    *s1 = __smlad(xe, (int16x2_t)e1, *s1);
+    *s1 = __smlad(xo, (int16x2_t)o1, *s1);
+    *s2 = __smlad(xe, (int16x2_t)e2, *s2);
+    *s2 = __smlad(xo, (int16x2_t)o2, *s2);
+    *s3 = __smlad(xe, (int16x2_t)e3, *s3);
+    *s3 = __smlad(xo, (int16x2_t)o3, *s3);
+    *pp = p;
+}
+#endif
+
+/*
+ * tinycc_dot_s8_1x4 with the 4 weight rows stored as int16 at compile time
+ * (tinycc.kernels.gemm.expand_weights): per 4 values of k, 32 bytes holding rows 0..3 in
+ * turn, each as w0 w2 w1 w3 (the SXTB16 order of the activations); k a multiple of 4, w
+ * word-aligned. Per 4 values: one LDR and two SXTB16 for the activations, four LDRD and
+ * eight SMLAD. For layers that are load-bound on int8 weights (batch-1 fully connected); the
+ * weights take 2 bytes of flash each instead of 1.
+ */
+TINYCC_INLINE void tinycc_dot_s8s16_1x4(const int8_t *a, const int16_t *w, int32_t k, int32_t *acc)
+{
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    int32_t i;
+#if TINYCC_NN_DSP
+    const int8_t *p = (const int8_t *)(const void *)w;
+    for (i = 0; i < k; i += 4) { /* unrolled twice, gcc 12 spills: 16 instructions per step */
+        tinycc_dot_s8s16_1x4_step(a + i, &p, &s0, &s1, &s2, &s3);
+    }
+#else
+    for (i = 0; i < k; i += 4, w += 16) {
+        const int32_t x0 = a[i], x1 = a[i + 1], x2 = a[i + 2], x3 = a[i + 3];
+        s0 += x0 * w[0] + x2 * w[1] + x1 * w[2] + x3 * w[3];
+        s1 += x0 * w[4] + x2 * w[5] + x1 * w[6] + x3 * w[7];
+        s2 += x0 * w[8] + x2 * w[9] + x1 * w[10] + x3 * w[11];
+        s3 += x0 * w[12] + x2 * w[13] + x1 * w[14] + x3 * w[15];
+    }
+#endif
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}
+
 /* acc[0] += dot(a, b) over k int8 values: the leftovers of the tiled loops. */
 static inline void tinycc_dot_s8_1x1(const int8_t *a, const int8_t *b, int32_t k, int32_t *acc)
 {

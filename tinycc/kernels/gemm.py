@@ -188,8 +188,22 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     return gather if 2 * KK <= MAX_STACK_BYTES else gather1
 
 
-def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
-    """Batch-1 fully connected: one activation row against 4 weight rows per call."""
+def expand_weights(w):
+    """int8 weight rows as int16 blocks in the order tinycc_dot_s8s16_1x4 reads them: rows
+    padded with zeros to a multiple of 4; per block of 4 rows and 4 values of k, the 4 rows in
+    turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob "int16"."""
+    import numpy as np
+
+    rows, k = w.shape
+    padded = np.zeros(((rows + 3) // 4 * 4, k), np.int16)
+    padded[:rows] = w
+    blocks = padded.reshape(-1, 4, k // 4, 2, 2).transpose(0, 2, 1, 4, 3)  # block, k/4, row, odd, even
+    return np.ascontiguousarray(blocks).reshape(-1)
+
+
+def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8"):
+    """Batch-1 fully connected: one activation row against 4 weight rows per call; weights
+    "int16": rows pre-extended at compile time (expand_weights)."""
     MODE = _double_flag(rq)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
@@ -214,6 +228,28 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
                         out[b * N + oo * 4 + t] = T.call_extern(
                             "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
                             oo * 4 + t, MODE, ZP, LO, HI)
+
+    @T.prim_func(private=True)
+    def wide(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int16"),
+             bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
+             shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
+        acc = T.alloc_buffer((4,), "int32")
+        for b in range(batch):
+            for oo in range((N + 3) // 4):
+                for t in range(4):
+                    acc[t] = bias[T.min(oo * 4 + t, N - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8s16_1x4", T.address_of(x[b * K]),
+                                         w.access_ptr("r", offset=oo * 4 * K, extent=4 * K), K,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if oo * 4 + t < N:
+                        out[b * N + oo * 4 + t] = T.call_extern(
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
+    if weights == "int16":
+        if K % 4:
+            raise ValueError(f"int16 weights need a depth that is a multiple of 4, not {K}")
+        return wide
     return kernel
 
 

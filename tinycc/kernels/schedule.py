@@ -53,10 +53,14 @@ class FullyConnectedKnobs:
     """FULLY_CONNECTED (1x4 tiles of tinycc_dot_s8_1x4)."""
 
     requant: str = "constants"
+    # "int16": weights stored pre-extended for SMLAD (gemm.expand_weights; twice the flash),
+    # one LDRD per 4 weights instead of LDR + 2 SXTB16 (depth % 4 == 0)
+    weights: str = "int8"
 
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
-CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2col": ("int8", "int16")}
+CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2col": ("int8", "int16"),
+           "weights": ("int8", "int16")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line

@@ -110,13 +110,18 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
     rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
-    if _knobs(ctx, op, x.shape, w.shape, out.shape).requant == "constants":
+    knobs = _knobs(ctx, op, x.shape, w.shape, out.shape)
+    if knobs.requant == "constants":
         rq, rq_consts = with_rounding_constants(rq, rq_consts)
     name = kernel_name(ctx, op)
-    func = K.fully_connected_gemm(batch, depth, units, rq)
-    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    wide = knobs.weights == "int16" and depth % 4 == 0
+    func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
+    weights = K.gemm.expand_weights(w.data) if wide else w.data
+    consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]
+    if wide:
+        notes.append("schedule: weights int16 (pre-extended for SMLAD, 2 bytes each)")
     return Kernel(name, op, func, [x.index, *consts], out.index, batch * depth * units, notes)
 
 
