@@ -53,10 +53,11 @@ class CompileResult:
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
                   name: str | None = None, rounding: str = "litert",
                   measure_code: bool = True, io_in_arena: bool = False,
-                  fuse_rows: bool = False, tuning: bool = True) -> CompileResult:
+                  fuse_rows: bool = False, tuning: bool = True, knobs: dict | None = None) -> CompileResult:
     """io_in_arena: the model's input and output live in the arena too (see the header).
     fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse).
-    tuning: apply the target CPU's records in autotune_logs/ (see tinycc.kernels.schedule)."""
+    tuning: apply the target CPU's records in autotune_logs/; knobs: {kind: {knob: value}} for
+    every layer of a kind (see tinycc.kernels.schedule)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
     if rounding not in ROUNDINGS:
@@ -65,7 +66,9 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
-    steps = lower(graph, name, rounding, schedule.load(target.cpu) if tuning else schedule.Schedules(target.cpu))
+    schedules = schedule.load(target.cpu) if tuning else schedule.Schedules(target.cpu)
+    schedules.overrides = knobs or {}
+    steps = lower(graph, name, rounding, schedules)
     if fuse_rows:
         from .fuse import fuse_rows as fuse
         steps = fuse(graph, steps, name, rounding)

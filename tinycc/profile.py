@@ -106,13 +106,14 @@ class ProfileReport:
 
 
 def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
-            work_dir: str | Path | None = None, fuse_rows: bool = False) -> ProfileReport:
+            work_dir: str | Path | None = None, fuse_rows: bool = False,
+            knobs: dict | None = None) -> ProfileReport:
     target = load_target(target) if isinstance(target, str) else target
     emu = target.emulator()
     with tempfile.TemporaryDirectory(prefix="tinycc-profile-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                            fuse_rows=fuse_rows)
+                            fuse_rows=fuse_rows, knobs=knobs)
         lib = res.library
         inputs = standard_inputs(lib.input.shape, count_random=1)[:1]
         hooks = work / "hooks.c"

@@ -81,12 +81,13 @@ class VerifyReport:
 
 def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
            inputs: list[np.ndarray] | None = None, work_dir: str | Path | None = None,
-           sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False) -> VerifyReport:
+           sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False,
+           knobs: dict | None = None) -> VerifyReport:
     target = load_target(target) if isinstance(target, str) else target
     with tempfile.TemporaryDirectory(prefix="tinycc-verify-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                               fuse_rows=fuse_rows)
+                               fuse_rows=fuse_rows, knobs=knobs)
         lib = result.library
         if inputs is None:
             inputs = standard_inputs(lib.input.shape)

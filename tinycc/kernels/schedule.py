@@ -5,7 +5,9 @@ Each kernel family has a small frozen dataclass of the choices its builder in
 default per CPU (`DEFAULTS`), and per-layer overrides from tuning records: JSON files in
 `autotune_logs/` named after the target's CPU (`cortex-m4.json`), each record keyed by the
 layer's op signature (operator, shapes, stride, dilation, padding). `tinycc compile` applies
-the records of its target's CPU by default; `compile_model(..., tuning=False)` ignores them, and $TINYCC_AUTOTUNE_LOGS names another
+the records of its target's CPU by default; `compile_model(..., tuning=False)` ignores them,
+`knobs={"FULLY_CONNECTED": {"weights": "int16"}}` (the command line's `--knob
+FULLY_CONNECTED.weights=int16`) sets a knob on every layer of a kind, and $TINYCC_AUTOTUNE_LOGS names another
 folder of records (what a tuner uses to measure a candidate).
 Every knob value gives the same output bytes: knobs change instructions, arena scratch and
 flash only, so a tuner may try any of them.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,15 +98,31 @@ class Schedules:
     applied: list = dataclasses.field(default_factory=list)  # signatures a record changed
 
     seen: dict = dataclasses.field(default_factory=dict)  # op index -> signature, as lowered
+    overrides: dict = dataclasses.field(default_factory=dict)  # kind -> {knob: value}, every layer
 
     def knobs(self, kind: str, sig: str, index: int = -1):
         self.seen[index] = sig
         base = DEFAULTS.get(self.cpu, {}).get(kind, KNOBS[kind]())
         override = self.records.get(sig)
-        if not override:
-            return base
-        self.applied.append(sig)
-        return dataclasses.replace(base, **override)
+        if override:
+            self.applied.append(sig)
+            base = dataclasses.replace(base, **override)
+        return dataclasses.replace(base, **self.overrides.get(kind, {}))
+
+
+def parse_knobs(specs) -> dict:
+    """["FULLY_CONNECTED.weights=int16", ...] (the command line's --knob) -> {kind: {knob: value}}."""
+    out: dict = {}
+    for spec in specs or []:
+        m = re.fullmatch(r"(\w+)\.(\w+)=(\w+)", spec)
+        kind, knob, value = m.groups() if m else (None, None, None)
+        if kind not in KNOBS or knob not in {f.name for f in dataclasses.fields(KNOBS[kind])} \
+                or value not in CHOICES[knob]:
+            choices = "; ".join(f"{k}.{f.name}={'|'.join(CHOICES[f.name])}" for k, c in KNOBS.items()
+                                for f in dataclasses.fields(c))
+            raise TinyccError(f"bad knob '{spec}'; the knobs are {choices}")
+        out.setdefault(kind, {})[knob] = value
+    return out
 
 
 def load(cpu: str, logs_dir: Path | None = None) -> Schedules:
