@@ -5,6 +5,7 @@ applied by compile, every knob value bit-exact)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -128,3 +129,36 @@ def test_shipped_records_load():
     for path in schedule.LOGS_DIR.glob("*.json"):
         s = schedule.load(path.stem)
         assert s.records and all(k.startswith("DEPTHWISE_CONV_2D ") for k in s.records)
+
+
+def test_expanded_fc_weights_keep_the_dot_products():
+    """expand_weights' blocks, read as tinycc_dot_s8s16_1x4 reads them (activations in SXTB16
+    order), give the same dot products as the int8 rows, padding rows included."""
+    from tinycc.kernels.gemm import expand_weights
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, (6, 12)).astype(np.int8)
+    x = rng.integers(-128, 128, 12).astype(np.int64)
+    blocks = expand_weights(w).astype(np.int64).reshape(2, 3, 4, 4)  # row block, k/4, row, value
+    xs = x.reshape(3, 4)[:, [0, 2, 1, 3]]
+    got = np.einsum("bkrv,kv->br", blocks, xs).reshape(-1)[:6]
+    assert got.tolist() == (w.astype(np.int64) @ x).tolist()
+
+
+@pytest.mark.parametrize("target", ["host", "mps2-an386", "mps2-an385"])
+def test_fc_int16_weights_bit_exact(target, tmp_path):
+    if target != "host" and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (scripts/setup.sh installs it)")
+    knobs = schedule.parse_knobs(["FULLY_CONNECTED.weights=int16"])
+    model = model_path("tiny_ae")
+    res = compile_model(model, target, tmp_path / "lib", measure_code=False, knobs=knobs)
+    assert "tinycc_dot_s8s16_1x4(" in (res.out_dir / "src" / "tiny_ae_kernels.c").read_text()
+    assert "int16_t" in (res.out_dir / "src" / "tiny_ae_weights.c").read_text()
+    report = verify(model, target, work_dir=tmp_path / "v", knobs=knobs)
+    assert report.ok, report.summary()
+
+
+def test_bad_knob_is_refused():
+    with pytest.raises(TinyccError, match=re.escape("FULLY_CONNECTED.weights=int8|int16")):
+        schedule.parse_knobs(["FULLY_CONNECTED.weights=int4"])
+    assert schedule.parse_knobs(["CONV_2D.im2col=int8", "CONV_2D.requant=plain"]) == \
+        {"CONV_2D": {"im2col": "int8", "requant": "plain"}}
