@@ -326,6 +326,29 @@ static inline void tinycc_expand_s8(int8_t *dst, const int8_t *src, int32_t n)
 #endif
 }
 
+/* tinycc_expand_s8 for any n and any start j0 inside a window (w: the window's first byte):
+ * value i goes to int16 position j0 + i of the SXTB16 order (bits 0 and 1 of the position
+ * swapped). For windows whose runs do not start at multiples of 4 (1 or 3 input channels). */
+static inline void tinycc_expand_s8_at(int8_t *w, int32_t j0, const int8_t *src, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)w;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t j = j0 + i;
+        d[(j & ~3) | ((j & 1) << 1) | ((j >> 1) & 1)] = src[i];
+    }
+}
+
+static inline void tinycc_fill_s16_at(int8_t *w, int32_t j0, int32_t value, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)w;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t j = j0 + i;
+        d[(j & ~3) | ((j & 1) << 1) | ((j >> 1) & 1)] = (int16_t)value;
+    }
+}
+
 static inline void tinycc_fill_s16(int8_t *dst, int32_t value, int32_t n)
 {
     int16_t *d = (int16_t *)(void *)dst;
@@ -713,7 +736,11 @@ static inline void tinycc_depthwise3x3_lines_s8x4(const int8_t *x, int32_t h, in
     }
 #endif
     for (r = 0; r < 3; ++r) {
+        /* the zero-point columns on both sides, once: row copies only write the middle */
+        const int32_t n = w_in < lw - pl ? w_in : lw - pl;
         slot[r] = lines + r * 2 * lw;
+        memcpy(slot[r], zline, (size_t)pl * 8u);
+        memcpy(slot[r] + 2 * (pl + n), zline, (size_t)(lw - pl - n) * 8u);
     }
     for (oy = 0; oy < oh; ++oy) {
         for (r = 0; r < 3; ++r) {
@@ -729,8 +756,6 @@ static inline void tinycc_depthwise3x3_lines_s8x4(const int8_t *x, int32_t h, in
                 continue;
             }
             held[iy % 3] = iy;
-            /* the zero-point columns on both sides, then the row itself */
-            memcpy(line, zline, (size_t)lw * 8u);
             {
                 const int8_t *xr = x + iy * w_in * c;
                 const int32_t n = w_in < lw - pl ? w_in : lw - pl;

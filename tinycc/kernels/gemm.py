@@ -136,50 +136,74 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
                             oo * 4 + t, MODE, ZP, LO, HI)
 
+    KP = (KK + 3) // 4 * 4  # the int16 window, padded to whole SXTB16 groups (zero weights)
+    ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
+
     @T.prim_func(private=True)
-    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
              bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KK,), "int8"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KP,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
         # the windows of two pixels, sign-extended to int16 in the arena scratch (2 bytes per k)
+        for q in range(2):
+            if KP > KK:
+                T.evaluate(T.call_extern("void", "tinycc_fill_s16_at",
+                                         scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), KK, 0, KP - KK))
         for pp in range((P + 1) // 2):
             for q, ky in T.grid(2, KH):
                 if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
                         and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
-                    T.evaluate(T.call_extern(
-                        "void", "tinycc_expand_s8",
-                        scratch.access_ptr("w", offset=(q * KK + ky * ROW) * 2, extent=ROW * 2),
-                        T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                        + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    if ROW % 4 == 0:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_expand_s8",
+                            scratch.access_ptr("w", offset=(q * KP + ky * ROW) * 2, extent=ROW * 2),
+                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_expand_s8_at",
+                            scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW,
+                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
                     for kx in range(KW):
                         if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
                                 and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_expand_s8",
-                                scratch.access_ptr("w", offset=(q * KK + ky * ROW + kx * C) * 2, extent=C * 2),
-                                T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
-                        else:
+                            if ALIGNED:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_expand_s8",
+                                    scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
+                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                            else:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_expand_s8_at",
+                                    scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
+                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                        elif ALIGNED:
                             T.evaluate(T.call_extern(
                                 "void", "tinycc_fill_s16",
-                                scratch.access_ptr("w", offset=(q * KK + ky * ROW + kx * C) * 2, extent=C * 2),
+                                scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
+                                in_zp, C))
+                        else:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s16_at",
+                                scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
                                 in_zp, C))
             for oo in range((OC + 1) // 2):
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KK * 2),
-                    scratch.access_ptr("r", offset=KK * 2, extent=KK * 2), T.address_of(w[oo * 2 * KK]),
-                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK, T.address_of(bias[0]),
+                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KP * 2),
+                    scratch.access_ptr("r", offset=KP * 2, extent=KP * 2), T.address_of(w[oo * 2 * KP]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
                     T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
                     LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
 
     if im2col == "int16":
-        if not wide_eligible(in_shape):
-            raise ValueError(f"the int16 im2col needs channels a multiple of 4, not {C}")
         return wide
     if direct:
         return pointwise
@@ -345,13 +369,24 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
 
 
-def wide_eligible(in_shape) -> bool:
-    return in_shape[3] % 4 == 0
+def padded_depth(w_shape) -> int:
+    """The int16 im2col's window length: KH * KW * C rounded up to a multiple of 4."""
+    return (w_shape[1] * w_shape[2] * w_shape[3] + 3) // 4 * 4
+
+
+def pad_weights(w):
+    """OHWI weights as rows of padded_depth values, zeros after each row's own (int16 im2col)."""
+    import numpy as np
+
+    rows = w.reshape(w.shape[0], -1)
+    out = np.zeros((rows.shape[0], padded_depth(w.shape)), w.dtype)
+    out[:, :rows.shape[1]] = rows
+    return out
 
 
 def conv_scratch_bytes(w_shape) -> int:
     """The arena scratch of the int16 im2col: two windows of 2 bytes per value."""
-    return 4 * w_shape[1] * w_shape[2] * w_shape[3]
+    return 4 * padded_depth(w_shape)
 
 
 def lines_eligible(w_shape, dilation) -> bool:

@@ -36,7 +36,8 @@ class ConvKnobs:
     requant: str = "constants"
     # "int8": windows gathered as bytes on the stack (a 1x1 convolution reads its input in
     # place), every tile unpacks them; "int16": two windows sign-extended once into arena
-    # scratch (4 bytes per window value), the tiles load halfword pairs (channels % 4 == 0)
+    # scratch (4 bytes per window value), the tiles load halfword pairs (layers whose window
+    # rows, KW x C values, are a multiple of 4; others keep int8)
     im2col: str = "int8"
 
 
