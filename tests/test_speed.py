@@ -109,10 +109,23 @@ def test_records_change_the_kernel_and_keep_outputs(tmp_path, monkeypatch):
     assert report.ok, report.summary()
 
 
+@pytest.mark.parametrize("target", ["host", "mps2-an385"])
+def test_line_buffer_depthwise_without_dsp(target, tmp_path):
+    """The line-buffer depthwise kernel's scalar path (not the default without DSP) stays
+    bit-exact when a knob asks for it."""
+    if target != "host" and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (scripts/setup.sh installs it)")
+    knobs = {"DEPTHWISE_CONV_2D": {"variant": "lines"}, "CONV_2D": {"im2col": "int16"}}
+    report = verify(model_path("tiny_kws"), target, work_dir=tmp_path, knobs=knobs)
+    assert report.ok, report.summary()
+
+
 def test_defaults_per_cpu():
     m3 = schedule.Schedules("cortex-m3").knobs("DEPTHWISE_CONV_2D", "x")
     m4 = schedule.Schedules("cortex-m4").knobs("DEPTHWISE_CONV_2D", "x")
     assert (m3.variant, m4.variant) == ("rows", "lines")
+    assert schedule.Schedules("cortex-m7").knobs("CONV_2D", "x").im2col == "int16"
+    assert schedule.Schedules("cortex-m3").knobs("CONV_2D", "x").im2col == "int8"
 
 
 def test_bad_record_file_is_refused(tmp_path):

@@ -68,13 +68,16 @@ CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
-# buffers do not pay for their copies, so depthwise keeps the row kernel there.
+# buffers do not pay for their copies (KWS's depthwise: 636K -> 855K instructions), so
+# depthwise keeps the row kernel there, and on the host, which has no DSP either.
 # On the DSP cores the int16 im2col pays for its expansion on every convolution measured
 # (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer).
 _DSP = {"CONV_2D": ConvKnobs(im2col="int16")}
+_SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
 DEFAULTS = {
-    "cortex-m3": {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")},
-    "cortex-m0plus": {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")},
+    "cortex-m3": _SCALAR,
+    "cortex-m0plus": _SCALAR,
+    "host": _SCALAR,
     "cortex-m4": _DSP,
     "cortex-m7": _DSP,
     "cortex-m33": _DSP,
