@@ -142,12 +142,14 @@ def _same_shape_add(graph, d) -> bool:
 # --- the fused kernel -----------------------------------------------------------------------
 
 def _consts(ctx, graph, k) -> list:
-    """Weights and folded bias as lowered, multipliers and shifts as TFLite computes them (the
-    lowered kernel may hold its schedule's forms: rounding constants, a scratch buffer)."""
+    """Weights as in the model, the folded bias as lowered, multipliers and shifts as TFLite
+    computes them (the lowered kernel may hold its schedule's forms: padded weight rows,
+    rounding constants, a scratch buffer)."""
     op = k.op
     x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0]))
     _, rq_consts, _ = requant(ctx, op, x, w, out, out.shape[3], arrays=True)
-    return [*k.inputs[1:3], *rq_consts]
+    weights = Const(k.inputs[1].name, w.data)  # OHWI as in the model, not the lowered layout
+    return [weights, k.inputs[2], *rq_consts]
 
 
 def _geom(ctx, graph, k) -> ConvGeom:

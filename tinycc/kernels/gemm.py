@@ -50,12 +50,18 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     SW_ = 2 if rq.rounding_constants else 1  # shift array entries per channel
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
+    KP = (KK + 3) // 4 * 4  # gathered windows padded to whole words (zero weights there)
 
     @T.prim_func(private=True)
-    def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+    def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
                bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
                shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
-        col = T.alloc_buffer((2 * KK,), "int8")
+        col = T.alloc_buffer((2 * KP,), "int8")
+        # windows padded to whole words (zero weights there): no scalar tail in the tiles
+        for q in range(2):
+            if KP > KK:
+                T.evaluate(T.call_extern("void", "tinycc_fill_s8",
+                                         col.access_ptr("w", offset=q * KP + KK, extent=KP - KK), 0, KP - KK))
         for pp in range((P + 1) // 2):
             # (no local variables: TVM 0.27's C host lowering rejects the stack buffers of a
             # function that binds scalars, so the window origin is spelled out)
@@ -65,7 +71,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
                     T.evaluate(T.call_extern(
-                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW, extent=ROW),
+                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KP + ky * ROW, extent=ROW),
                         T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                         + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
@@ -75,17 +81,17 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C),
+                                "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KP + ky * ROW + kx * C, extent=C),
                                 T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                                 + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                         else:
                             T.evaluate(T.call_extern("void", "tinycc_fill_s8",
-                                                     col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C), in_zp, C))
+                                                     col.access_ptr("w", offset=q * KP + ky * ROW + kx * C, extent=C), in_zp, C))
             for oo in range((OC + 1) // 2):
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s8_2x2_out", col.access_ptr("r", offset=0, extent=KK),
-                    col.access_ptr("r", offset=KK, extent=KK), T.address_of(w[oo * 2 * KK]),
-                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK, T.address_of(bias[0]),
+                    "void", "tinycc_conv_s8_2x2_out", col.access_ptr("r", offset=0, extent=KP),
+                    col.access_ptr("r", offset=KP, extent=KP), T.address_of(w[oo * 2 * KP]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
                     T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
                     LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
 
@@ -136,7 +142,6 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
                             oo * 4 + t, MODE, ZP, LO, HI)
 
-    KP = (KK + 3) // 4 * 4  # the int16 window, padded to whole SXTB16 groups (zero weights)
     ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
 
     @T.prim_func(private=True)
@@ -209,7 +214,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
         return pointwise
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
     # at a time when two do not fit.
-    return gather if 2 * KK <= MAX_STACK_BYTES else gather1
+    return gather if uses_two_windows(w_shape) else gather1
 
 
 def expand_weights(w):
@@ -367,6 +372,11 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
         return lines
     # the pad row lives on the stack, which TVM allows up to 1 KiB
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
+
+
+def uses_two_windows(w_shape) -> bool:
+    """The int8 im2col gathers two windows on the stack when they fit in TVM's 1 KiB."""
+    return 2 * padded_depth(w_shape) <= MAX_STACK_BYTES
 
 
 def padded_depth(w_shape) -> int:

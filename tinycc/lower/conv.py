@@ -79,7 +79,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             func = K.conv2d_gemm(*geometry, im2col=im2col)
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
-                weights = K.gemm.pad_weights(w.data)
+            direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
+            if im2col == "int16" or (not direct and K.gemm.uses_two_windows(w.shape)):
+                weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
     consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
