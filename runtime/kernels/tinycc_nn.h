@@ -132,19 +132,23 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
 {
     int32_t y;
     if (mode == 4) {
+        /* r + SaturatingRoundingDoublingHighMul(acc, m) in one SMMLAR; then the rounding
+         * division's minus one for negatives, taken from acc's sign: where the product rounds
+         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e */
 #if TINYCC_NN_DSP
-        __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(acc * 2), "r"(multiplier));
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc * 2), "r"(multiplier), "r"(r));
 #else
-        y = (int32_t)(((int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
 #endif
-        y = (y + r + (y >> 31)) >> e; /* y >> 31: minus one when negative (halves away from 0) */
+        y = (y + (acc >> 31)) >> e;
     } else {
+        /* r + floor(acc m / 2^32) in one SMMLA */
 #if TINYCC_NN_DSP
-        __asm__("smmul %0, %1, %2" : "=r"(y) : "r"(acc), "r"(multiplier));
+        __asm__("smmla %0, %1, %2, %3" : "=r"(y) : "r"(acc), "r"(multiplier), "r"(r));
 #else
-        y = (int32_t)(((int64_t)acc * multiplier) >> 32);
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc * multiplier) >> 32);
 #endif
-        y = (y + r) >> e;
+        y >>= e;
     }
     return (int8_t)tinycc_clamp_s8(y, lo, hi);
 }
