@@ -85,7 +85,7 @@ def _plain_conv(graph, k, kernel_1x1: bool = False) -> bool:
     o = k.op.options
     if o.get("dilation_h_factor", 1) != 1 or o.get("dilation_w_factor", 1) != 1:
         return False
-    if len(k.inputs) != 5 or not isinstance(k.inputs[0], int):
+    if len([i for i in k.inputs if not isinstance(i, Scratch)]) != 5 or not isinstance(k.inputs[0], int):
         return False
     w = graph.tensor(k.op.inputs[1])
     if kernel_1x1:
