@@ -24,9 +24,14 @@ def sel(cond, a, b):
 
 
 def srdhm(a, b):
-    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here)."""
+    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here).
+
+    The nudge's sign is taken from a, which for b >= 0 is the sign of a*b (b = 0 gives 0 either
+    way): TVM's simplifier folds a per-tensor 2^shift into a constant b as a wrapped int32 and
+    then got the sign test of a*b wrong for sums such as acc + bias[o]."""
     ab = i64(a) * i64(b)
-    nudge = sel(ab >= tirx.const(0, I64), tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
+    positive = a >= 0 if not isinstance(a, int) else tirx.const(a >= 0, "bool")
+    nudge = sel(positive, tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
     return tirx.Cast(I32, tirx.truncdiv(ab + nudge, tirx.const(1 << 31, I64)))
 
 
