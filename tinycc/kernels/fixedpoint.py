@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from tvm import te, tirx
 
 I32, I64 = "int32", "int64"
@@ -114,7 +116,7 @@ def sat_shl(v, exponent: int = 2):
                 sel(v < -lim, tirx.const(-(1 << 31), I32), v * tirx.const(1 << exponent, I32)))
 
 
-def rounding_constants(rq: Requant, shift) -> "np.ndarray | None":
+def rounding_constants(rq: Requant, shift) -> np.ndarray | None:
     """The shift array as per-channel (e, r) pairs for tinycc_requant_fast (modes 4 and 5 of
     runtime/kernels/tinycc_nn.h), or None when the layer does not qualify.
 
