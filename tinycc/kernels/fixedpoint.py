@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from tvm import te, tirx
 
 I32, I64 = "int32", "int64"
