@@ -25,6 +25,8 @@ import tensorflow as tf
 import keras
 from keras import layers
 
+import zoo_rewrite
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models")
 SEED = 7
@@ -212,9 +214,66 @@ def _(x):
     return layers.Conv2DTranspose(6, 3, strides=2, padding="same")(x)
 
 
+@model("transpose_conv_bias", (4, 5, 3))
+def _(x):
+    """VALID stride 2 with a bias and a fused RELU, then SAME stride 1 with a 2x3 kernel."""
+    rnd = keras.initializers.RandomUniform(-0.5, 0.5, seed=5)
+    y = layers.Conv2DTranspose(5, 3, strides=2, padding="valid", activation="relu",
+                               bias_initializer=rnd)(x)
+    return layers.Conv2DTranspose(4, (2, 3), padding="same", bias_initializer=rnd)(y)
+
+
 @model("dilated_conv", (12, 12, 3))
 def _(x):
     return layers.Conv2D(4, 3, dilation_rate=2, padding="same")(x)
+
+
+@model("space_to_batch_dilated", (12, 11, 4))
+def _(x):
+    """The chains TensorFlow writes for dilated convolutions (tf.nn.atrous_conv2d), folded into
+    one dilated convolution each: a CONV_2D chain as the converter emits it, and a depthwise
+    one, written back from the converter's dilated DEPTHWISE_CONV_2D (see zoo_rewrite.py)."""
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[2, 2], [2, 3]]))(x)
+    y = layers.Conv2D(8, 3, activation="relu")(y)
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    return layers.DepthwiseConv2D(3, dilation_rate=(3, 2), padding="same")(y)
+
+
+REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation}
+
+
+@model("space_to_batch", (8, 8, 3))
+def _(x):
+    """SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND on their own around a pooling and a SAME
+    convolution of the sub-images, and a VALID chain folded into a dilated convolution. No
+    padding: TFLM pads int8 SPACE_TO_BATCH_ND with 0 instead of the zero point (see README)."""
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(x)      # (4, 4, 4, 3)
+    a = L(lambda t: tf.batch_to_space(t, [2, 2], [[1, 0], [0, 2]]))(
+        layers.MaxPooling2D(2, strides=1, padding="same")(y))
+    b = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(conv(4, 3)(y))
+    c = L(lambda t: tf.space_to_batch_nd(t, [2, 4], [[0, 0], [0, 0]]))(x)      # (8, 4, 2, 3)
+    c = layers.Conv2D(5, (2, 1), activation="relu")(c)
+    c = L(lambda t: tf.batch_to_space(t, [2, 4], [[0, 0], [0, 0]]))(c)
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c)])
+
+
+@model("depth_to_space", (4, 6, 8))
+def _(x):
+    """LiteRT's reference resolver has no int8 DEPTH_TO_SPACE (version 2): checked against TFLM
+    and LiteRT's optimized resolver (there is no arithmetic, so every resolver agrees)."""
+    return L(lambda t: tf.nn.depth_to_space(t, 2))(conv(8, 1)(x))
+
+
+@model("space_to_depth", (8, 12, 2))
+def _(x):
+    return L(lambda t: tf.nn.space_to_depth(t, 2))(x)
+
+
+@model("tile", (3, 5, 2))
+def _(x):
+    """Neither LiteRT's reference resolver (TILE version 3) nor TFLM has an int8 TILE: checked
+    against LiteRT's optimized resolver."""
+    return L(lambda t: tf.tile(t, [1, 2, 1, 3]))(x)
 
 
 @model("mixed", (12, 12, 3))
@@ -276,6 +335,8 @@ def op_names(data):
 
 def make(name, out_dir):
     data = to_int8_tflite(name, build(name))
+    if name in REWRITE:
+        data = REWRITE[name](data)
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{name}: {len(data)} bytes, over {MAX_BYTES}")
     path = os.path.join(out_dir, f"{name}.tflite")

@@ -40,6 +40,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     pad = op.options.get("padding", SAME)
     pt = padding(pad, h, kh, sh, dh, oh)
     pl = padding(pad, wd, kw, sw, dw, ow)
+    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
+        pt, pl = op.options["explicit_padding"]
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     if depthwise:
@@ -59,7 +61,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     rq = small_accumulator(rq, wabs, bias)
     name = kernel_name(ctx, op)
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
-    if not depthwise:
+    if n != 1:  # a batch (SPACE_TO_BATCH_ND's sub-images): the generic tensor expression
+        func = K.conv2d(*geometry, mult)
+    elif not depthwise:
         func = K.conv2d_gemm(*geometry)
     elif mult == 1 and c % 4 == 0:
         func = K.depthwise_gemm(*geometry)
