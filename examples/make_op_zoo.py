@@ -43,11 +43,14 @@ def conv(ch, k=1, **kw):
 
 # name -> (input shape without batch, builder(x) -> y, input range for calibration)
 ZOO = {}
+INT16 = set()  # models converted to 16x8: int16 activations, int8 weights, int16 input and output
 
 
-def model(name, shape, lo=-3.0, hi=3.0):
+def model(name, shape, lo=-3.0, hi=3.0, int16=False):
     def deco(fn):
         ZOO[name] = (shape, fn, (lo, hi))
+        if int16:
+            INT16.add(name)
         return fn
     return deco
 
@@ -239,6 +242,18 @@ def _(x):
     return layers.DepthwiseConv2D(3, dilation_rate=(3, 2), padding="same")(y)
 
 
+@model("int16_cnn", (8, 8, 2), int16=True)
+def _(x):
+    """A small 16x8 CNN: the operators of a typical int16-activation model."""
+    y = conv(8, 3, activation="relu")(x)
+    y = layers.Add()([y, layers.DepthwiseConv2D(3, padding="same")(y)])
+    y = layers.MaxPooling2D(2)(y)
+    y = conv(6, 1, activation="relu6")(y)
+    y = layers.AveragePooling2D(4)(y)
+    y = layers.Dense(5)(layers.Flatten()(y))
+    return layers.Activation("softmax")(y)
+
+
 REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation}
 
 
@@ -315,9 +330,13 @@ def to_int8_tflite(name, m):
         c = tf.lite.TFLiteConverter.from_saved_model(saved)
         c.optimizations = [tf.lite.Optimize.DEFAULT]
         c.representative_dataset = rep_data
-        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        c.inference_input_type = tf.int8
-        c.inference_output_type = tf.int8
+        if name in INT16:
+            c.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            c.inference_input_type = c.inference_output_type = tf.int16
+        else:
+            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            c.inference_input_type = c.inference_output_type = tf.int8
         return c.convert()
 
 

@@ -1,0 +1,124 @@
+"""16x8 kernels: int16 activations, int8 weights, as TFLite's reference_integer_ops compute
+them. Convolutions and fully-connected layers accumulate in int64 with an int64 bias and
+requantize with the int64 MultiplyByQuantizedMultiplier (the multiplier rounded to 16 bits,
+one rounding shift, the same in LiteRT and TFLM); activations are symmetric (zero point 0),
+so padding reads 0 and no zero point is folded anywhere. Tensor expressions: correctness first,
+int16 models are rare on the smallest cores.
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from .conv import schedule_reduction
+from .fixedpoint import I32, I64, i64, sel
+
+I16 = "int16"
+
+
+def requantize64(acc, reduced_multiplier, total_shift):
+    """TFLite's MultiplyByQuantizedMultiplier(int64 x, ...): (x * m16 + 2^(t-1)) >> t, with
+    m16 = the Q31 multiplier rounded to 16 bits and t = 15 - shift, both per channel int32
+    expressions computed at compile time."""
+    t = i64(total_shift)
+    rnd = tirx.const(1, I64) << (t - tirx.const(1, I64))
+    return tirx.Cast(I32, (acc * i64(reduced_multiplier) + rnd) >> t)
+
+
+def clamp(x, lo: int, hi: int, dtype: str = I16):
+    return tirx.Cast(dtype, tirx.max(tirx.min(x, tirx.const(hi, I32)), tirx.const(lo, I32)))
+
+
+def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier: int, lo: int, hi: int):
+    """NHWC int16 convolution (depthwise when depth_multiplier > 0), OHWI / 1HWO int8 weights,
+    int64 bias, per-channel reduced multiplier and total shift, clamp."""
+    _, h, w, c = in_shape
+    oc = out_shape[3]
+    kh, kw = w_shape[1], w_shape[2]
+    (sh, sw), (dh, dw), (pt, pl) = stride, dilation, pad
+    x = te.placeholder(in_shape, I16, name="input")
+    wt = te.placeholder(w_shape, "int8", name="weights")
+    bias = te.placeholder((oc,), I64, name="bias")
+    mult = te.placeholder((oc,), I32, name="multiplier")
+    shift = te.placeholder((oc,), I32, name="total_shift")
+    ry, rx = te.reduce_axis((0, kh), name="ky"), te.reduce_axis((0, kw), name="kx")
+
+    def tap(b, y, xx, ch):
+        inside = tirx.all(y >= 0, y < h, xx >= 0, xx < w)
+        safe = x[b, tirx.max(tirx.min(y, h - 1), 0), tirx.max(tirx.min(xx, w - 1), 0), ch]
+        return tirx.if_then_else(inside, safe.astype(I64), tirx.const(0, I64))
+    if depth_multiplier:
+        def acc_fn(b, i, j, o):
+            v = tap(b, i * sh - pt + ry * dh, j * sw - pl + rx * dw, o // depth_multiplier)
+            return te.sum(v * wt[0, ry, rx, o].astype(I64), axis=[ry, rx])
+    else:
+        rc = te.reduce_axis((0, c), name="ci")
+
+        def acc_fn(b, i, j, o):
+            v = tap(b, i * sh - pt + ry * dh, j * sw - pl + rx * dw, rc)
+            return te.sum(v * wt[o, ry, rx, rc].astype(I64), axis=[ry, rx, rc])
+    acc = te.compute(out_shape, acc_fn, name="acc")
+    out = te.compute(out_shape, lambda b, i, j, o: clamp(requantize64(acc[b, i, j, o] + bias[o], mult[o], shift[o]),
+                                                         lo, hi), name="output")
+    return schedule_reduction(te.create_prim_func([x, wt, bias, mult, shift, out]))
+
+
+def fully_connected(batch: int, depth: int, units: int, lo: int, hi: int):
+    x = te.placeholder((batch, depth), I16, name="input")
+    wt = te.placeholder((units, depth), "int8", name="weights")
+    bias = te.placeholder((units,), I64, name="bias")
+    mult = te.placeholder((units,), I32, name="multiplier")
+    shift = te.placeholder((units,), I32, name="total_shift")
+    k = te.reduce_axis((0, depth), name="k")
+    acc = te.compute((batch, units), lambda b, u: te.sum(x[b, k].astype(I64) * wt[u, k].astype(I64), axis=k),
+                     name="acc")
+    out = te.compute((batch, units), lambda b, u: clamp(requantize64(acc[b, u] + bias[u], mult[u], shift[u]), lo, hi),
+                     name="output")
+    return schedule_reduction(te.create_prim_func([x, wt, bias, mult, shift, out]))
+
+
+def add(a_shape, b_shape, out_shape, params, rounding: str, lo: int, hi: int, sub: bool = False):
+    """reference_ops::Add / Sub on int16 with general scales (AddGeneralParamScale): each
+    input (zero point 0) shifted left by 15, rescaled to twice the larger input scale, summed
+    (or subtracted), rescaled to the output. Broadcasting by index (size-1 dimensions)."""
+    (m1, s1), (m2, s2), (mo, so) = params
+    a = te.placeholder(a_shape, I16, name="input1")
+    b = te.placeholder(b_shape, I16, name="input2")
+
+    def at(t, shape, idx):
+        off = len(out_shape) - len(shape)
+        return t[tuple(0 if d == 1 else idx[off + k] for k, d in enumerate(shape))]
+
+    fn = "tinycc_requantize_single" if rounding == "single" else "tinycc_requantize_double"
+
+    def rq(v, m, sh):  # the micro-kernel: a TIR expression of it is too big for TVM's simplifier
+        return tirx.call_extern(I32, fn, v, tirx.const(m, I32), tirx.const(sh, I32))
+
+    def body(*idx):
+        va = rq(at(a, a_shape, idx).astype(I32) * tirx.const(1 << 15, I32), m1, s1)
+        vb = rq(at(b, b_shape, idx).astype(I32) * tirx.const(1 << 15, I32), m2, s2)
+        return clamp(rq(va - vb if sub else va + vb, mo, so), lo, hi)
+    out = te.compute(out_shape, body, name="output")
+    return te.create_prim_func([a, b, out])
+
+
+def pool(in_shape, out_shape, filt, stride, pad, average: bool, lo: int, hi: int):
+    """reference_integer_ops::AveragePool / MaxPool on int16: the in-bounds part of each
+    window; the average rounds halves away from zero."""
+    from .pool import _window
+    _, h, w, _ = in_shape
+    (fh, fw), (sh, sw), (pt, pl) = filt, stride, pad
+    x = te.placeholder(in_shape, I16, name="input")
+    acc = _window(x, in_shape, out_shape, filt, stride, pad, te.sum if average else te.max,
+                  0 if average else -32768)
+    if not average:
+        out = te.compute(out_shape, lambda *i: clamp(acc[i], lo, hi), name="output")
+        return schedule_reduction(te.create_prim_func([x, out]))
+
+    def divide(bb, i, j, ch):
+        y0, x0 = i * sh - pt, j * sw - pl
+        cnt = (tirx.min(fh, h - y0) - tirx.max(0, -y0)) * (tirx.min(fw, w - x0) - tirx.max(0, -x0))
+        s, half = acc[bb, i, j, ch], tirx.truncdiv(cnt, 2)
+        return clamp(sel(s > 0, tirx.truncdiv(s + half, cnt), tirx.truncdiv(s - half, cnt)), lo, hi)
+    out = te.compute(out_shape, divide, name="output")
+    return schedule_reduction(te.create_prim_func([x, out]))

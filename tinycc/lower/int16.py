@@ -1,0 +1,185 @@
+"""16x8 quantization: int16 activations (zero point 0) with int8 weights, TFLite's
+EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8.
+
+`wrap` routes an operator whose activations are int16 to the lowerings here and leaves every
+other one to the int8 table. Each follows TFLite's reference kernel for int16:
+CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED accumulate in int64 with the int64 bias and
+requantize with the int64 MultiplyByQuantizedMultiplier (16-bit multiplier), except LiteRT's
+FULLY_CONNECTED, which rounds once with the whole Q31 multiplier (measured); ADD
+and SUB shift their inputs left by 15 instead of 20 (AddGeneralParamScale) and requantize
+like the int8 ones (double rounding in LiteRT's reference kernels and TFLM); pools are the
+int8 windows on int16 values. Anything else with int16 activations is refused by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quant
+from ..errors import UnsupportedOpError
+from ..ir import Operator, Tensor
+from ..kernels import int16 as K16
+from .common import SAME, Const, Kernel, LoweringContext, activation_code, const, describe, kernel_name, padding
+
+QMIN, QMAX = -32768, 32767
+
+
+def act16(op, t: Tensor) -> Tensor:
+    if t.dtype != "int16" or t.quant is None or t.quant.per_channel or t.quant.scalar()[1] != 0:
+        raise UnsupportedOpError(op.kind, op.index, f"tensor '{t.name}' is not an int16 activation with "
+                                 "zero point 0 (TFLite's 16x8 quantization)")
+    return t
+
+
+def _range(op, out: Tensor) -> tuple[int, int]:
+    scale, zp = out.quant.scalar()
+    return quant.activation_range(activation_code(op), scale, zp, QMIN, QMAX)
+
+
+def _multipliers(ctx, op, x: Tensor, w: Tensor, out: Tensor, channels: int, name: str,
+                 bias: np.ndarray) -> list[Const]:
+    """Per-channel (multiplier, total right shift) of (acc * multiplier + 2^(shift-1)) >> shift:
+    TFLite's int64 MultiplyByQuantizedMultiplier (the Q31 multiplier rounded to 16 bits, shift
+    15 - exponent), or, where LiteRT rounds once (its FULLY_CONNECTED), the whole Q31
+    multiplier and 31 - exponent; the product must then fit in int64 for every input."""
+    if w.quant is None or np.any(w.quant.zero_point != 0) or w.quant.scale.size not in (1, channels):
+        raise UnsupportedOpError(op.kind, op.index, "weights need symmetric per-tensor or per-channel quantization")
+    single = ctx.rounding(op) == "single"
+    in_scale, out_scale = float(x.quant.scalar()[0]), float(out.quant.scalar()[0])
+    mult, shift = [], []
+    for s in np.broadcast_to(w.quant.scale, (channels,)):
+        m, sh = quant.quantize_multiplier(in_scale * float(s) / out_scale, "double")
+        if single:
+            mult.append(m)
+            shift.append(31 - sh)
+        else:
+            mult.append(((m + (1 << 15)) >> 16) if m < 0x7FFF0000 else 0x7FFF)
+            shift.append(15 - sh)
+    wabs = np.abs(w.data.astype(np.int64))
+    wabs = wabs.reshape(-1, channels).sum(axis=0) if op.kind == "DEPTHWISE_CONV_2D" else \
+        wabs.reshape(channels, -1).sum(axis=1)
+    bound = (wabs * 32768 + np.abs(bias)) * np.array(mult, np.int64)
+    if np.any(bound >= (1 << 62)) or np.any(wabs * 32768 + np.abs(bias) >= (1 << 47)):
+        raise UnsupportedOpError(op.kind, op.index, "the int64 accumulator could overflow")
+    return [Const(f"{name}_multiplier", np.array(mult, np.int32)), Const(f"{name}_total_shift", np.array(shift, np.int32))]
+
+
+def _bias(ctx, op, channels: int) -> np.ndarray:
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        return np.zeros(channels, np.int64)
+    t = ctx.graph.tensor(op.inputs[2])
+    if t.dtype != "int64":  # an int32 bias makes TFLite accumulate in int32 instead
+        raise UnsupportedOpError(op.kind, op.index, f"16x8 with an {t.dtype} bias (tinycc takes int64)")
+    return const(ctx, op, op.inputs[2], "bias", "int64").data.reshape(-1).astype(np.int64)
+
+
+def lower_conv16(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.outputs[0]))
+    w = const(ctx, op, op.inputs[1], "filter", "int8")
+    depthwise = op.kind == "DEPTHWISE_CONV_2D"
+    _, h, wd, c = x.shape
+    _, oh, ow, oc = out.shape
+    kh, kw = w.shape[1], w.shape[2]
+    mult = oc // c if depthwise else 0
+    if (depthwise and (mult * c != oc or w.shape[3] != oc)) or (not depthwise and (w.shape[0] != oc or w.shape[3] != c)):
+        raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match {x.shape} -> {out.shape}")
+    sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
+    kind = op.options.get("padding", SAME)
+    pt, pl = padding(kind, h, kh, sh, dh, oh), padding(kind, wd, kw, sw, dw, ow)
+    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
+        pt, pl = op.options["explicit_padding"]
+    lo, hi = _range(op, out)
+    name = kernel_name(ctx, op)
+    func = K16.conv2d(x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), mult, lo, hi)
+    bias = _bias(ctx, op, oc)
+    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias),
+              *_multipliers(ctx, op, x, w, out, oc, name, bias)]
+    notes = [describe(g, op), f"16x8: kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, padding top {pt} "
+             f"left {pl}; int64 accumulator and bias, 16-bit multipliers"]
+    macs = oh * ow * oc * kh * kw * (1 if depthwise else c)
+    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes)
+
+
+def lower_fully_connected16(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.outputs[0]))
+    w = const(ctx, op, op.inputs[1], "weights", "int8")
+    if len(w.shape) != 2 or op.options.get("weights_format", 0) != 0 or x.size % w.shape[1]:
+        raise UnsupportedOpError(op.kind, op.index, f"weights {w.shape} for input {x.shape}")
+    units, depth = w.shape
+    batch = x.size // depth
+    lo, hi = _range(op, out)
+    name = kernel_name(ctx, op)
+    bias = _bias(ctx, op, units)
+    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias),
+              *_multipliers(ctx, op, x, w, out, units, name, bias)]
+    notes = [describe(g, op), f"16x8: {batch} x {depth} -> {units}; int64 accumulator and bias"]
+    return Kernel(name, op, K16.fully_connected(batch, depth, units, lo, hi), [x.index, *consts], out.index,
+                  batch * depth * units, notes)
+
+
+def lower_add_sub16(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    a, b = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.inputs[1]))
+    out = act16(op, g.tensor(op.outputs[0]))
+    if a.is_const or b.is_const:
+        raise UnsupportedOpError(op.kind, op.index, "a constant int16 operand")
+    if op.options.get("pot_scale_int16", False):
+        raise UnsupportedOpError(op.kind, op.index, "power-of-two scaled int16 (pot_scale_int16)")
+    sa, sb, so = (float(t.quant.scalar()[0]) for t in (a, b, out))
+    twice_max = 2 * max(sa, sb)
+    r = ctx.rounding(op)
+    params = [quant.quantize_multiplier(v, r) for v in (sa / twice_max, sb / twice_max, twice_max / ((1 << 15) * so))]
+    lo, hi = _range(op, out)
+    func = K16.add(a.shape, b.shape, out.shape, params, r, lo, hi, sub=op.kind == "SUB")
+    notes = [describe(g, op), "16-bit: inputs shifted left by 15, rescaled to twice the larger scale"]
+    return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
+
+
+def lower_pool16(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.outputs[0]))
+    if x.quant.scalar() != out.quant.scalar():
+        raise UnsupportedOpError(op.kind, op.index, "input and output quantization differ")
+    _, h, w, _ = x.shape
+    _, oh, ow, c = out.shape
+    fh, fw = op.options["filter_height"], op.options["filter_width"]
+    sh, sw = op.options["stride_h"], op.options["stride_w"]
+    kind = op.options.get("padding", SAME)
+    pt, pl = padding(kind, h, fh, sh, 1, oh), padding(kind, w, fw, sw, 1, ow)
+    lo, hi = _range(op, out)
+    average = op.kind == "AVERAGE_POOL_2D"
+    func = K16.pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), average, lo, hi)
+    notes = [describe(g, op), f"16-bit: window {fh}x{fw}, stride {sh}x{sw}, padding top {pt} left {pl}"]
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, oh * ow * c * fh * fw if average else 0, notes)
+
+
+LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
+             "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_add_sub16, "SUB": lower_add_sub16,
+             "AVERAGE_POOL_2D": lower_pool16, "MAX_POOL_2D": lower_pool16}
+
+
+def _is_int16(ctx, op) -> bool:
+    ins = [ctx.graph.tensor(i) for i in op.inputs if i >= 0]
+    return any(t.dtype == "int16" and not t.is_const for t in ins) or \
+        any(ctx.graph.tensor(o).dtype == "int16" for o in op.outputs)
+
+
+def wrap(table: dict) -> dict:
+    """The lowering table with int16-activation operators sent here; an operator with int16
+    activations that has no 16x8 lowering is refused rather than lowered as int8."""
+    def route(ctx, op):
+        if not _is_int16(ctx, op):
+            return table[op.kind](ctx, op)
+        if op.kind in LOWERINGS:
+            return LOWERINGS[op.kind](ctx, op)
+        if op.kind in PASS_THROUGH:
+            return table[op.kind](ctx, op)
+        raise UnsupportedOpError(op.kind, op.index, "int16 activations (16x8) are not supported for it yet")
+    return {kind: route for kind in table} | {kind: route for kind in LOWERINGS}
+
+
+# lowerings of the int8 table that are dtype-agnostic (renames; QUANTIZE float -> int16)
+PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE"}
