@@ -250,8 +250,25 @@ def _(x):
     y = layers.MaxPooling2D(2)(y)
     y = conv(6, 1, activation="relu6")(y)
     y = layers.AveragePooling2D(4)(y)
-    y = layers.Dense(5)(layers.Flatten()(y))
-    return layers.Activation("softmax")(y)
+    return layers.Dense(5)(layers.Flatten()(y))
+
+
+@model("mixed_new", (8, 8, 3))
+def _(x):
+    """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,
+    TRANSPOSE_CONV, SPACE_TO_DEPTH, DEPTH_TO_SPACE-free so that TFLM runs it too."""
+    y = conv(8, 3, activation="relu")(x)
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(y)        # (4, 4, 4, 8)
+    y = layers.Conv2D(8, (1, 1))(y)
+    y = layers.DepthwiseConv2D(3, padding="same")(y)                             # not a chain
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    y = layers.Conv2D(6, 2, activation="relu")(y)                                # a chain: dilated
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)           # (6, 6, 6)
+    y = layers.Conv2DTranspose(4, 3, strides=2, padding="same",
+                               bias_initializer=keras.initializers.RandomUniform(-0.3, 0.3, seed=2))(y)
+    y = L(lambda t: tf.nn.space_to_depth(t, 3))(y)                               # (4, 4, 36)
+    return layers.Dense(6)(layers.GlobalAveragePooling2D()(y))
 
 
 REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation}

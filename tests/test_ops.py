@@ -100,6 +100,14 @@ def test_mixed_in_qemu_matches_tflm(tmp_path):
     _check("mixed", "double", tmp_path, "mps2-an386")
 
 
+@pytest.mark.parametrize("name,rounding", [("mixed_new", "litert"), ("mixed_new", "double"),
+                                           ("int16_cnn", "litert")])
+def test_new_operators_in_qemu(name, rounding, tmp_path):
+    """TRANSPOSE_CONV, the folded dilation chain, SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND,
+    SPACE_TO_DEPTH; and the 16x8 kernels' int64 arithmetic on a Cortex-M4."""
+    _check(name, rounding, tmp_path, "mps2-an386")
+
+
 @pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
 def test_zoo_c_is_warning_free(cc, tmp_path):
     if shutil.which(cc) is None:
