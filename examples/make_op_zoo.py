@@ -253,6 +253,11 @@ def _(x):
     return layers.Dense(5)(layers.Flatten()(y))
 
 
+@model("int16_softmax", (4, 10), int16=True)
+def _(x):
+    return layers.Activation("softmax")(layers.Dense(10)(x))
+
+
 @model("mixed_new", (8, 8, 3))
 def _(x):
     """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,

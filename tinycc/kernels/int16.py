@@ -9,6 +9,7 @@ int16 models are rare on the smallest cores.
 from __future__ import annotations
 
 from tvm import te, tirx
+from tvm.script import tirx as T
 
 from .conv import schedule_reduction
 from .fixedpoint import I32, I64, i64, sel
@@ -122,3 +123,40 @@ def pool(in_shape, out_shape, filt, stride, pad, average: bool, lo: int, hi: int
         return clamp(sel(s > 0, tirx.truncdiv(s + half, cnt), tirx.truncdiv(s - half, cnt)), lo, hi)
     out = te.compute(out_shape, divide, name="output")
     return schedule_reduction(te.create_prim_func([x, out]))
+
+
+def softmax(outer: int, depth: int):
+    """reference_ops::SoftmaxInt16 on rows of `depth`: exp(x - max) from the 513-entry exp
+    table (interpolated, LUTLookup), its sum's reciprocal from the 1 / (1 + x) table after
+    normalising the sum by its leading zeros, each exp times the reciprocal, rounded."""
+    N = outer * depth
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((N,), "int16"), mult: T.Buffer((2,), "int32"), exp_lut: T.Buffer((513,), "int16"),
+               recip_lut: T.Buffer((513,), "int16"), out: T.Buffer((N,), "int16")):
+        # s[0] row max, s[1] sum of exps, s[2] a table's argument, s[3] leading zeros, s[4] 1/sum
+        s = T.alloc_buffer((5,), "int32")
+        for i in range(outer):
+            s[0] = -32768
+            for c in range(depth):
+                s[0] = T.max(s[0], T.Cast("int32", x[i * depth + c]))
+            s[1] = 0
+            for c in range(depth):
+                s[2] = T.max(T.min(T.call_extern("int32", "tinycc_requantize_double", T.Cast("int32", x[i * depth + c]) - s[0],
+                                                 mult[0], mult[1]) + 32767, 32767), -32768)
+                out[i * depth + c] = T.Cast("int16", T.Cast("int32", exp_lut[256 + (s[2] >> 7)])
+                                            + (((T.Cast("int32", exp_lut[257 + (s[2] >> 7)])
+                                                 - T.Cast("int32", exp_lut[256 + (s[2] >> 7)])) * (s[2] & 127) + 64) >> 7))
+                s[1] = s[1] + T.Cast("int32", out[i * depth + c])
+            s[3] = T.call_extern("int32", "__builtin_clz", T.Cast("uint32", s[1]))
+            s[2] = T.max(T.min(T.Cast("int32", ((T.Cast("int64", s[1]) << T.Cast("int64", s[3] - 1))
+                                                + T.int64(1 << 13)) >> T.int64(14)) - 98304, 32767), -32768)
+            s[4] = T.Cast("int32", recip_lut[256 + (s[2] >> 7)]) + (
+                ((T.Cast("int32", recip_lut[257 + (s[2] >> 7)]) - T.Cast("int32", recip_lut[256 + (s[2] >> 7)]))
+                 * (s[2] & 127) + 64) >> 7)
+            s[4] = T.Cast("int32", T.Cast("int16", s[4]))
+            for c in range(depth):
+                out[i * depth + c] = T.Cast("int16", T.max(T.min(T.Cast("int32", (
+                    T.Cast("int64", out[i * depth + c]) * T.Cast("int64", s[4])
+                    + (T.int64(1) << T.Cast("int64", 30 - s[3]))) >> T.Cast("int64", 31 - s[3])), 32767), 0))
+    return kernel

@@ -156,7 +156,56 @@ def lower_pool16(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, oh * ow * c * fh * fw if average else 0, notes)
 
 
-LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
+def lut_int16(input_scale, input_zp: int, output_scale, output_zp: int, fn) -> np.ndarray:
+    """LUTPopulateInt16<float>: 512 samples of fn over the int16 input range, each corrected
+    by half its midpoint interpolation error, plus the end point; float32 throughout, as
+    TFLite's Prepare computes it (fn on float32, rounding half away from zero)."""
+    f32 = np.float32
+
+    def rnd(v):
+        return f32(np.sign(v) * np.floor(np.abs(v) + f32(0.5)))
+    input_min = f32(input_scale) * f32(QMIN - input_zp)
+    input_max = f32(input_scale) * f32(QMAX - input_zp)
+    output_min = f32(output_scale) * f32(QMIN - output_zp)
+    output_max = f32(output_scale) * f32(QMAX - output_zp)
+    step = (input_max - input_min) / f32(512)
+    half_step = step / f32(2)
+    inv = f32(65536) / (output_max - output_min)
+    lut = np.zeros(513, np.int16)
+    for i in range(512):
+        val = fn(input_min + f32(i) * step)
+        val_mid = fn(input_min + f32(i) * step + half_step)
+        val_next = fn(input_min + f32(i + 1) * step)
+        sample = rnd(val * inv)
+        interp = rnd((val_next * inv + rnd(val * inv)) / f32(2))
+        err = interp - rnd(val_mid * inv)
+        lut[i] = int(min(max(sample - rnd(err / f32(2)), f32(QMIN)), f32(QMAX)))
+    lut[512] = int(min(max(rnd(fn(input_max) * inv), f32(QMIN)), f32(QMAX)))
+    return lut
+
+
+def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
+    """reference_ops::SoftmaxInt16, with SoftmaxPrepare's tables and input multiplier."""
+    from ..quant import _libm
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.outputs[0]))
+    if abs(float(out.quant.scalar()[0]) * 32768 - 1) > 0.001:
+        raise UnsupportedOpError(op.kind, op.index, "int16 output scale other than 1/32768")
+    f32 = np.float32
+    rng = f32(QMAX - QMIN)
+    exp_lut = lut_int16(f32(10.0) / rng, QMAX, f32(2.0) / rng, 0, lambda v: f32(_libm.expf(float(v))))
+    recip_lut = lut_int16(f32(1.0) / rng, QMIN, f32(2.0) / rng, 0, lambda v: f32(1.0) / (f32(1.0) + f32(v)))
+    beta = float(op.options.get("beta", 1.0))
+    m, sh = quant.quantize_multiplier(float(x.quant.scalar()[0]) * beta / (10.0 / 65535.0), "double")
+    depth = x.shape[-1]
+    name = kernel_name(ctx, op)
+    consts = [Const(f"{name}_input_multiplier", np.array([m, sh], np.int32)), Const(f"{name}_exp_table", exp_lut),
+              Const(f"{name}_one_over_one_plus_x_table", recip_lut)]
+    notes = [describe(g, op), f"beta {beta}; TFLite's int16 softmax: 513-entry exp and 1/(1+x) tables, interpolated"]
+    return Kernel(name, op, K16.softmax(x.size // depth, depth), [x.index, *consts], out.index, 0, notes)
+
+
+LOWERINGS = {"SOFTMAX": lower_softmax16, "CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
              "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_add_sub16, "SUB": lower_add_sub16,
              "AVERAGE_POOL_2D": lower_pool16, "MAX_POOL_2D": lower_pool16}
 
