@@ -253,6 +253,16 @@ def _(x):
     return layers.Dense(5)(layers.Flatten()(y))
 
 
+@model("int16_layout", (6, 6, 3), int16=True)
+def _(x):
+    """16x8 byte moves: PAD, CONCATENATION, STRIDED_SLICE, TRANSPOSE, SPLIT."""
+    y = layers.ZeroPadding2D(((1, 0), (2, 1)))(conv(4, 3)(x))                      # (7, 9, 4)
+    a, b = L(lambda t: tf.split(t, 2, axis=3))(y)
+    y = layers.Concatenate()([b, a])
+    y = L(lambda t: tf.transpose(t, [0, 2, 1, 3]))(y)
+    return layers.Concatenate()([layers.Flatten()(y), layers.Flatten()(y[:, 1:6:2, ::2, 1:])])
+
+
 @model("int16_softmax", (4, 10), int16=True)
 def _(x):
     return layers.Activation("softmax")(layers.Dense(10)(x))

@@ -230,5 +230,8 @@ def wrap(table: dict) -> dict:
     return {kind: route for kind in table} | {kind: route for kind in LOWERINGS}
 
 
-# lowerings of the int8 table that are dtype-agnostic (renames; QUANTIZE float -> int16)
-PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE"}
+# lowerings of the int8 table that are dtype-agnostic: renames, byte moves (layout.py), QUANTIZE
+# float -> int16
+PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "PAD", "PADV2", "CONCATENATION", "SPLIT",
+                "SPLIT_V", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "TILE", "RESIZE_NEAREST_NEIGHBOR",
+                "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}

@@ -18,9 +18,15 @@ from tvm import tirx
 from .. import kernels as K
 from ..errors import UnsupportedOpError
 from ..ir import Operator
-from .common import Const, Kernel, LoweringContext, act, const, describe, kernel_name
+from .common import Const, Kernel, LoweringContext, const, describe, kernel_name
+from .common import act as act8
 
 I32 = "int32"
+
+
+def act(ctx, op, t):
+    """Byte moves work on int16 activations (16x8 models) as on int8 ones."""
+    return t if t.dtype == "int16" and t.quant is not None and not t.quant.per_channel else act8(ctx, op, t)
 
 
 def _same_quant(op, a, b):
@@ -34,18 +40,18 @@ def _source(ctx, op, index: int):
     t = ctx.graph.tensor(index)
     if t.is_const:
         return Const(f"{kernel_name(ctx, op)}_const{len(op.inputs) and op.inputs.index(index)}",
-                     t.data.astype(np.int8))
+                     t.data.astype(t.dtype))
     return t.index
 
 
 def _kernel(ctx, op, in_tensors, out, index_fn, note: str, suffix: str = "") -> Kernel:
     g = ctx.graph
-    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn)
+    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn, [t.dtype for t in in_tensors])
     name = kernel_name(ctx, op) + suffix
     notes = [describe(g, op), note]
     args = []
     for k, t in enumerate(in_tensors):
-        args.append(Const(f"{name}_const{k}", t.data.astype(np.int8)) if t.is_const else t.index)
+        args.append(Const(f"{name}_const{k}", t.data.astype(t.dtype)) if t.is_const else t.index)
     return Kernel(name, op, func, args, out.index, 0, notes)
 
 
@@ -75,14 +81,14 @@ def lower_pad(ctx: LoweringContext, op: Operator) -> Kernel:
     pads = const(ctx, op, op.inputs[1], "paddings", g.tensor(op.inputs[1]).dtype).data.reshape(-1, 2)
     value = out.quant.scalar()[1]
     if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        value = int(const(ctx, op, op.inputs[2], "constant value", "int8").data.reshape(-1)[0])
+        value = int(const(ctx, op, op.inputs[2], "constant value", out.dtype).data.reshape(-1)[0])
     before = [int(p) for p in pads[:, 0]]
 
     def index(ins, idx):
         src = [i - b for i, b in zip(idx, before)]
         inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape)])
         safe = [tirx.max(tirx.min(s, d - 1), 0) for s, d in zip(src, x.shape)]
-        return tirx.if_then_else(inside, ins[0][tuple(safe)], tirx.const(value, "int8"))
+        return tirx.if_then_else(inside, ins[0][tuple(safe)], tirx.const(value, out.dtype))
     return _kernel(ctx, op, [x], out, index, f"pad {pads.tolist()} with {value}")
 
 
@@ -314,7 +320,7 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
             xx = j * bw + tirx.floormod(blk, bw) - pl
             inside = tirx.all(y >= 0, y < x.shape[1], xx >= 0, xx < x.shape[2])
             v = ins[0][ib, tirx.max(tirx.min(y, x.shape[1] - 1), 0), tirx.max(tirx.min(xx, x.shape[2] - 1), 0), c]
-            return tirx.if_then_else(inside, v, tirx.const(zp, "int8"))
+            return tirx.if_then_else(inside, v, tirx.const(zp, out.dtype))
     else:
         ct, cl = int(pads[0, 0]), int(pads[1, 0])
         out_b = out.shape[0]
