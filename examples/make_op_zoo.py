@@ -263,6 +263,14 @@ def _(x):
     return layers.Concatenate()([layers.Flatten()(y), layers.Flatten()(y[:, 1:6:2, ::2, 1:])])
 
 
+@model("int16_arith", (6, 6, 4), int16=True)
+def _(x):
+    """16x8 MUL, SUB and a broadcasting ADD."""
+    c = conv(4, 3)(x)
+    y = layers.Subtract()([layers.Multiply()([x, c]), c])
+    return layers.Add()([y, layers.Dense(4)(layers.AveragePooling2D(6)(x))])
+
+
 @model("int16_softmax", (4, 10), int16=True)
 def _(x):
     return layers.Activation("softmax")(layers.Dense(10)(x))

@@ -78,27 +78,30 @@ def fully_connected(batch: int, depth: int, units: int, lo: int, hi: int):
     return schedule_reduction(te.create_prim_func([x, wt, bias, mult, shift, out]))
 
 
-def add(a_shape, b_shape, out_shape, params, rounding: str, lo: int, hi: int, sub: bool = False):
+def binary(a_shape, b_shape, out_shape, kind: str, params, rounding: str, lo: int, hi: int):
     """reference_ops::Add / Sub on int16 with general scales (AddGeneralParamScale): each
     input (zero point 0) shifted left by 15, rescaled to twice the larger input scale, summed
-    (or subtracted), rescaled to the output. Broadcasting by index (size-1 dimensions)."""
-    (m1, s1), (m2, s2), (mo, so) = params
+    or subtracted, rescaled to the output; Mul: the product rescaled to the output. `params`:
+    the (multiplier, shift) pairs, three for ADD and SUB, one for MUL. Broadcasting by index
+    (size-1 dimensions)."""
     a = te.placeholder(a_shape, I16, name="input1")
     b = te.placeholder(b_shape, I16, name="input2")
+    fn = "tinycc_requantize_single" if rounding == "single" else "tinycc_requantize_double"
 
     def at(t, shape, idx):
         off = len(out_shape) - len(shape)
         return t[tuple(0 if d == 1 else idx[off + k] for k, d in enumerate(shape))]
 
-    fn = "tinycc_requantize_single" if rounding == "single" else "tinycc_requantize_double"
-
-    def rq(v, m, sh):  # the micro-kernel: a TIR expression of it is too big for TVM's simplifier
-        return tirx.call_extern(I32, fn, v, tirx.const(m, I32), tirx.const(sh, I32))
+    def rq(v, pair):  # the micro-kernel: a TIR expression of it is too big for TVM's simplifier
+        return tirx.call_extern(I32, fn, v, tirx.const(pair[0], I32), tirx.const(pair[1], I32))
 
     def body(*idx):
-        va = rq(at(a, a_shape, idx).astype(I32) * tirx.const(1 << 15, I32), m1, s1)
-        vb = rq(at(b, b_shape, idx).astype(I32) * tirx.const(1 << 15, I32), m2, s2)
-        return clamp(rq(va - vb if sub else va + vb, mo, so), lo, hi)
+        va, vb = at(a, a_shape, idx).astype(I32), at(b, b_shape, idx).astype(I32)
+        if kind == "MUL":
+            return clamp(rq(va * vb, params[0]), lo, hi)
+        va = rq(va * tirx.const(1 << 15, I32), params[0])
+        vb = rq(vb * tirx.const(1 << 15, I32), params[1])
+        return clamp(rq(va - vb if kind == "SUB" else va + vb, params[2]), lo, hi)
     out = te.compute(out_shape, body, name="output")
     return te.create_prim_func([a, b, out])
 

@@ -6,9 +6,11 @@ other one to the int8 table. Each follows TFLite's reference kernel for int16:
 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED accumulate in int64 with the int64 bias and
 requantize with the int64 MultiplyByQuantizedMultiplier (16-bit multiplier), except LiteRT's
 FULLY_CONNECTED, which rounds once with the whole Q31 multiplier (measured); ADD
-and SUB shift their inputs left by 15 instead of 20 (AddGeneralParamScale) and requantize
-like the int8 ones (double rounding in LiteRT's reference kernels and TFLM); pools are the
-int8 windows on int16 values. Anything else with int16 activations is refused by name.
+and SUB shift their inputs left by 15 instead of 20 (AddGeneralParamScale) and, like MUL,
+requantize like the int8 ones (double rounding in LiteRT's reference kernels and TFLM); pools
+are the int8 windows on int16 values; SOFTMAX is reference_ops::SoftmaxInt16 with its two
+interpolated tables; byte moves and renames are the int8 lowerings. Anything else with int16
+activations is refused by name.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ def lower_fully_connected16(ctx: LoweringContext, op: Operator) -> Kernel:
                   batch * depth * units, notes)
 
 
-def lower_add_sub16(ctx: LoweringContext, op: Operator) -> Kernel:
+def lower_binary16(ctx: LoweringContext, op: Operator) -> Kernel:
+    """ADD and SUB (AddGeneralParamScale: left shift 15) and MUL, per Prepare's multipliers."""
     g = ctx.graph
     a, b = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.inputs[1]))
     out = act16(op, g.tensor(op.outputs[0]))
@@ -129,13 +132,18 @@ def lower_add_sub16(ctx: LoweringContext, op: Operator) -> Kernel:
     if op.options.get("pot_scale_int16", False):
         raise UnsupportedOpError(op.kind, op.index, "power-of-two scaled int16 (pot_scale_int16)")
     sa, sb, so = (float(t.quant.scalar()[0]) for t in (a, b, out))
-    twice_max = 2 * max(sa, sb)
     r = ctx.rounding(op)
-    params = [quant.quantize_multiplier(v, r) for v in (sa / twice_max, sb / twice_max, twice_max / ((1 << 15) * so))]
+    if op.kind == "MUL":
+        params = [quant.quantize_multiplier(sa * sb / so, r)]
+        note = "16-bit: the product requantized"
+    else:
+        twice_max = 2 * max(sa, sb)
+        params = [quant.quantize_multiplier(v, r) for v in (sa / twice_max, sb / twice_max,
+                                                             twice_max / ((1 << 15) * so))]
+        note = "16-bit: inputs shifted left by 15, rescaled to twice the larger scale"
     lo, hi = _range(op, out)
-    func = K16.add(a.shape, b.shape, out.shape, params, r, lo, hi, sub=op.kind == "SUB")
-    notes = [describe(g, op), "16-bit: inputs shifted left by 15, rescaled to twice the larger scale"]
-    return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
+    func = K16.binary(a.shape, b.shape, out.shape, op.kind, params, r, lo, hi)
+    return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, [describe(g, op), note])
 
 
 def lower_pool16(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -206,7 +214,7 @@ def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 LOWERINGS = {"SOFTMAX": lower_softmax16, "CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
-             "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_add_sub16, "SUB": lower_add_sub16,
+             "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_binary16, "SUB": lower_binary16, "MUL": lower_binary16,
              "AVERAGE_POOL_2D": lower_pool16, "MAX_POOL_2D": lower_pool16}
 
 
