@@ -271,6 +271,15 @@ def _(x):
     return layers.Add()([y, layers.Dense(4)(layers.AveragePooling2D(6)(x))])
 
 
+@model("int16_mean", (6, 5, 8), int16=True)
+def _(x):
+    """16x8 MEAN: a global average pool and a mean over one axis."""
+    y = conv(8, 3, activation="relu")(x)
+    a = layers.GlobalAveragePooling2D()(y)
+    b = layers.Flatten()(L(lambda t: tf.reduce_mean(t, axis=[2]))(y))
+    return layers.Concatenate()([a, b])
+
+
 @model("int16_softmax", (4, 10), int16=True)
 def _(x):
     return layers.Activation("softmax")(layers.Dense(10)(x))

@@ -106,6 +106,18 @@ def binary(a_shape, b_shape, out_shape, kind: str, params, rounding: str, lo: in
     return te.create_prim_func([a, b, out])
 
 
+def requantize_elementwise(size: int, in_dtype: str, out_dtype: str, in_zp: int, out_zp: int, mult: int,
+                           shift: int, rounding: str):
+    """reference_ops::Requantize: (x - in_zp) rescaled, + out_zp, clamped to the output type."""
+    fn = "tinycc_requantize_single" if rounding == "single" else "tinycc_requantize_double"
+    lo, hi = (-128, 127) if out_dtype == "int8" else (-32768, 32767)
+    x = te.placeholder((size,), in_dtype, name="input")
+    out = te.compute((size,), lambda i: clamp(tirx.call_extern(
+        I32, fn, x[i].astype(I32) - tirx.const(in_zp, I32), tirx.const(mult, I32), tirx.const(shift, I32))
+        + tirx.const(out_zp, I32), lo, hi, out_dtype), name="output")
+    return te.create_prim_func([x, out])
+
+
 def pool(in_shape, out_shape, filt, stride, pad, average: bool, lo: int, hi: int):
     """reference_integer_ops::AveragePool / MaxPool on int16: the in-bounds part of each
     window; the average rounds halves away from zero."""

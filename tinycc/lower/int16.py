@@ -164,6 +164,21 @@ def lower_pool16(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, oh * ow * c * fh * fw if average else 0, notes)
 
 
+def lower_quantize16(ctx: LoweringContext, op: Operator) -> Kernel:
+    """QUANTIZE between int16 and int16 or int8 (reference_ops::Requantize)."""
+    from .common import act
+    g = ctx.graph
+    x, out = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    x = act16(op, x) if x.dtype == "int16" else act(ctx, op, x)
+    out = act16(op, out) if out.dtype == "int16" else act(ctx, op, out)
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    r = ctx.rounding(op)
+    m, sh = quant.quantize_multiplier(float(si) / float(so), r)
+    func = K16.requantize_elementwise(x.size, x.dtype, out.dtype, zi, zo, m, sh, r)
+    notes = [describe(g, op), f"{x.dtype} -> {out.dtype} requantization: multiplier {m}, shift {sh}"]
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
+
+
 def lut_int16(input_scale, input_zp: int, output_scale, output_zp: int, fn) -> np.ndarray:
     """LUTPopulateInt16<float>: 512 samples of fn over the int16 input range, each corrected
     by half its midpoint interpolation error, plus the end point; float32 throughout, as
@@ -213,15 +228,17 @@ def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(name, op, K16.softmax(x.size // depth, depth), [x.index, *consts], out.index, 0, notes)
 
 
-LOWERINGS = {"SOFTMAX": lower_softmax16, "CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
+LOWERINGS = {"QUANTIZE": lower_quantize16, "SOFTMAX": lower_softmax16, "CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
              "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_binary16, "SUB": lower_binary16, "MUL": lower_binary16,
              "AVERAGE_POOL_2D": lower_pool16, "MAX_POOL_2D": lower_pool16}
 
 
 def _is_int16(ctx, op) -> bool:
-    ins = [ctx.graph.tensor(i) for i in op.inputs if i >= 0]
-    return any(t.dtype == "int16" and not t.is_const for t in ins) or \
-        any(ctx.graph.tensor(o).dtype == "int16" for o in op.outputs)
+    """int16 activations in or out; a float32 input (QUANTIZE at a float edge) is quantize.py's."""
+    ins = [ctx.graph.tensor(i) for i in op.inputs if i >= 0 and not ctx.graph.tensor(i).is_const]
+    if any(t.dtype == "float32" for t in ins):
+        return False
+    return any(t.dtype == "int16" for t in ins) or any(ctx.graph.tensor(o).dtype == "int16" for o in op.outputs)
 
 
 def wrap(table: dict) -> dict:
@@ -238,8 +255,7 @@ def wrap(table: dict) -> dict:
     return {kind: route for kind in table} | {kind: route for kind in LOWERINGS}
 
 
-# lowerings of the int8 table that are dtype-agnostic: renames, byte moves (layout.py), QUANTIZE
-# float -> int16
-PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "PAD", "PADV2", "CONCATENATION", "SPLIT",
+# lowerings of the int8 table that take int16 too: MEAN, renames, byte moves (layout.py)
+PASS_THROUGH = {"MEAN", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2", "CONCATENATION", "SPLIT",
                 "SPLIT_V", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "TILE", "RESIZE_NEAREST_NEIGHBOR",
                 "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
