@@ -285,6 +285,16 @@ def _(x):
     return layers.Activation("softmax")(layers.Dense(10)(x))
 
 
+@model("resolver_ops", (6, 5, 4))
+def _(x):
+    """More of TFLM's resolver: MIRROR_PAD (reflect and symmetric), UNPACK, PACK, REDUCE_MIN."""
+    a = L(lambda t: tf.pad(t, [[0, 0], [2, 1], [0, 3], [0, 0]], mode="REFLECT"))(x)
+    b = L(lambda t: tf.pad(t, [[0, 0], [1, 2], [2, 0], [0, 0]], mode="SYMMETRIC"))(x)
+    c = L(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=2))(x)
+    d = L(lambda t: tf.reduce_min(t, axis=[1, 3]))(x)
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c, d)])
+
+
 @model("mixed_new", (8, 8, 3))
 def _(x):
     """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, dilate, elementwise, int16, layout, pool, quantize, reduce, shape,
-               softmax, transpose_conv)
+from . import (activations, arithmetic, conv, dilate, elementwise, extra, int16, layout, pool, quantize, reduce,
+               shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
-             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **transpose_conv.LOWERINGS}
+             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **transpose_conv.LOWERINGS, **extra.LOWERINGS}
 LOWERINGS = int16.wrap(LOWERINGS)  # int16 activations (16x8) to their own lowerings
 LOWERINGS = dilate.wrap(LOWERINGS)  # SPACE_TO_BATCH_ND -> convolution -> BATCH_TO_SPACE_ND
 

@@ -1,0 +1,92 @@
+"""More of TFLM's op resolver in int8 (and int16, for the byte moves): MIRROR_PAD, PACK,
+UNPACK (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min).
+Every output value is an input value: no rounding, both references agree.
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from ..errors import UnsupportedOpError
+from ..ir import Operator
+from ..kernels.conv import schedule_reduction
+from ..kernels.reduce import _reduce
+from . import layout, reduce
+from .common import Kernel, LoweringContext, const, describe, kernel_name
+from .layout import _kernel, _same_quant, act
+
+
+def lower_mirror_pad(ctx: LoweringContext, op: Operator) -> Kernel:
+    """MirrorPad: REFLECT (mode 0) mirrors around the edge value, SYMMETRIC (1) repeats it."""
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    _same_quant(op, x, out)
+    pads = const(ctx, op, op.inputs[1], "paddings", g.tensor(op.inputs[1]).dtype).data.reshape(-1, 2)
+    symmetric = op.options.get("mode", 0) == 1
+    before = [int(p) for p in pads[:, 0]]
+    if any(int(p) > d - (0 if symmetric else 1) for row, d in zip(pads, x.shape) for p in row):
+        raise UnsupportedOpError(op.kind, op.index, f"paddings {pads.tolist()} wider than the input {x.shape}")
+
+    def mirror(i, b, d):
+        s = i - b
+        low = -s - 1 if symmetric else -s
+        high = 2 * d - 1 - s if symmetric else 2 * (d - 1) - s
+        return tirx.Select(s < 0, low, tirx.Select(s >= d, high, s))
+
+    def index(ins, idx):
+        return ins[0][tuple(mirror(i, b, d) for i, b, d in zip(idx, before, x.shape))]
+    return _kernel(ctx, op, [x], out, index, f"{'symmetric' if symmetric else 'reflect'} padding {pads.tolist()}")
+
+
+def lower_pack(ctx: LoweringContext, op: Operator):
+    g = ctx.graph
+    out = g.tensor(op.outputs[0])
+    if out.dtype == "int32":  # shape arithmetic
+        return layout.lower_shape_arithmetic(ctx, op)
+    out = act(ctx, op, out)
+    ins = [act(ctx, op, g.tensor(i)) for i in op.inputs]
+    for t in ins:
+        _same_quant(op, t, out)
+    axis = op.options.get("axis", 0) % len(out.shape)
+
+    def index(phs, idx):
+        value = None
+        for k in range(len(ins)):
+            src = tuple(idx[:axis] + idx[axis + 1:]) or (0,)
+            v = phs[k][src]
+            value = v if value is None else tirx.if_then_else(idx[axis] == k, v, value)
+        return value
+    return _kernel(ctx, op, ins, out, index, f"{len(ins)} inputs stacked along axis {axis}")
+
+
+def lower_unpack(ctx: LoweringContext, op: Operator):
+    g = ctx.graph
+    x = act(ctx, op, g.tensor(op.inputs[0]))
+    axis = op.options.get("axis", 0) % len(x.shape)
+    steps = []
+    for k, o in enumerate(op.outputs):
+        out = act(ctx, op, g.tensor(o))
+        _same_quant(op, x, out)
+
+        def index(ins, idx, k=k):
+            src = list(idx) if out.shape else []
+            return ins[0][tuple(src[:axis] + [k] + src[axis:])]
+        steps.append(_kernel(ctx, op, [x], out, index, f"part {k} of {len(op.outputs)} along axis {axis}", f"_{k}"))
+    return steps
+
+
+def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    _same_quant(op, x, out)
+    axes = reduce._axes(ctx, op, len(x.shape))
+    kept = reduce._kept_shape(x.shape, axes)
+    ph = te.placeholder(x.shape, x.dtype, name="input")
+    acc = _reduce(ph, x.shape, axes, kept, lambda v, r: te.min(v, axis=r))
+    res = te.compute(kept, lambda *i: acc[i].astype(x.dtype), name="output")
+    func = schedule_reduction(te.create_prim_func([ph, res]))
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, [describe(g, op), f"minimum over axes {axes}"])
+
+
+LOWERINGS = {"MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack, "UNPACK": lower_unpack,
+             "REDUCE_MIN": lower_reduce_min}
