@@ -295,6 +295,11 @@ def _(x):
     return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c, d)])
 
 
+@model("squared_difference", (6, 6, 4))
+def _(x):
+    return L(lambda t: tf.math.squared_difference(t[..., :2], t[..., 2:] * 0.7))(x)
+
+
 @model("mixed_new", (8, 8, 3))
 def _(x):
     """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,

@@ -1,18 +1,23 @@
 """More of TFLM's op resolver in int8 (and int16, for the byte moves): MIRROR_PAD, PACK,
-UNPACK (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min).
-Every output value is an input value: no rounding, both references agree.
+UNPACK (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min): every
+output value is an input value, no rounding. SQUARED_DIFFERENCE (TFLite's int8 kernel: inputs
+shifted left by 7, rescaled to twice the larger scale, the difference squared and
+requantized).
 """
 
 from __future__ import annotations
 
 from tvm import te, tirx
 
+from .. import quant
+
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels.conv import schedule_reduction
+from ..kernels.fixedpoint import I32, clamp_i8, requantize
 from ..kernels.reduce import _reduce
-from . import layout, reduce
-from .common import Kernel, LoweringContext, const, describe, kernel_name
+from . import arithmetic, layout, reduce
+from .common import Kernel, LoweringContext, activation_code, const, describe, kernel_name
 from .layout import _kernel, _same_quant, act
 
 
@@ -88,5 +93,23 @@ def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, [describe(g, op), f"minimum over axes {axes}"])
 
 
-LOWERINGS = {"MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack, "UNPACK": lower_unpack,
+def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
+    (sa, za), (sb, zb), (so, zo) = arithmetic._quants(ctx, op)
+    r = arithmetic._rounding(ctx, op)
+    twice_max = 2 * max(float(sa), float(sb))
+    m1, s1 = quant.quantize_multiplier(float(sa) / twice_max, r)
+    m2, s2 = quant.quantize_multiplier(float(sb) / twice_max, r)
+    mo, so_ = quant.quantize_multiplier(twice_max * twice_max / ((1 << 14) * float(so)), r)
+    lo, hi = quant.activation_range(activation_code(op), so, zo)
+
+    def fn(xa, yb):
+        d = xa - yb
+        return clamp_i8(requantize(d * d, mo, so_, r) + zo, lo, hi)
+    pre = (lambda x: requantize((x.astype(I32) - za) * tirx.const(1 << 7, I32), m1, s1, r),
+           lambda y: requantize((y.astype(I32) - zb) * tirx.const(1 << 7, I32), m2, s2, r))
+    return arithmetic._binary(ctx, op, fn, f"inputs shifted left by 7, rescaled, difference squared ({r} rounding)",
+                              pre)
+
+
+LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack, "UNPACK": lower_unpack,
              "REDUCE_MIN": lower_reduce_min}
