@@ -90,7 +90,8 @@ def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     acc = _reduce(ph, x.shape, axes, kept, lambda v, r: te.min(v, axis=r))
     res = te.compute(kept, lambda *i: acc[i].astype(x.dtype), name="output")
     func = schedule_reduction(te.create_prim_func([ph, res]))
-    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, [describe(g, op), f"minimum over axes {axes}"])
+    notes = [describe(g, op), f"minimum over axes {axes}"]
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
 
 
 def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -107,9 +108,10 @@ def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
         return clamp_i8(requantize(d * d, mo, so_, r) + zo, lo, hi)
     pre = (lambda x: requantize((x.astype(I32) - za) * tirx.const(1 << 7, I32), m1, s1, r),
            lambda y: requantize((y.astype(I32) - zb) * tirx.const(1 << 7, I32), m2, s2, r))
-    return arithmetic._binary(ctx, op, fn, f"inputs shifted left by 7, rescaled, difference squared ({r} rounding)",
-                              pre)
+    note = f"inputs shifted left by 7, rescaled, difference squared ({r} rounding)"
+    return arithmetic._binary(ctx, op, fn, note, pre)
 
 
-LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack, "UNPACK": lower_unpack,
+LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack,
+             "UNPACK": lower_unpack,
              "REDUCE_MIN": lower_reduce_min}

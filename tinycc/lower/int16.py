@@ -63,7 +63,8 @@ def _multipliers(ctx, op, x: Tensor, w: Tensor, out: Tensor, channels: int, name
     bound = (wabs * 32768 + np.abs(bias)) * np.array(mult, np.int64)
     if np.any(bound >= (1 << 62)) or np.any(wabs * 32768 + np.abs(bias) >= (1 << 47)):
         raise UnsupportedOpError(op.kind, op.index, "the int64 accumulator could overflow")
-    return [Const(f"{name}_multiplier", np.array(mult, np.int32)), Const(f"{name}_total_shift", np.array(shift, np.int32))]
+    return [Const(f"{name}_multiplier", np.array(mult, np.int32)),
+            Const(f"{name}_total_shift", np.array(shift, np.int32))]
 
 
 def _bias(ctx, op, channels: int) -> np.ndarray:
@@ -84,7 +85,8 @@ def lower_conv16(ctx: LoweringContext, op: Operator) -> Kernel:
     _, oh, ow, oc = out.shape
     kh, kw = w.shape[1], w.shape[2]
     mult = oc // c if depthwise else 0
-    if (depthwise and (mult * c != oc or w.shape[3] != oc)) or (not depthwise and (w.shape[0] != oc or w.shape[3] != c)):
+    matches = (mult * c == oc and w.shape[3] == oc) if depthwise else (w.shape[0] == oc and w.shape[3] == c)
+    if not matches:
         raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match {x.shape} -> {out.shape}")
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
@@ -224,13 +226,14 @@ def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     consts = [Const(f"{name}_input_multiplier", np.array([m, sh], np.int32)), Const(f"{name}_exp_table", exp_lut),
               Const(f"{name}_one_over_one_plus_x_table", recip_lut)]
-    notes = [describe(g, op), f"beta {beta}; TFLite's int16 softmax: 513-entry exp and 1/(1+x) tables, interpolated"]
+    notes = [describe(g, op), f"beta {beta}; TFLite's int16 softmax: 513-entry exp and 1/(1+x) tables, "
+             "interpolated"]
     return Kernel(name, op, K16.softmax(x.size // depth, depth), [x.index, *consts], out.index, 0, notes)
 
 
-LOWERINGS = {"QUANTIZE": lower_quantize16, "SOFTMAX": lower_softmax16, "CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16,
-             "FULLY_CONNECTED": lower_fully_connected16, "ADD": lower_binary16, "SUB": lower_binary16, "MUL": lower_binary16,
-             "AVERAGE_POOL_2D": lower_pool16, "MAX_POOL_2D": lower_pool16}
+LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16, "FULLY_CONNECTED": lower_fully_connected16,
+             "ADD": lower_binary16, "SUB": lower_binary16, "MUL": lower_binary16, "AVERAGE_POOL_2D": lower_pool16,
+             "MAX_POOL_2D": lower_pool16, "SOFTMAX": lower_softmax16, "QUANTIZE": lower_quantize16}
 
 
 def _is_int16(ctx, op) -> bool:

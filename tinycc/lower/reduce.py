@@ -29,8 +29,8 @@ def _kept_shape(shape, axes):
 def lower_mean(ctx: LoweringContext, op: Operator) -> Kernel:
     """int8, and int16 (16x8 models: zero point 0, the same arithmetic)."""
     g = ctx.graph
-    x = act16(op, g.tensor(op.inputs[0])) if g.tensor(op.inputs[0]).dtype == "int16" else act(ctx, op, g.tensor(op.inputs[0]))
-    out = act16(op, g.tensor(op.outputs[0])) if x.dtype == "int16" else act(ctx, op, g.tensor(op.outputs[0]))
+    check = act16 if g.tensor(op.inputs[0]).dtype == "int16" else (lambda op, t: act(ctx, op, t))
+    x, out = check(op, g.tensor(op.inputs[0])), check(op, g.tensor(op.outputs[0]))
     axes = _axes(ctx, op, len(x.shape))
     count = int(np.prod([x.shape[a] for a in axes]))
     (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
