@@ -287,12 +287,15 @@ def _(x):
 
 @model("resolver_ops", (6, 5, 4))
 def _(x):
-    """More of TFLM's resolver: MIRROR_PAD (reflect and symmetric), UNPACK, PACK, REDUCE_MIN."""
+    """More of TFLM's resolver: MIRROR_PAD (reflect and symmetric), UNPACK, PACK, REDUCE_MIN,
+    GATHER."""
     a = L(lambda t: tf.pad(t, [[0, 0], [2, 1], [0, 3], [0, 0]], mode="REFLECT"))(x)
     b = L(lambda t: tf.pad(t, [[0, 0], [1, 2], [2, 0], [0, 0]], mode="SYMMETRIC"))(x)
     c = L(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=2))(x)
     d = L(lambda t: tf.reduce_min(t, axis=[1, 3]))(x)
-    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c, d)])
+    e = L(lambda t: tf.gather(t, [3, 0, 0, 2], axis=2))(x)
+    f = L(lambda t: tf.gather(t, [[1, 5], [0, 2]], axis=1))(x)
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c, d, e, f)])
 
 
 @model("squared_difference", (6, 6, 4))

@@ -1,11 +1,13 @@
 """More of TFLM's op resolver in int8 (and int16, for the byte moves): MIRROR_PAD, PACK,
-UNPACK (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min): every
+UNPACK, GATHER (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min): every
 output value is an input value, no rounding. SQUARED_DIFFERENCE (TFLite's int8 kernel: inputs
 shifted left by 7, rescaled to twice the larger scale, the difference squared and
 requantized).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from tvm import te, tirx
 
@@ -80,6 +82,29 @@ def lower_unpack(ctx: LoweringContext, op: Operator):
     return steps
 
 
+def lower_gather(ctx: LoweringContext, op: Operator) -> Kernel:
+    """GATHER with constant indices (batch_dims 0): the indices become a constant array the
+    kernel reads; an index out of range is refused at compile time."""
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    _same_quant(op, x, out)
+    idx_t = g.tensor(op.inputs[1])
+    if not idx_t.is_const or idx_t.dtype not in ("int32", "int64") or op.options.get("batch_dims", 0):
+        raise UnsupportedOpError(op.kind, op.index, "indices must be a constant int32 tensor (batch_dims 0)")
+    axis = op.options.get("axis", 0) % len(x.shape)
+    indices = idx_t.data.astype("int32")
+    if indices.size and (indices.min() < 0 or indices.max() >= x.shape[axis]):
+        raise UnsupportedOpError(op.kind, op.index, f"an index outside 0..{x.shape[axis] - 1}")
+    r = len(idx_t.shape)  # 0 for a scalar index: the axis disappears
+    shape = idx_t.shape or (1,)
+    idx_t = dataclasses.replace(idx_t, data=indices.reshape(shape), dtype="int32", shape=shape)
+
+    def index(ins, idx):
+        picked = ins[1][tuple(idx[axis:axis + r]) or (0,)]
+        return ins[0][tuple(idx[:axis]) + (picked,) + tuple(idx[axis + r:])]
+    return _kernel(ctx, op, [x, idx_t], out, index, f"indices {indices.reshape(-1).tolist()[:16]} along axis {axis}")
+
+
 def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
@@ -113,5 +138,4 @@ def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack,
-             "UNPACK": lower_unpack,
-             "REDUCE_MIN": lower_reduce_min}
+             "UNPACK": lower_unpack, "REDUCE_MIN": lower_reduce_min, "GATHER": lower_gather}

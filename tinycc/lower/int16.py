@@ -262,4 +262,4 @@ def wrap(table: dict) -> dict:
 PASS_THROUGH = {"MEAN", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2", "CONCATENATION", "SPLIT",
                 "SPLIT_V", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "TILE", "RESIZE_NEAREST_NEIGHBOR",
                 "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND",
-                "MIRROR_PAD", "PACK", "UNPACK", "REDUCE_MIN"}
+                "MIRROR_PAD", "PACK", "UNPACK", "REDUCE_MIN", "GATHER"}
