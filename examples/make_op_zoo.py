@@ -303,6 +303,13 @@ def _(x):
     return L(lambda t: tf.math.squared_difference(t[..., :2], t[..., 2:] * 0.7))(x)
 
 
+@model("elu", (16, 16, 1), -5.0, 3.0)
+def _(x):
+    """The converter leaves ELU in float; zoo_rewrite runs it on the int8 tensors. LiteRT has
+    no int8 ELU: checked against TFLM only."""
+    return layers.ELU()(x)
+
+
 @model("mixed_new", (8, 8, 3))
 def _(x):
     """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,
@@ -321,7 +328,7 @@ def _(x):
     return layers.Dense(6)(layers.GlobalAveragePooling2D()(y))
 
 
-REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation}
+REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation, "elu": zoo_rewrite.quantize_float_islands}
 
 
 @model("space_to_batch", (8, 8, 3))

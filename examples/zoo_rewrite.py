@@ -1,5 +1,9 @@
 """Flatbuffer rewrites for zoo models whose operators today's converter will not emit.
 
+`quantize_float_islands`: the converter leaves some operators in float (DEQUANTIZE -> ELU ->
+QUANTIZE) although TFLite has int8 kernels for them; the rewrite runs them on the int8
+tensors directly.
+
 TFLiteConverter turns a SPACE_TO_BATCH_ND -> DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND chain into
 one dilated DEPTHWISE_CONV_2D (and trips over some of them), but older converters and
 tf.nn.atrous_conv2d graphs still carry the chain. `unfold_dilation` writes it back: every
@@ -49,6 +53,42 @@ def _like(sg, index: int, name: str, shape) -> int:
     return len(sg.tensors) - 1
 
 
+def _pack(model) -> bytes:
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def quantize_float_islands(data: bytes) -> bytes:
+    """DEQUANTIZE -> op -> QUANTIZE, which the converter writes for an operator it will not
+    quantize (ELU, ABS, ...), becomes the op itself on the int8 tensors: its input is the
+    DEQUANTIZE's input, its output the QUANTIZE's output."""
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+    sg = model.subgraphs[0]
+
+    def code(op):
+        oc = model.operatorCodes[op.opcodeIndex]
+        return max(oc.builtinCode, oc.deprecatedBuiltinCode)
+    producer = {o: op for op in sg.operators for o in op.outputs}
+    drop = set()
+    for op in sg.operators:
+        if code(op) in (fb.BuiltinOperator.DEQUANTIZE, fb.BuiltinOperator.QUANTIZE):
+            continue
+        deq = [producer.get(i) for i in op.inputs]
+        users = [u for u in sg.operators if op.outputs[0] in u.inputs]
+        if (not deq or any(d is None or code(d) != fb.BuiltinOperator.DEQUANTIZE for d in deq)
+                or len(users) != 1 or code(users[0]) != fb.BuiltinOperator.QUANTIZE):
+            continue
+        op.inputs = [d.inputs[0] for d in deq]
+        op.outputs = list(users[0].outputs)
+        oc = model.operatorCodes[op.opcodeIndex]
+        oc.version = max(oc.version, 2)  # the int8 version of these operators
+        drop.update(id(d) for d in deq)
+        drop.add(id(users[0]))
+    sg.operators = [op for op in sg.operators if id(op) not in drop]
+    return _pack(model)
+
+
 def unfold_dilation(data: bytes) -> bytes:
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
     sg = model.subgraphs[0]
@@ -83,7 +123,8 @@ def unfold_dilation(data: bytes) -> bytes:
         s2b.opcodeIndex = s2b_code
         s2b.inputs = [op.inputs[0], _const(model, sg, f"block_{k}", block), _const(model, sg, f"pads_{k}", pads)]
         s2b.outputs = [s2b_out]
-        s2b.builtinOptionsType, s2b.builtinOptions = fb.BuiltinOptions.SpaceToBatchNDOptions, fb.SpaceToBatchNDOptionsT()
+        s2b.builtinOptionsType = fb.BuiltinOptions.SpaceToBatchNDOptions
+        s2b.builtinOptions = fb.SpaceToBatchNDOptionsT()
         conv = copy.deepcopy(op)
         conv.inputs = [s2b_out, *op.inputs[1:]]
         conv.outputs = [conv_y]
@@ -93,9 +134,8 @@ def unfold_dilation(data: bytes) -> bytes:
         b2s.opcodeIndex = b2s_code
         b2s.inputs = [conv_y, _const(model, sg, f"block2_{k}", block), _const(model, sg, f"crops_{k}", crops)]
         b2s.outputs = list(op.outputs)
-        b2s.builtinOptionsType, b2s.builtinOptions = fb.BuiltinOptions.BatchToSpaceNDOptions, fb.BatchToSpaceNDOptionsT()
+        b2s.builtinOptionsType = fb.BuiltinOptions.BatchToSpaceNDOptions
+        b2s.builtinOptions = fb.BatchToSpaceNDOptionsT()
         ops += [s2b, conv, b2s]
     sg.operators = ops
-    builder = flatbuffers.Builder(4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model)

@@ -13,13 +13,14 @@ from tvm import te, tirx
 
 from .. import quant
 
+from .. import kernels as K
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels.conv import schedule_reduction
 from ..kernels.fixedpoint import I32, clamp_i8, requantize
 from ..kernels.reduce import _reduce
 from . import arithmetic, layout, reduce
-from .common import Kernel, LoweringContext, activation_code, const, describe, kernel_name
+from .common import Const, Kernel, LoweringContext, activation_code, const, describe, kernel_name
 from .layout import _kernel, _same_quant, act
 
 
@@ -105,6 +106,24 @@ def lower_gather(ctx: LoweringContext, op: Operator) -> Kernel:
     return _kernel(ctx, op, [x, idx_t], out, index, f"indices {indices.reshape(-1).tolist()[:16]} along axis {axis}")
 
 
+def lower_elu(ctx: LoweringContext, op: Operator) -> Kernel:
+    """ELU: a 256-entry table filled in float32 as TFLM's Prepare fills it (expf(x) - 1), so no
+    float is left for run time. LiteRT has no int8 ELU kernel (version 2) in either resolver:
+    TFLM is the reference with either rounding."""
+    from .activations import F32, _libm, float_lut_table
+    from .common import act as act8
+    g = ctx.graph
+    x, out = act8(ctx, op, g.tensor(op.inputs[0])), act8(ctx, op, g.tensor(op.outputs[0]))
+
+    def fn(v):
+        return v if v >= 0 else F32(F32(_libm.expf(float(v))) - F32(1.0))
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    table = float_lut_table(si, zi, so, zo, fn)
+    name = kernel_name(ctx, op)
+    return Kernel(name, op, K.lut(x.size), [x.index, Const(f"{name}_table", table)], out.index, 0,
+                  [describe(g, op), "256-entry table filled in float32 at compile time: expf(x) - 1, as TFLM"])
+
+
 def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
@@ -138,4 +157,5 @@ def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack,
-             "UNPACK": lower_unpack, "REDUCE_MIN": lower_reduce_min, "GATHER": lower_gather}
+             "UNPACK": lower_unpack, "REDUCE_MIN": lower_reduce_min, "GATHER": lower_gather,
+             "ELU": lower_elu}
