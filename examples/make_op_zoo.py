@@ -310,6 +310,11 @@ def _(x):
     return layers.ELU()(x)
 
 
+@model("abs", (16, 16, 1), -4.0, 3.0)
+def _(x):
+    return L(tf.abs)(x)
+
+
 @model("mixed_new", (8, 8, 3))
 def _(x):
     """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,

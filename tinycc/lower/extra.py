@@ -2,13 +2,14 @@
 UNPACK, GATHER (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min): every
 output value is an input value, no rounding. SQUARED_DIFFERENCE (TFLite's int8 kernel: inputs
 shifted left by 7, rescaled to twice the larger scale, the difference squared and
-requantized).
+requantized); ABS and ELU as 256-entry tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from tvm import te, tirx
 
 from .. import quant
@@ -124,6 +125,21 @@ def lower_elu(ctx: LoweringContext, op: Operator) -> Kernel:
                   [describe(g, op), "256-entry table filled in float32 at compile time: expf(x) - 1, as TFLM"])
 
 
+def lower_abs(ctx: LoweringContext, op: Operator) -> Kernel:
+    """ABS: |x - zi| requantized to the output scale (elementwise.cc's AbsEval), a table."""
+    from .common import act as act8
+    g = ctx.graph
+    x, out = act8(ctx, op, g.tensor(op.inputs[0])), act8(ctx, op, g.tensor(op.outputs[0]))
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    r = arithmetic._rounding(ctx, op)
+    m, s = quant.quantize_multiplier(float(si) / float(so), r)
+    table = np.array([min(127, max(-128, quant.mul_by_quantized_multiplier(abs(int(v) - zi), m, s, r) + zo))
+                      for v in range(-128, 128)], np.int8)
+    name = kernel_name(ctx, op)
+    return Kernel(name, op, K.lut(x.size), [x.index, Const(f"{name}_table", table)], out.index, 0,
+                  [describe(g, op), f"256-entry table: |x - {zi}| requantized ({r} rounding)"])
+
+
 def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
@@ -158,4 +174,4 @@ def lower_squared_difference(ctx: LoweringContext, op: Operator) -> Kernel:
 
 LOWERINGS = {"SQUARED_DIFFERENCE": lower_squared_difference, "MIRROR_PAD": lower_mirror_pad, "PACK": lower_pack,
              "UNPACK": lower_unpack, "REDUCE_MIN": lower_reduce_min, "GATHER": lower_gather,
-             "ELU": lower_elu}
+             "ELU": lower_elu, "ABS": lower_abs}
