@@ -70,6 +70,7 @@ def test_host_double_rounding_matches_tflm(name, tmp_path):
 def test_host_matches_litert_optimized_resolver(name, tmp_path):
     """Byte moves that only LiteRT's optimized resolver runs in int8."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     from tinycc import toolchain
     path = MODELS / f"{name}.tflite"
     xs = _inputs(path)

@@ -1,7 +1,7 @@
 """More of TFLM's op resolver in int8 (and int16, for the byte moves): MIRROR_PAD, PACK,
-UNPACK, GATHER (byte gathers, as layout.py's), REDUCE_MIN (the REDUCE_MAX reduction with min): every
-output value is an input value, no rounding. SQUARED_DIFFERENCE (TFLite's int8 kernel: inputs
-shifted left by 7, rescaled to twice the larger scale, the difference squared and
+UNPACK, GATHER (byte gathers, as layout.py's) and REDUCE_MIN (the REDUCE_MAX reduction with
+min), where every output value is an input value; SQUARED_DIFFERENCE (TFLite's int8 kernel:
+inputs shifted left by 7, rescaled to twice the larger scale, the difference squared and
 requantized); ABS and ELU as 256-entry tables.
 """
 
@@ -12,9 +12,8 @@ import dataclasses
 import numpy as np
 from tvm import te, tirx
 
-from .. import quant
-
 from .. import kernels as K
+from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels.conv import schedule_reduction
