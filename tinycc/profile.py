@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import toolchain
-from .compiler import compile_model
+from .compiler import compile_model, default_rounding
+from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
-from .verify import reference_outputs, standard_inputs
+from .verify import compare, default_tolerance, model_inputs, reference_outputs
 
 _HOOKS_C = """/* Layer hooks of the profiler: instructions between begin and end of each kernel. */
 #include <stdio.h>
@@ -105,27 +106,33 @@ class ProfileReport:
         plt.close(fig)
 
 
-def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
-            work_dir: str | Path | None = None, fuse_rows: bool = False) -> ProfileReport:
+def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
+            work_dir: str | Path | None = None, fuse_rows: bool = False,
+            kernels: str = "tinycc") -> ProfileReport:
     target = load_target(target) if isinstance(target, str) else target
+    rounding = rounding or default_rounding(kernels)
     emu = target.emulator()
     with tempfile.TemporaryDirectory(prefix="tinycc-profile-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                            fuse_rows=fuse_rows)
+                            fuse_rows=fuse_rows, kernels=kernels)
         lib = res.library
-        inputs = standard_inputs(lib.input.shape, count_random=1)[:1]
+        inputs = model_inputs(lib.graph, count_random=1)[:1]
         hooks = work / "hooks.c"
         hooks.write_text(_HOOKS_C.format(name=lib.name))
         elf = toolchain.build_target(work / "lib", lib.name, inputs, work / "build", target,
                                      extra_cflags=[f"-D{lib.name.upper()}_HOOKS"], extra_sources=[hooks])
         run = toolchain.run_qemu(elf, emu)
-    counts = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)}
-    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs,
-                           counts.get(k.op.index, 0)) for k in lib.kernels if isinstance(k, Kernel)]
+    # one line per kernel, in the order they run (an operator may have several kernels)
+    counts = [int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)]
+    ran = [k for k in lib.kernels if isinstance(k, Kernel)]
+    if len(counts) != len(ran):
+        raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(ran)} kernels")
+    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs, n)
+              for k, n in zip(ran, counts)]
     ref = reference_outputs(model, inputs, rounding)[0]
     import numpy as np
-    exact = bool(np.array_equal(np.frombuffer(run.outputs[0], np.int8), ref))
+    exact = compare(np.frombuffer(run.outputs[0], lib.output.dtype), ref, default_tolerance(lib.graph))[0] == 0
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
-    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts.values()), floor, exact)
+    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts), floor, exact)

@@ -9,25 +9,41 @@ arithmetic. Adding an operator is one entry in one of this package's modules, a 
 
 from __future__ import annotations
 
-from ..errors import UnsupportedOpError
+from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, dilate, elementwise, extra, int16, layout, pool, quantize, reduce,
-               shape, softmax, transpose_conv)
-from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
+from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, pool, quantize,
+               recurrent, reduce, shape, softmax, transpose_conv)
+from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
-             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **transpose_conv.LOWERINGS, **extra.LOWERINGS}
-LOWERINGS = int16.wrap(LOWERINGS)  # int16 activations (16x8) to their own lowerings
-LOWERINGS = dilate.wrap(LOWERINGS)  # SPACE_TO_BATCH_ND -> convolution -> BATCH_TO_SPACE_ND
+             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS,
+             **transpose_conv.LOWERINGS, **extra.LOWERINGS}
 
 
-def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
-    ctx = LoweringContext(graph, prefix, rounding)
+def _wrapped(table: dict) -> dict:
+    """int16 activations (16x8) to their own lowerings; SPACE_TO_BATCH_ND -> convolution ->
+    BATCH_TO_SPACE_ND folded into the convolution the table lowers."""
+    return dilate.wrap(int16.wrap(table))
+
+
+def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "tinycc", target=None) -> list:
+    """kernels: "tinycc" (its own kernels) or "cmsis-nn" (the layers CMSIS-NN takes call it,
+    see tinycc.lower.cmsis_nn; the target's CPU picks its code path)."""
+    ctx = LoweringContext(graph, prefix, rounding, target)
+    table = _wrapped(LOWERINGS)
+    if kernels == "cmsis-nn":
+        from . import cmsis_nn
+        cmsis_nn.check(ctx)
+        table = _wrapped({**LOWERINGS, **cmsis_nn.LOWERINGS})
+    elif kernels != "tinycc":
+        raise TinyccError(f"unknown kernels '{kernels}'; choose tinycc or cmsis-nn")
     steps = []
     for op in graph.operators:
-        fn = LOWERINGS.get(op.kind)
+        fn = table.get(op.kind)
+        if float32.is_float(graph, op):  # float32 arithmetic; byte-moving ops are dtype-agnostic
+            fn = float32.LOWERINGS.get(op.kind, fn)
         if fn is None:
             raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
         result = fn(ctx, op)

@@ -21,7 +21,8 @@ from ..kernels.fixedpoint import I32, clamp_i8, requantize
 from ..kernels.reduce import _reduce
 from . import arithmetic, layout, reduce
 from .common import Const, Kernel, LoweringContext, activation_code, const, describe, kernel_name
-from .layout import _kernel, _same_quant, act
+from .layout import _data as act
+from .layout import _kernel, _same_quant
 
 
 def lower_mirror_pad(ctx: LoweringContext, op: Operator) -> Kernel:

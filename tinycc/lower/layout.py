@@ -5,7 +5,8 @@ for the splits); SQUEEZE and EXPAND_DIMS (aliases, like RESHAPE); and the int32 
 arithmetic that a dynamic-batch export leaves (SHAPE, PACK, and STRIDED_SLICE, CONCATENATION
 on int32 constants), folded away at compile time because every shape is static here.
 
-Every output byte equals an input byte, so both references agree and there is no rounding.
+Every output element equals an input element, so both references agree and there is no
+rounding; the elements may be int8, int16 (equal quantization in and out) or float32.
 """
 
 from __future__ import annotations
@@ -18,19 +19,33 @@ from tvm import tirx
 from .. import kernels as K
 from ..errors import UnsupportedOpError
 from ..ir import Operator
-from .common import Const, Kernel, LoweringContext, const, describe, kernel_name
-from .common import act as act8
+from .common import Const, Kernel, LoweringContext, act, const, describe, kernel_name
 
 I32 = "int32"
 
 
-def act(ctx, op, t):
-    """Byte moves work on int16 activations (16x8 models) as on int8 ones."""
-    return t if t.dtype == "int16" and t.quant is not None and not t.quant.per_channel else act8(ctx, op, t)
+def _data(ctx, op, t):
+    """An int8 quantized activation, an int16 one (16x8 models) or a float32 one: these
+    operators move any."""
+    if (t.dtype == "float32" and t.quant is None) or (t.dtype == "int16" and t.quant is not None
+                                                      and not t.quant.per_channel):
+        return t
+    return act(ctx, op, t)
+
+
+def _same_type(a, b) -> bool:
+    if a.dtype != b.dtype or (a.quant is None) != (b.quant is None):
+        return False
+    return a.quant is None or a.quant.scalar() == b.quant.scalar()
+
+
+def _fill(t):
+    """What a padded position holds: the zero point's value, 0 for float."""
+    return tirx.const(0.0 if t.quant is None else t.quant.scalar()[1], t.dtype)
 
 
 def _same_quant(op, a, b):
-    if a.quant.scalar() != b.quant.scalar():
+    if not _same_type(a, b):
         raise UnsupportedOpError(op.kind, op.index,
                                  f"'{a.name}' and '{b.name}' are quantized differently")
 
@@ -40,13 +55,14 @@ def _source(ctx, op, index: int):
     t = ctx.graph.tensor(index)
     if t.is_const:
         return Const(f"{kernel_name(ctx, op)}_const{len(op.inputs) and op.inputs.index(index)}",
-                     t.data.astype(t.dtype))
+                     t.data.astype(np.int8))
     return t.index
 
 
 def _kernel(ctx, op, in_tensors, out, index_fn, note: str, suffix: str = "") -> Kernel:
     g = ctx.graph
-    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn, [t.dtype for t in in_tensors])
+    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn,
+                    [t.dtype for t in in_tensors])
     name = kernel_name(ctx, op) + suffix
     notes = [describe(g, op), note]
     args = []
@@ -75,21 +91,22 @@ def _fold_unsupported(ctx, op):
 
 def lower_pad(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     pads = const(ctx, op, op.inputs[1], "paddings", g.tensor(op.inputs[1]).dtype).data.reshape(-1, 2)
-    value = out.quant.scalar()[1]
+    value = _fill(out)
     if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        value = int(const(ctx, op, op.inputs[2], "constant value", out.dtype).data.reshape(-1)[0])
+        value = tirx.const(const(ctx, op, op.inputs[2], "constant value", x.dtype).data.reshape(-1)[0].item(),
+                           x.dtype)
     before = [int(p) for p in pads[:, 0]]
 
     def index(ins, idx):
         src = [i - b for i, b in zip(idx, before)]
         inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape)])
         safe = [tirx.max(tirx.min(s, d - 1), 0) for s, d in zip(src, x.shape)]
-        return tirx.if_then_else(inside, ins[0][tuple(safe)], tirx.const(value, out.dtype))
-    return _kernel(ctx, op, [x], out, index, f"pad {pads.tolist()} with {value}")
+        return tirx.if_then_else(inside, ins[0][tuple(safe)], value)
+    return _kernel(ctx, op, [x], out, index, f"pad {pads.tolist()} with {value.value}")
 
 
 # --- concatenation and splits ----------------------------------------------------------------
@@ -99,11 +116,11 @@ def lower_concatenation(ctx: LoweringContext, op: Operator):
     out = g.tensor(op.outputs[0])
     if _folded(ctx, op):
         return _fold_unsupported(ctx, op)
-    out = act(ctx, op, out)
+    out = _data(ctx, op, out)
     ins = [g.tensor(i) for i in op.inputs]
     for t in ins:
-        act(ctx, op, t) if not t.is_const else None
-        if t.quant is None or t.quant.scalar() != out.quant.scalar():
+        _data(ctx, op, t) if not t.is_const else None
+        if not _same_type(t, out):
             raise UnsupportedOpError(op.kind, op.index, f"input '{t.name}' is quantized differently "
                                      "from the output (TFLite's int8 CONCATENATION needs them equal)")
     if op.options.get("fused_activation_function", 0) != 0:
@@ -126,7 +143,7 @@ def _split_kernels(ctx, op, x, axis: int, sizes: list[int]):
     g = ctx.graph
     steps, start = [], 0
     for k, (o, size) in enumerate(zip(op.outputs, sizes)):
-        out = act(ctx, op, g.tensor(o))
+        out = _data(ctx, op, g.tensor(o))
         _same_quant(op, x, out)
 
         def index(ins, idx, start=start):
@@ -141,7 +158,7 @@ def _split_kernels(ctx, op, x, axis: int, sizes: list[int]):
 
 def lower_split(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[1]))
+    x = _data(ctx, op, g.tensor(op.inputs[1]))
     axis = int(const(ctx, op, op.inputs[0], "axis", "int32").data.reshape(-1)[0]) % len(x.shape)
     n = len(op.outputs)
     return _split_kernels(ctx, op, x, axis, [x.shape[axis] // n] * n)
@@ -149,7 +166,7 @@ def lower_split(ctx: LoweringContext, op: Operator):
 
 def lower_split_v(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
     axis = int(const(ctx, op, op.inputs[2], "axis", "int32").data.reshape(-1)[0]) % len(x.shape)
     sizes = [g.tensor(o).shape[axis] for o in op.outputs]
     return _split_kernels(ctx, op, x, axis, sizes)
@@ -159,8 +176,8 @@ def lower_split_v(ctx: LoweringContext, op: Operator):
 
 def lower_slice(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     begin = [int(v) for v in const(ctx, op, op.inputs[1], "begin", g.tensor(op.inputs[1]).dtype).data.reshape(-1)]
 
@@ -188,8 +205,8 @@ def lower_strided_slice(ctx: LoweringContext, op: Operator):
     g = ctx.graph
     if _folded(ctx, op):
         return _fold_unsupported(ctx, op)
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     if op.options.get("ellipsis_mask", 0) or op.options.get("new_axis_mask", 0) or op.options.get("offset", False):
         raise UnsupportedOpError(op.kind, op.index, "ellipsis, new-axis masks or offset")
@@ -213,8 +230,8 @@ def lower_strided_slice(ctx: LoweringContext, op: Operator):
 
 def lower_transpose(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     perm = [int(p) for p in const(ctx, op, op.inputs[1], "permutation", "int32").data.reshape(-1)]
 
@@ -228,8 +245,8 @@ def lower_transpose(ctx: LoweringContext, op: Operator):
 
 def lower_tile(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
 
     def index(ins, idx):
@@ -253,8 +270,8 @@ def _nearest(in_size: int, out_size: int, align: bool, half: bool) -> list[int]:
 
 def lower_resize_nearest(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     align = bool(op.options.get("align_corners", False))
     half = bool(op.options.get("half_pixel_centers", False))
@@ -276,8 +293,8 @@ def lower_resize_nearest(ctx: LoweringContext, op: Operator):
 
 def lower_depth_to_space(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     bs = op.options["block_size"]
     oc = out.shape[3]
@@ -299,8 +316,8 @@ def lower_depth_to_space(ctx: LoweringContext, op: Operator):
 def lower_space_batch(ctx: LoweringContext, op: Operator):
     """SPACE_TO_BATCH_ND (pads with the zero point) and BATCH_TO_SPACE_ND (crops), 4-D."""
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     if len(x.shape) != 4:
         raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
@@ -308,7 +325,7 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
     pads = const(ctx, op, op.inputs[2], "paddings" if op.kind == "SPACE_TO_BATCH_ND" else "crops",
                  "int32").data.reshape(-1, 2)
     bh, bw = block
-    zp = out.quant.scalar()[1]
+    fill = _fill(out)
     if op.kind == "SPACE_TO_BATCH_ND":
         pt, pl = int(pads[0, 0]), int(pads[1, 0])
         in_b = x.shape[0]
@@ -320,7 +337,7 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
             xx = j * bw + tirx.floormod(blk, bw) - pl
             inside = tirx.all(y >= 0, y < x.shape[1], xx >= 0, xx < x.shape[2])
             v = ins[0][ib, tirx.max(tirx.min(y, x.shape[1] - 1), 0), tirx.max(tirx.min(xx, x.shape[2] - 1), 0), c]
-            return tirx.if_then_else(inside, v, tirx.const(zp, out.dtype))
+            return tirx.if_then_else(inside, v, fill)
     else:
         ct, cl = int(pads[0, 0]), int(pads[1, 0])
         out_b = out.shape[0]
