@@ -237,11 +237,19 @@ LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16, "FULLY_
 
 
 def _is_int16(ctx, op) -> bool:
-    """int16 activations in or out; a float32 input (QUANTIZE at a float edge) is quantize.py's."""
+    """The operator's data (its first input, or its output) is an int16 activation. A float32
+    input (QUANTIZE at a float edge) is quantize.py's; operators whose only int16 tensors are
+    state (SVDF, LSTM, the variable ops) are recurrent.py's."""
+    if op.kind in PASS_THROUGH_ANY:
+        return False
     ins = [ctx.graph.tensor(i) for i in op.inputs if i >= 0 and not ctx.graph.tensor(i).is_const]
     if any(t.dtype == "float32" for t in ins):
         return False
     return any(t.dtype == "int16" for t in ins) or any(ctx.graph.tensor(o).dtype == "int16" for o in op.outputs)
+
+
+# operators with int16 tensors of their own making (state), lowered by their own modules
+PASS_THROUGH_ANY = {"READ_VARIABLE", "ASSIGN_VARIABLE", "SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
 
 
 def wrap(table: dict) -> dict:
