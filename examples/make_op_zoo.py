@@ -280,6 +280,13 @@ def _(x):
     return layers.Concatenate()([a, b])
 
 
+@model("int16_transpose_conv", (4, 5, 3), int16=True)
+def _(x):
+    rnd = keras.initializers.RandomUniform(-0.5, 0.5, seed=5)
+    y = layers.Conv2DTranspose(5, 3, strides=2, padding="valid", activation="relu", bias_initializer=rnd)(x)
+    return layers.Conv2DTranspose(4, (2, 3), padding="same")(y)
+
+
 @model("int16_softmax", (4, 10), int16=True)
 def _(x):
     return layers.Activation("softmax")(layers.Dense(10)(x))

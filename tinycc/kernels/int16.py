@@ -64,6 +64,36 @@ def conv2d(in_shape, w_shape, out_shape, stride, dilation, pad, depth_multiplier
     return schedule_reduction(te.create_prim_func([x, wt, bias, mult, shift, out]))
 
 
+def transpose_conv(in_shape, w_shape, out_shape, stride, pad, lo: int, hi: int):
+    """reference_integer_ops::TransposeConv on int16 (int64 accumulator and bias), gathered per
+    output as the int8 kernel does: input row (oy + pad_top - ky) / stride where that divides."""
+    _, h, w, c = in_shape
+    oc = out_shape[3]
+    kh, kw = w_shape[1], w_shape[2]
+    (sh, sw), (pt, pl) = stride, pad
+    x = te.placeholder(in_shape, I16, name="input")
+    wt = te.placeholder(w_shape, "int8", name="weights")
+    bias = te.placeholder((oc,), I64, name="bias")
+    mult = te.placeholder((oc,), I32, name="multiplier")
+    shift = te.placeholder((oc,), I32, name="total_shift")
+    ry, rx = te.reduce_axis((0, kh), name="ky"), te.reduce_axis((0, kw), name="kx")
+    rc = te.reduce_axis((0, c), name="ci")
+
+    def acc_fn(b, i, j, o):
+        ty, tx = i + pt - ry, j + pl - rx
+        ok = tirx.all(ty >= 0, tirx.truncmod(ty, sh) == 0, tirx.truncdiv(ty, sh) < h,
+                      tx >= 0, tirx.truncmod(tx, sw) == 0, tirx.truncdiv(tx, sw) < w)
+        iy = tirx.max(tirx.min(tirx.truncdiv(ty, sh), h - 1), 0)
+        ix = tirx.max(tirx.min(tirx.truncdiv(tx, sw), w - 1), 0)
+        v = x[b, iy, ix, rc]
+        return te.sum(tirx.if_then_else(ok, v.astype(I64) * wt[o, ry, rx, rc].astype(I64), tirx.const(0, I64)),
+                      axis=[ry, rx, rc])
+    acc = te.compute(out_shape, acc_fn, name="acc")
+    out = te.compute(out_shape, lambda b, i, j, o: clamp(requantize64(acc[b, i, j, o] + bias[o], mult[o], shift[o]),
+                                                         lo, hi), name="output")
+    return schedule_reduction(te.create_prim_func([x, wt, bias, mult, shift, out]))
+
+
 def fully_connected(batch: int, depth: int, units: int, lo: int, hi: int):
     x = te.placeholder((batch, depth), I16, name="input")
     wt = te.placeholder((units, depth), "int8", name="weights")

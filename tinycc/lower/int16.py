@@ -15,6 +15,8 @@ activations is refused by name.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import quant
@@ -104,6 +106,28 @@ def lower_conv16(ctx: LoweringContext, op: Operator) -> Kernel:
              f"left {pl}; int64 accumulator and bias, 16-bit multipliers"]
     macs = oh * ow * oc * kh * kw * (1 if depthwise else c)
     return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes)
+
+
+def lower_transpose_conv16(ctx: LoweringContext, op: Operator) -> Kernel:
+    """TRANSPOSE_CONV 16x8: inputs output shape, weights, input, int64 bias; padding as the
+    int8 lowering computes it (transpose_conv.py)."""
+    from .transpose_conv import geometry
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[2])), act16(op, g.tensor(op.outputs[0]))
+    w = const(ctx, op, op.inputs[1], "filter", "int8")
+    (sh, sw), (pt, pl) = geometry(ctx, op, x, w, out)
+    oc = out.shape[3]
+    bias = np.zeros(oc, np.int64)
+    if len(op.inputs) > 3 and op.inputs[3] >= 0:
+        bias = _bias(ctx, dataclasses.replace(op, inputs=[op.inputs[2], op.inputs[1], op.inputs[3]]), oc)
+    lo, hi = _range(op, out)
+    name = kernel_name(ctx, op)
+    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias),
+              *_multipliers(ctx, op, x, w, out, oc, name, bias)]
+    notes = [describe(g, op), f"16x8: stride {sh}x{sw}, padding top {pt} left {pl}; int64 accumulator and bias"]
+    macs = x.size * w.shape[1] * w.shape[2] * oc
+    return Kernel(name, op, K16.transpose_conv(x.shape, w.shape, out.shape, (sh, sw), (pt, pl), lo, hi),
+                  [x.index, *consts], out.index, macs, notes)
 
 
 def lower_fully_connected16(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -232,7 +256,8 @@ def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16, "FULLY_CONNECTED": lower_fully_connected16,
-             "ADD": lower_binary16, "SUB": lower_binary16, "MUL": lower_binary16, "AVERAGE_POOL_2D": lower_pool16,
+             "TRANSPOSE_CONV": lower_transpose_conv16, "ADD": lower_binary16, "SUB": lower_binary16,
+             "MUL": lower_binary16, "AVERAGE_POOL_2D": lower_pool16,
              "MAX_POOL_2D": lower_pool16, "SOFTMAX": lower_softmax16, "QUANTIZE": lower_quantize16}
 
 

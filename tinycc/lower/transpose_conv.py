@@ -20,16 +20,12 @@ from .common import SAME, VALID, Const, Kernel, LoweringContext, act, const, des
 from .conv import small_accumulator
 
 
-def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
-    g = ctx.graph
-    w = const(ctx, op, op.inputs[1], "filter", "int8")
-    x = act(ctx, op, g.tensor(op.inputs[2]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+def geometry(ctx: LoweringContext, op: Operator, x, w, out):
+    """((stride_h, stride_w), (pad_top, pad_left)), the shapes checked."""
     if len(x.shape) != 4 or len(w.shape) != 4 or w.quant is None or x.shape[0] != 1:
         raise UnsupportedOpError(op.kind, op.index, "expects a batch-1 NHWC input and a quantized 4-D filter")
-    _, h, wd, c = x.shape
     _, oh, ow, oc = out.shape
-    if w.shape[0] != oc or w.shape[3] != c:
+    if w.shape[0] != oc or w.shape[3] != x.shape[3]:
         raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match {x.shape} -> {out.shape}")
     kh, kw = w.shape[1], w.shape[2]
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
@@ -41,6 +37,18 @@ def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         return (size + s - 1) // s if kind == SAME else (size + s - k) // s
     pt = padding(kind, oh, kh, sh, 1, conv_out(oh, kh, sh))
     pl = padding(kind, ow, kw, sw, 1, conv_out(ow, kw, sw))
+    return (sh, sw), (pt, pl)
+
+
+def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    w = const(ctx, op, op.inputs[1], "filter", "int8")
+    x = act(ctx, op, g.tensor(op.inputs[2]))
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    (sh, sw), (pt, pl) = geometry(ctx, op, x, w, out)
+    _, h, wd, c = x.shape
+    oc = out.shape[3]
+    kh, kw = w.shape[1], w.shape[2]
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     bias = np.zeros(oc, np.int32)
