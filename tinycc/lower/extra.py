@@ -144,6 +144,8 @@ def lower_reduce_min(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
+    if x.dtype not in ("int8", "int16"):
+        raise UnsupportedOpError(op.kind, op.index, f"{x.dtype} (int8 and int16 only)")
     axes = reduce._axes(ctx, op, len(x.shape))
     kept = reduce._kept_shape(x.shape, axes)
     ph = te.placeholder(x.shape, x.dtype, name="input")
