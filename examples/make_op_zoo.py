@@ -25,6 +25,8 @@ import tensorflow as tf
 import keras
 from keras import layers
 
+import zoo_rewrite
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models")
 SEED = 7
@@ -41,11 +43,18 @@ def conv(ch, k=1, **kw):
 
 # name -> (input shape without batch, builder(x) -> y, input range for calibration)
 ZOO = {}
+INT16 = set()  # models converted to 16x8: int16 activations, int8 weights, int16 input and output
+# models make_float_zoo.py leaves out: the 16x8 ones, and operators without a float32 lowering
+INT_ONLY = {"transpose_conv_bias", "space_to_batch_dilated", "space_to_batch", "squared_difference", "abs", "elu",
+            "resolver_ops", "mixed_new"}
 
 
-def model(name, shape, lo=-3.0, hi=3.0):
+def model(name, shape, lo=-3.0, hi=3.0, int16=False):
     def deco(fn):
         ZOO[name] = (shape, fn, (lo, hi))
+        if int16:
+            INT16.add(name)
+            INT_ONLY.add(name)
         return fn
     return deco
 
@@ -212,9 +221,164 @@ def _(x):
     return layers.Conv2DTranspose(6, 3, strides=2, padding="same")(x)
 
 
+@model("transpose_conv_bias", (4, 5, 3))
+def _(x):
+    """VALID stride 2 with a bias and a fused RELU, then SAME stride 1 with a 2x3 kernel."""
+    rnd = keras.initializers.RandomUniform(-0.5, 0.5, seed=5)
+    y = layers.Conv2DTranspose(5, 3, strides=2, padding="valid", activation="relu",
+                               bias_initializer=rnd)(x)
+    return layers.Conv2DTranspose(4, (2, 3), padding="same", bias_initializer=rnd)(y)
+
+
 @model("dilated_conv", (12, 12, 3))
 def _(x):
     return layers.Conv2D(4, 3, dilation_rate=2, padding="same")(x)
+
+
+@model("space_to_batch_dilated", (12, 11, 4))
+def _(x):
+    """The chains TensorFlow writes for dilated convolutions (tf.nn.atrous_conv2d), folded into
+    one dilated convolution each: a CONV_2D chain as the converter emits it, and a depthwise
+    one, written back from the converter's dilated DEPTHWISE_CONV_2D (see zoo_rewrite.py)."""
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[2, 2], [2, 3]]))(x)
+    y = layers.Conv2D(8, 3, activation="relu")(y)
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    return layers.DepthwiseConv2D(3, dilation_rate=(3, 2), padding="same")(y)
+
+
+@model("int16_cnn", (8, 8, 2), int16=True)
+def _(x):
+    """A small 16x8 CNN: the operators of a typical int16-activation model."""
+    y = conv(8, 3, activation="relu")(x)
+    y = layers.Add()([y, layers.DepthwiseConv2D(3, padding="same")(y)])
+    y = layers.MaxPooling2D(2)(y)
+    y = conv(6, 1, activation="relu6")(y)
+    y = layers.AveragePooling2D(4)(y)
+    return layers.Dense(5)(layers.Flatten()(y))
+
+
+@model("int16_layout", (6, 6, 3), int16=True)
+def _(x):
+    """16x8 byte moves: PAD, CONCATENATION, STRIDED_SLICE, TRANSPOSE, SPLIT."""
+    y = layers.ZeroPadding2D(((1, 0), (2, 1)))(conv(4, 3)(x))                      # (7, 9, 4)
+    a, b = L(lambda t: tf.split(t, 2, axis=3))(y)
+    y = layers.Concatenate()([b, a])
+    y = L(lambda t: tf.transpose(t, [0, 2, 1, 3]))(y)
+    return layers.Concatenate()([layers.Flatten()(y), layers.Flatten()(y[:, 1:6:2, ::2, 1:])])
+
+
+@model("int16_arith", (6, 6, 4), int16=True)
+def _(x):
+    """16x8 MUL, SUB and a broadcasting ADD."""
+    c = conv(4, 3)(x)
+    y = layers.Subtract()([layers.Multiply()([x, c]), c])
+    return layers.Add()([y, layers.Dense(4)(layers.AveragePooling2D(6)(x))])
+
+
+@model("int16_mean", (6, 5, 8), int16=True)
+def _(x):
+    """16x8 MEAN: a global average pool and a mean over one axis."""
+    y = conv(8, 3, activation="relu")(x)
+    a = layers.GlobalAveragePooling2D()(y)
+    b = layers.Flatten()(L(lambda t: tf.reduce_mean(t, axis=[2]))(y))
+    return layers.Concatenate()([a, b])
+
+
+@model("int16_transpose_conv", (4, 5, 3), int16=True)
+def _(x):
+    rnd = keras.initializers.RandomUniform(-0.5, 0.5, seed=5)
+    y = layers.Conv2DTranspose(5, 3, strides=2, padding="valid", activation="relu", bias_initializer=rnd)(x)
+    return layers.Conv2DTranspose(4, (2, 3), padding="same")(y)
+
+
+@model("int16_softmax", (4, 10), int16=True)
+def _(x):
+    return layers.Activation("softmax")(layers.Dense(10)(x))
+
+
+@model("resolver_ops", (6, 5, 4))
+def _(x):
+    """More of TFLM's resolver: MIRROR_PAD (reflect and symmetric), UNPACK, PACK, REDUCE_MIN,
+    GATHER."""
+    a = L(lambda t: tf.pad(t, [[0, 0], [2, 1], [0, 3], [0, 0]], mode="REFLECT"))(x)
+    b = L(lambda t: tf.pad(t, [[0, 0], [1, 2], [2, 0], [0, 0]], mode="SYMMETRIC"))(x)
+    c = L(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=2))(x)
+    d = L(lambda t: tf.reduce_min(t, axis=[1, 3]))(x)
+    e = L(lambda t: tf.gather(t, [3, 0, 0, 2], axis=2))(x)
+    f = L(lambda t: tf.gather(t, [[1, 5], [0, 2]], axis=1))(x)
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c, d, e, f)])
+
+
+@model("squared_difference", (6, 6, 4))
+def _(x):
+    return L(lambda t: tf.math.squared_difference(t[..., :2], t[..., 2:] * 0.7))(x)
+
+
+@model("elu", (16, 16, 1), -5.0, 3.0)
+def _(x):
+    """The converter leaves ELU in float; zoo_rewrite runs it on the int8 tensors. LiteRT has
+    no int8 ELU: checked against TFLM only."""
+    return layers.ELU()(x)
+
+
+@model("abs", (16, 16, 1), -4.0, 3.0)
+def _(x):
+    return L(tf.abs)(x)
+
+
+@model("mixed_new", (8, 8, 3))
+def _(x):
+    """The operators added after `mixed`, in one model for the QEMU run: a dilation chain,
+    TRANSPOSE_CONV, SPACE_TO_DEPTH, DEPTH_TO_SPACE-free so that TFLM runs it too."""
+    y = conv(8, 3, activation="relu")(x)
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(y)        # (4, 4, 4, 8)
+    y = layers.Conv2D(8, (1, 1))(y)
+    y = layers.DepthwiseConv2D(3, padding="same")(y)                             # not a chain
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(y)
+    y = layers.Conv2D(6, 2, activation="relu")(y)                                # a chain: dilated
+    y = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(y)           # (6, 6, 6)
+    y = layers.Conv2DTranspose(4, 3, strides=2, padding="same",
+                               bias_initializer=keras.initializers.RandomUniform(-0.3, 0.3, seed=2))(y)
+    y = L(lambda t: tf.nn.space_to_depth(t, 3))(y)                               # (4, 4, 36)
+    return layers.Dense(6)(layers.GlobalAveragePooling2D()(y))
+
+
+REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation, "elu": zoo_rewrite.quantize_float_islands}
+
+
+@model("space_to_batch", (8, 8, 3))
+def _(x):
+    """SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND on their own around a pooling and a SAME
+    convolution of the sub-images, and a VALID chain folded into a dilated convolution. No
+    padding: TFLM pads int8 SPACE_TO_BATCH_ND with 0 instead of the zero point (see README)."""
+    y = L(lambda t: tf.space_to_batch_nd(t, [2, 2], [[0, 0], [0, 0]]))(x)      # (4, 4, 4, 3)
+    a = L(lambda t: tf.batch_to_space(t, [2, 2], [[1, 0], [0, 2]]))(
+        layers.MaxPooling2D(2, strides=1, padding="same")(y))
+    b = L(lambda t: tf.batch_to_space(t, [2, 2], [[0, 0], [0, 0]]))(conv(4, 3)(y))
+    c = L(lambda t: tf.space_to_batch_nd(t, [2, 4], [[0, 0], [0, 0]]))(x)      # (8, 4, 2, 3)
+    c = layers.Conv2D(5, (2, 1), activation="relu")(c)
+    c = L(lambda t: tf.batch_to_space(t, [2, 4], [[0, 0], [0, 0]]))(c)
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c)])
+
+
+@model("depth_to_space", (4, 6, 8))
+def _(x):
+    """LiteRT's reference resolver has no int8 DEPTH_TO_SPACE (version 2): checked against TFLM
+    and LiteRT's optimized resolver (there is no arithmetic, so every resolver agrees)."""
+    return L(lambda t: tf.nn.depth_to_space(t, 2))(conv(8, 1)(x))
+
+
+@model("space_to_depth", (8, 12, 2))
+def _(x):
+    return L(lambda t: tf.nn.space_to_depth(t, 2))(x)
+
+
+@model("tile", (3, 5, 2))
+def _(x):
+    """Neither LiteRT's reference resolver (TILE version 3) nor TFLM has an int8 TILE: checked
+    against LiteRT's optimized resolver."""
+    return L(lambda t: tf.tile(t, [1, 2, 1, 3]))(x)
 
 
 @model("mixed", (12, 12, 3))
@@ -256,9 +420,13 @@ def to_int8_tflite(name, m):
         c = tf.lite.TFLiteConverter.from_saved_model(saved)
         c.optimizations = [tf.lite.Optimize.DEFAULT]
         c.representative_dataset = rep_data
-        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        c.inference_input_type = tf.int8
-        c.inference_output_type = tf.int8
+        if name in INT16:
+            c.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            c.inference_input_type = c.inference_output_type = tf.int16
+        else:
+            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            c.inference_input_type = c.inference_output_type = tf.int8
         return c.convert()
 
 
@@ -276,6 +444,8 @@ def op_names(data):
 
 def make(name, out_dir):
     data = to_int8_tflite(name, build(name))
+    if name in REWRITE:
+        data = REWRITE[name](data)
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{name}: {len(data)} bytes, over {MAX_BYTES}")
     path = os.path.join(out_dir, f"{name}.tflite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from .conv import schedule_reduction
-from .fixedpoint import I32, clamp_i8, requantize
+from .fixedpoint import I32, requantize
 
 
 def _reduce(x, in_shape, axes, out_shape, combine, name="acc", dtype=I32):
@@ -28,19 +28,21 @@ def reduce_max(in_shape, axes, out_shape):
 
 
 def mean(in_shape, axes, out_shape, variant: str, in_zp: int, out_zp: int, count: int,
-         multiplier: int = 0, shift: int = 0, rounding: str = "double"):
+         multiplier: int = 0, shift: int = 0, rounding: str = "double", dtype: str = "int8"):
     """The integer means of TFLite's kernels, by `variant`:
     - "multiplier" (QuantizedMeanOrSum): the count folded into the multiplier at compile time;
     - "truncate" (reference_ops::Mean, equal quantization): raw sum / count, truncated."""
-    x = te.placeholder(in_shape, "int8", name="input")
+    x = te.placeholder(in_shape, dtype, name="input")
     acc = _reduce(x, in_shape, axes, out_shape, lambda v, r: te.sum(v, axis=r))
+    lo, hi = (-128, 127) if dtype == "int8" else (-32768, 32767)
     n = tirx.const(count, I32)
 
     def finish(*i):
         s = acc[i]
         if variant == "truncate":
-            return tirx.Cast("int8", tirx.truncdiv(s, n))
+            return tirx.Cast(dtype, tirx.truncdiv(s, n))
         centred = s - tirx.const(in_zp * count, I32)
-        return clamp_i8(requantize(centred, multiplier, shift, rounding) + out_zp, -128, 127)
+        v = requantize(centred, multiplier, shift, rounding) + out_zp
+        return tirx.Cast(dtype, tirx.max(tirx.min(v, tirx.const(hi, I32)), tirx.const(lo, I32)))
     out = te.compute(out_shape, finish, name="output")
     return schedule_reduction(te.create_prim_func([x, out]))

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, elementwise, float32, layout, pool, quantize, recurrent,
-               reduce, shape, softmax)
+from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, pool, quantize,
+               recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
-             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS}
+             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS,
+             **transpose_conv.LOWERINGS, **extra.LOWERINGS}
+
+
+def _wrapped(table: dict) -> dict:
+    """int16 activations (16x8) to their own lowerings; SPACE_TO_BATCH_ND -> convolution ->
+    BATCH_TO_SPACE_ND folded into the convolution the table lowers."""
+    return dilate.wrap(int16.wrap(table))
 
 
 def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "tinycc", target=None,
@@ -27,11 +34,11 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "t
     see tinycc.lower.cmsis_nn; the target's CPU picks its code path). schedules: the knobs per
     layer (tinycc.kernels.schedule; None: the defaults)."""
     ctx = LoweringContext(graph, prefix, rounding, target, schedules)
-    table = LOWERINGS
+    table = _wrapped(LOWERINGS)
     if kernels == "cmsis-nn":
         from . import cmsis_nn
         cmsis_nn.check(ctx)
-        table = {**LOWERINGS, **cmsis_nn.LOWERINGS}
+        table = _wrapped({**LOWERINGS, **cmsis_nn.LOWERINGS})
     elif kernels != "tinycc":
         raise TinyccError(f"unknown kernels '{kernels}'; choose tinycc or cmsis-nn")
     steps = []

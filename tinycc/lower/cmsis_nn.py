@@ -105,6 +105,8 @@ def lower_conv(ctx: LoweringContext, op: Operator):
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
     pad = op.options.get("padding", SAME)
     pt, pl = padding(pad, h, kh, sh, dh, oh), padding(pad, wd, kw, sw, dw, ow)
+    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
+        pt, pl = op.options["explicit_padding"]
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     name = kernel_name(ctx, op)

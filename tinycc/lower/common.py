@@ -65,8 +65,9 @@ class Alias:
 
 # How LiteRT 2.3's BUILTIN_REF kernels requantize, measured layer by layer against it: its
 # convolutions round twice (gemmlowp), its fully-connected layer once (ruy's rounding), and
-# its int8 softmax computes in float. "double" is TFLM and CMSIS-NN everywhere.
-LITERT_ROUNDING = {"CONV_2D": "double", "DEPTHWISE_CONV_2D": "double",
+# its int8 softmax computes in float. "double" is TFLM and CMSIS-NN everywhere. TRANSPOSE_CONV
+# rounds twice too (single rounding differs from BUILTIN_REF on tests/models/transpose_conv).
+LITERT_ROUNDING = {"CONV_2D": "double", "DEPTHWISE_CONV_2D": "double", "TRANSPOSE_CONV": "double",
                    "FULLY_CONNECTED": "single", "ADD": "double", "SOFTMAX": "float"}
 
 

@@ -41,6 +41,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     pad = op.options.get("padding", SAME)
     pt = padding(pad, h, kh, sh, dh, oh)
     pl = padding(pad, wd, kw, sw, dw, ow)
+    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
+        pt, pl = op.options["explicit_padding"]
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     if depthwise:
@@ -63,7 +65,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     weights = w.data
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
     knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
-    if not depthwise or (mult == 1 and c % 4 == 0):
+    # the tiled kernels take one image; a batch (SPACE_TO_BATCH_ND's sub-images) the generic one
+    tiled = n == 1 and (not depthwise or (mult == 1 and c % 4 == 0))
+    if tiled:
         if knobs.requant == "constants":
             rq, rq_consts = with_rounding_constants(rq, rq_consts)
         geometry = (*geometry[:-1], rq)
@@ -90,7 +94,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         consts.append(Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8)))
     notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
-    if not depthwise or (mult == 1 and c % 4 == 0):
+    if tiled:
         form = "rounding constants" if rq.rounding_constants else "plain"
         used = f"variant {variant}" if depthwise else f"im2col {im2col}"
         used += f", requantization {form}"

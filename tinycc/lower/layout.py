@@ -6,7 +6,7 @@ arithmetic that a dynamic-batch export leaves (SHAPE, PACK, and STRIDED_SLICE, C
 on int32 constants), folded away at compile time because every shape is static here.
 
 Every output element equals an input element, so both references agree and there is no
-rounding; the elements may be int8 (equal quantization in and out) or float32.
+rounding; the elements may be int8, int16 (equal quantization in and out) or float32.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ I32 = "int32"
 
 
 def _data(ctx, op, t):
-    """An int8 quantized activation or a float32 one: these operators move either."""
-    return t if t.dtype == "float32" and t.quant is None else act(ctx, op, t)
+    """An int8 quantized activation, an int16 one (16x8 models) or a float32 one: these
+    operators move any."""
+    if (t.dtype == "float32" and t.quant is None) or (t.dtype == "int16" and t.quant is not None
+                                                      and not t.quant.per_channel):
+        return t
+    return act(ctx, op, t)
 
 
 def _same_type(a, b) -> bool:

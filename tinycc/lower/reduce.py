@@ -9,6 +9,7 @@ from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from .common import Kernel, LoweringContext, act, const, describe, kernel_name
+from .int16 import act16
 
 # LiteRT 2.3 (BUILTIN_REF) requantizes MEAN with double rounding (measured).
 ROUNDING = {"MEAN": "double"}
@@ -26,9 +27,10 @@ def _kept_shape(shape, axes):
 
 
 def lower_mean(ctx: LoweringContext, op: Operator) -> Kernel:
+    """int8, and int16 (16x8 models: zero point 0, the same arithmetic)."""
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    check = act16 if g.tensor(op.inputs[0]).dtype == "int16" else (lambda op, t: act(ctx, op, t))
+    x, out = check(op, g.tensor(op.inputs[0])), check(op, g.tensor(op.outputs[0]))
     axes = _axes(ctx, op, len(x.shape))
     count = int(np.prod([x.shape[a] for a in axes]))
     (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
@@ -41,7 +43,7 @@ def lower_mean(ctx: LoweringContext, op: Operator) -> Kernel:
         k = min(count.bit_length() - 1, 32, 31 + s)
         m, s = (m << k) // count, s - k
         note = f"count folded into the multiplier ({m}, shift {s})"
-    func = K.mean(x.shape, axes, _kept_shape(x.shape, axes), variant, zi, zo, count, m, s, r)
+    func = K.mean(x.shape, axes, _kept_shape(x.shape, axes), variant, zi, zo, count, m, s, r, x.dtype)
     notes = [describe(g, op), f"mean over axes {axes} ({count} values): {note}"]
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
 
