@@ -10,13 +10,15 @@ from .fixedpoint import I32, requantize
 
 def _reduce(x, in_shape, axes, out_shape, combine, name="acc", dtype=I32):
     """acc over `axes` of x in `dtype`; out_shape = in_shape without the reduced axes (or (1,))."""
-    raxes = [te.reduce_axis((0, in_shape[a]), name=f"r{a}") for a in axes]
+    # axes of extent 1 are indexed at 0, not reduced: TVM 0.27 lowers a reduction whose every
+    # axis has extent 1 so that the output reads the accumulator before its update
+    raxes = {a: te.reduce_axis((0, in_shape[a]), name=f"r{a}") for a in axes if in_shape[a] > 1}
 
     def body(*idx):
         it = iter(idx)
-        rit = iter(raxes)
-        full = [next(rit) if d in axes else next(it) for d in range(len(in_shape))]
-        return combine(x[tuple(full)].astype(dtype), raxes)
+        full = [(raxes.get(d, 0) if d in axes else next(it)) for d in range(len(in_shape))]
+        v = x[tuple(full)].astype(dtype)
+        return combine(v, list(raxes.values())) if raxes else v
     return te.compute(out_shape, body, name=name)
 
 
