@@ -25,13 +25,18 @@ def sel(cond, a, b):
 
 
 def srdhm(a, b):
-    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here).
+    """gemmlowp SaturatingRoundingDoublingHighMul.
 
-    The nudge's sign is taken from a, which for b >= 0 is the sign of a*b (b = 0 gives 0 either
-    way): TVM's simplifier folds a per-tensor 2^shift into a constant b as a wrapped int32 and
-    then got the sign test of a*b wrong for sums such as acc + bias[o]."""
+    The nudge's sign is the product's, taken from the signs of a and b (a zero product rounds
+    to 0 with either nudge), not from the int64 product itself: TVM's simplifier folds a
+    per-tensor 2^shift into a constant b as a wrapped int32 and then got the product's sign
+    test wrong for sums such as acc + bias[o]."""
     ab = i64(a) * i64(b)
-    positive = a >= 0 if not isinstance(a, int) else tirx.const(a >= 0, "bool")
+    a_pos = a >= 0 if not isinstance(a, int) else tirx.const(a >= 0, "bool")
+    if isinstance(b, int) or isinstance(b, tirx.IntImm):
+        positive = a_pos if int(b) >= 0 else tirx.Not(a_pos)
+    else:
+        positive = tirx.Or(tirx.And(a_pos, b >= 0), tirx.And(tirx.Not(a_pos), b < 0))
     nudge = sel(positive, tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
     return tirx.Cast(I32, tirx.truncdiv(ab + nudge, tirx.const(1 << 31, I64)))
 
