@@ -60,6 +60,7 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     if rounding not in ROUNDINGS:
         raise TinyccError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
     graph = load_model(model)
+    rounding = reference_rounding(graph, rounding)
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
@@ -74,6 +75,19 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     _check_fit(lib, code_bytes)
     package.write_library(lib, out_dir, {"code_bytes": code_bytes, "plan": memory.to_json()})
     return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes)
+
+
+def reference_rounding(graph, rounding: str) -> str:
+    """An ONNX model is matched against onnxruntime (whatever the TFLite default), a TFLite
+    model against LiteRT or TFLM."""
+    if graph.source_format == "onnx":
+        if rounding not in ("litert", "onnxruntime"):
+            raise TinyccError(f"--rounding {rounding} is for .tflite models; an ONNX model is "
+                              "compiled to match onnxruntime")
+        return "onnxruntime"
+    if rounding == "onnxruntime":
+        raise TinyccError("--rounding onnxruntime is for .onnx models")
+    return rounding
 
 
 def _check_io(graph) -> None:

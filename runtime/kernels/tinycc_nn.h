@@ -87,14 +87,91 @@ TINYCC_INLINE int32_t tinycc_requantize_double_small(int32_t x, int32_t multipli
 }
 
 /*
+ * onnxruntime's arithmetic, which is float32: (float)acc * scale rounded half to even
+ * (MlasRequantizeOutput), x / scale rounded half to even (QuantizeLinear), (q - zp) * scale
+ * (DequantizeLinear). Emulated exactly on float32 bit patterns with integer instructions, so
+ * a library that matches onnxruntime still has no float instruction.
+ */
+TINYCC_INLINE int32_t tinycc_bits64(uint64_t x)
+{
+    int32_t n = 0;
+    while (x >= 0x10000u) {
+        x >>= 16;
+        n += 16;
+    }
+    while (x != 0u) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+}
+
+/* m * 2^e for 0 < m < 2^49, rounded to 24 significant bits then to an integer (both halves to
+ * even), as float32 arithmetic followed by a round-to-nearest conversion computes it; sticky
+ * says that m was already rounded down from a larger value. Saturates at +-2^24. */
+TINYCC_INLINE int32_t tinycc_round_f32_to_int(uint64_t m, int32_t e, int32_t sticky)
+{
+    const int32_t extra = tinycc_bits64(m) - 24;
+    uint64_t rem, half;
+    int32_t sh;
+    if (extra > 0) { /* the float32 rounding */
+        rem = m & (((uint64_t)1 << extra) - 1u);
+        half = (uint64_t)1 << (extra - 1);
+        m >>= extra;
+        e += extra;
+        if (rem > half || (rem == half && (sticky || (m & 1u) != 0u))) {
+            m++;
+        }
+    }
+    if (e >= 0) {
+        return e > 0 || m >= 0x1000000u ? 0x1000000 : (int32_t)m;
+    }
+    sh = -e;
+    if (sh > 26) {
+        return 0; /* below 1/4 */
+    }
+    rem = m & (((uint64_t)1 << sh) - 1u);
+    half = (uint64_t)1 << (sh - 1);
+    m >>= sh;
+    if (rem > half || (rem == half && (m & 1u) != 0u)) {
+        m++;
+    }
+    return (int32_t)m;
+}
+
+/* round_half_even((float)acc * scale) for a positive normal float32 scale (bit pattern). */
+TINYCC_INLINE int32_t tinycc_requantize_f32(int32_t acc, uint32_t scale)
+{
+    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    int32_t e = (int32_t)(scale >> 23) - 150, r;
+    const uint64_t ms = (scale & 0x7FFFFFu) | 0x800000u;
+    if (a == 0u) {
+        return 0;
+    }
+    if (a >= 0x1000000u) { /* (float)acc rounds to 24 bits first */
+        const int32_t extra = tinycc_bits64(a) - 24;
+        const uint32_t rem = a & ((1u << extra) - 1u), half = 1u << (extra - 1);
+        a >>= extra;
+        e += extra;
+        if (rem > half || (rem == half && (a & 1u) != 0u)) {
+            a++;
+        }
+    }
+    r = tinycc_round_f32_to_int((uint64_t)a * ms, e, 0);
+    return acc < 0 ? -r : r;
+}
+
+/*
  * acc -> int8 output: requantize (mode 0 LiteRT's single rounding, 1 TFLM's double rounding,
- * 2 double with right shifts only, 3 the same with a small accumulator), add the output zero
+ * 2 double with right shifts only, 3 the same with a small accumulator, 4 onnxruntime's float32
+ * scale, whose bit pattern is then the multiplier), add the output zero
  * point, clamp to the activation range. mode, zp, lo and hi are constants at every call site.
  */
 TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode, int32_t zp,
                                         int32_t lo, int32_t hi)
 {
-    int32_t v = mode == 3 ? tinycc_requantize_double_small(acc, multiplier, shift)
+    int32_t v = mode == 4 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
+              : mode == 3 ? tinycc_requantize_double_small(acc, multiplier, shift)
               : mode == 2 ? tinycc_requantize_double_right(acc, multiplier, shift)
               : mode == 1 ? tinycc_requantize_double(acc, multiplier, shift)
                           : tinycc_requantize_single(acc, multiplier, shift);
@@ -604,6 +681,194 @@ static inline void tinycc_softmax_litert_row(const int8_t *x, int32_t n, const u
     for (j = 0; j < n; ++j) {
         int32_t v = tinycc_f32_round(tinycc_f32_mul(t[x[j]], inv)) + zp;
         out[j] = (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+    }
+}
+
+/* onnxruntime's QuantizeLinear, DequantizeLinear, QLinearSoftmax and QLinearAdd, on float32 bit
+ * patterns with integer instructions (see tinycc_requantize_f32). */
+/* round_half_even(x / d) for float32 bit patterns x >= 0 (normal or zero) and a normal d > 0:
+ * the quotient rounded to float32, then to an integer (saturating at 2^24). */
+TINYCC_INLINE int32_t tinycc_f32_div_round(uint32_t x, uint32_t d)
+{
+    const uint32_t ex = (x >> 23) & 0xFFu;
+    uint64_t num, q;
+    if (ex == 0u) {
+        return 0; /* zero, or a subnormal: below any quantization step */
+    }
+    num = (uint64_t)((x & 0x7FFFFFu) | 0x800000u) << 26;
+    q = num / ((d & 0x7FFFFFu) | 0x800000u); /* in [2^25, 2^27) */
+    return tinycc_round_f32_to_int(q, (int32_t)ex - (int32_t)(d >> 23) - 26,
+                                   num % ((d & 0x7FFFFFu) | 0x800000u) != 0u);
+}
+
+/* QuantizeLinear: clamp(round_half_even(x / scale) + zp) for a float32 x and a positive
+ * normal scale (bit patterns); infinities saturate, NaN gives -128. */
+TINYCC_INLINE int8_t tinycc_quantize_f32(uint32_t x, uint32_t scale, int32_t zp)
+{
+    const uint32_t mag = x & 0x7FFFFFFFu;
+    int32_t v;
+    if (mag > 0x7F800000u) {
+        return -128;
+    }
+    v = mag == 0x7F800000u ? 0x1000000 : tinycc_f32_div_round(mag, scale);
+    v = ((x >> 31) != 0u ? -v : v) + zp;
+    return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+}
+
+/* onnxruntime's int8 QLinearSoftmax on one row (QlinearSoftmaxCPU<int8_t>): table[uint8(127 -
+ * max + x)] = exp(...) as float32 (built at compile time), summed in row order in float32;
+ * each output round_half_even(table * y_scale / sum) + zp, where y_scale = floor(1 / scale),
+ * stored as onnxruntime stores it: values above 255 become 255, then the low byte. */
+static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const uint32_t *table,
+                                              uint32_t y_scale, int32_t zp, int8_t *out)
+{
+    int32_t j, max = -128;
+    uint32_t sum = 0u;
+    for (j = 0; j < n; ++j) {
+        max = x[j] > max ? x[j] : max;
+    }
+    for (j = 0; j < n; ++j) {
+        sum = tinycc_f32_add(sum, table[(uint8_t)(127 - max + x[j])]);
+    }
+    for (j = 0; j < n; ++j) {
+        const uint32_t t = table[(uint8_t)(127 - max + x[j])];
+        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp;
+        out[j] = (int8_t)(uint8_t)(v > 255 ? 255 : v);
+    }
+}
+
+/* DequantizeLinear: the float32 bit pattern of (float)v * scale, |v| < 2^24, scale a positive
+ * normal float32; products below 2^-126 come back as zero. */
+TINYCC_INLINE uint32_t tinycc_dequantize_f32(int32_t v, uint32_t scale)
+{
+    const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+    uint64_t m = (uint64_t)a * ((scale & 0x7FFFFFu) | 0x800000u); /* exact, < 2^48 */
+    const int32_t bits = tinycc_bits64(m);
+    int32_t e = (int32_t)(scale >> 23) - 24 + bits; /* the biased exponent of the product */
+    if (a == 0u) {
+        return 0u;
+    }
+    if (bits > 24) {
+        const int32_t extra = bits - 24;
+        const uint64_t rem = m & (((uint64_t)1 << extra) - 1u), half = (uint64_t)1 << (extra - 1);
+        m >>= extra;
+        if (rem > half || (rem == half && (m & 1u) != 0u)) {
+            m++;
+            if (m == 0x1000000u) {
+                m >>= 1;
+                e++;
+            }
+        }
+    }
+    if (e <= 0) {
+        return 0u;
+    }
+    return (v < 0 ? 0x80000000u : 0u) | ((uint32_t)e << 23) | ((uint32_t)m & 0x7FFFFFu);
+}
+
+/* m * 2^e (signed m, |m| < 2^62) rounded to 24 significant bits, half to even: the value
+ * a float32 operation returns, kept unpacked (|*m| <= 2^24). */
+TINYCC_INLINE void tinycc_round24(int64_t *m, int32_t *e)
+{
+    uint64_t a = *m < 0 ? 0u - (uint64_t)*m : (uint64_t)*m;
+    const int32_t extra = tinycc_bits64(a) - 24;
+    if (extra > 0) {
+        const uint64_t rem = a & (((uint64_t)1 << extra) - 1u), half = (uint64_t)1 << (extra - 1);
+        a >>= extra;
+        *e += extra;
+        if (rem > half || (rem == half && (a & 1u) != 0u)) {
+            a++;
+        }
+    }
+    *m = *m < 0 ? -(int64_t)a : (int64_t)a;
+}
+
+/* fma(x, ym * 2^ye, zm * 2^ze) in float32 (one rounding) for an int8 x and unpacked float32
+ * operands y and z; the result unpacked in *m, *e. */
+TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
+                                 int32_t *e)
+{
+    int64_t p = (int64_t)x * ym, q = zm;
+    int32_t pe = ye, qe = ze, d;
+    /* both terms with their leading bit at bit 32, exactly */
+    if (p != 0) {
+        d = 33 - tinycc_bits64((uint64_t)(p < 0 ? -p : p));
+        p *= (int64_t)1 << d;
+        pe -= d;
+    }
+    if (q != 0) {
+        d = 33 - tinycc_bits64((uint64_t)(q < 0 ? -q : q));
+        q *= (int64_t)1 << d;
+        qe -= d;
+    }
+    if (p == 0 || q == 0) {
+        *m = p + q;
+        *e = p != 0 ? pe : qe;
+        tinycc_round24(m, e);
+        return;
+    }
+    if (pe < qe) { /* p: the larger exponent */
+        int64_t t = p;
+        int32_t te = pe;
+        p = q;
+        pe = qe;
+        q = t;
+        qe = te;
+    }
+    d = pe - qe;
+    if (d <= 28) { /* exact in 64 bits */
+        *m = p * ((int64_t)1 << d) + q;
+        *e = qe;
+    } else { /* q shifted into p's grid, the bits shifted out kept as a sticky bit: the
+              * rounding point lies 30 bits higher, so the rounding is the same */
+        const uint64_t qa = (uint64_t)(q < 0 ? -q : q);
+        const int32_t sh = d - 28;
+        const int64_t qs = sh >= 63 ? 1 : (int64_t)((qa >> sh) | ((qa & (((uint64_t)1 << sh) - 1u)) != 0u ? 1u : 0u));
+        *m = p * ((int64_t)1 << 28) + (q < 0 ? -qs : qs);
+        *e = pe - 28;
+    }
+    tinycc_round24(m, e);
+}
+
+/* round_half_even(m * 2^e) saturated to int8, for an unpacked float32. */
+TINYCC_INLINE int8_t tinycc_unpacked_to_s8(int64_t m, int32_t e)
+{
+    const int32_t r = tinycc_round_f32_to_int((uint64_t)(m < 0 ? -m : m), e, 0);
+    const int32_t v = m < 0 ? -r : r;
+    return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+}
+
+/* onnxruntime's QLinearAdd on x86-64 (MlasQLinearAddKernelAvx2Helper): with ra = sa / sc,
+ * rb = sb / sc and fixed = zc - (ra * za + rb * zb) in float32 (computed at compile time),
+ * out = saturate(round_half_even(fma(a, ra, fma(b, rb, fixed)))) on the raw int8 values. */
+TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t b, int32_t ra_m, int32_t ra_e, int32_t rb_m,
+                                        int32_t rb_e, int32_t fixed_m, int32_t fixed_e)
+{
+    int64_t m;
+    int32_t e;
+    tinycc_fma_s8(b, rb_m, rb_e, fixed_m, fixed_e, &m, &e);
+    tinycc_fma_s8(a, ra_m, ra_e, m, e, &m, &e);
+    return tinycc_unpacked_to_s8(m, e);
+}
+
+/* QuantizeLinear and DequantizeLinear of n values at the model's float32 edges (memcpy reads
+ * and writes the bit patterns without breaking C's aliasing rules). */
+static inline void tinycc_quantize_f32_row(const float *x, int32_t n, uint32_t scale, int32_t zp, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        out[i] = tinycc_quantize_f32(u, scale, zp);
+    }
+}
+
+static inline void tinycc_dequantize_f32_row(const int8_t *x, int32_t n, int32_t zp, uint32_t scale, float *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const uint32_t u = tinycc_dequantize_f32(x[i] - zp, scale);
+        memcpy(&out[i], &u, sizeof u);
     }
 }
 

@@ -26,7 +26,9 @@ MAX_STACK_BYTES = 1024
 
 def _double_flag(rq: Requant) -> int:
     """tinycc_requant_out's mode: 0 single rounding, 1 double, 2 double with right shifts only,
-    3 the same with an accumulator known to stay below 2^30."""
+    3 the same with an accumulator known to stay below 2^30, 4 onnxruntime's float32 scale."""
+    if rq.rounding == "onnxruntime":
+        return 4
     if rq.rounding == "single":
         return 0
     if not rq.right_shifts_only:

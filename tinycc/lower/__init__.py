@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from . import activations, arithmetic, conv, elementwise, layout, pool, reduce, shape, softmax
+from . import activations, arithmetic, conv, elementwise, layout, onnxruntime, pool, reduce, shape, softmax
 from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
@@ -22,9 +22,12 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
 
 def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
     ctx = LoweringContext(graph, prefix, rounding)
+    table = LOWERINGS
+    if rounding == "onnxruntime":  # an ONNX model: onnxruntime's arithmetic, see lower/onnxruntime.py
+        table = {**{k: LOWERINGS[k] for k in onnxruntime.SHARED}, **onnxruntime.LOWERINGS}
     steps = []
     for op in graph.operators:
-        fn = LOWERINGS.get(op.kind)
+        fn = table.get(op.kind)
         if fn is None:
             raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
         result = fn(ctx, op)

@@ -38,8 +38,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
     pad = op.options.get("padding", SAME)
-    pt = padding(pad, h, kh, sh, dh, oh)
-    pl = padding(pad, wd, kw, sw, dw, ow)
+    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, kh, sh, dh, oh),
+                                                    padding(pad, wd, kw, sw, dw, ow))
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     if depthwise:

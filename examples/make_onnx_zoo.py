@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Build the ONNX zoo: small int8 .onnx models written to tests/models/onnx/, which
+tests/test_onnx.py compiles and compares byte for byte with onnxruntime.
+
+Each model is a small PyTorch module exported with torch.onnx.export (opset 17, batch 1,
+NCHW), then quantized by onnxruntime's own static quantizer (`quantize_static`) on random
+calibration data, in the two formats it writes:
+
+- QDQ: QuantizeLinear / DequantizeLinear pairs around float Conv, Gemm, MatMul, Add, ...
+- QOperator: QLinearConv, QLinearMatMul, com.microsoft QLinearAdd, QLinearGlobalAveragePool, ...
+
+Weights are PyTorch's random initialisation with a fixed seed: the point is realistic
+quantisation parameters, not accuracy. torch is needed only here, not by tinycc or its tests
+(a CPU wheel is enough: `pip install torch==2.13.0+cpu`).
+
+    python examples/make_onnx_zoo.py            # every model
+    python examples/make_onnx_zoo.py --list     # names and what each one covers
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                      quantize_static)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models", "onnx")
+SEED = 11
+OPSET = 17
+
+
+class SmallCnn(nn.Module):
+    """Conv + ReLU, max pool, depthwise conv + ReLU6, pointwise conv with a residual add,
+    average pool, global average pool, flatten, linear: a tiny keyword-spotting-like net."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pw = nn.Conv2d(8, 8, 1)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.avg = nn.AvgPool2d(2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        y = torch.clamp(self.dw(x), 0.0, 6.0)
+        x = x + self.pw(y)
+        x = torch.relu(self.conv2(x))
+        x = self.gap(self.avg(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+class Mlp(nn.Module):
+    """Dense layers (Gemm) with ReLU and a softmax: a sensor classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(24, 32)
+        self.fc2 = nn.Linear(32, 16)
+        self.fc3 = nn.Linear(16, 6)
+
+    def forward(self, x):
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return torch.softmax(self.fc3(x), dim=-1)
+
+
+class ConcatNet(nn.Module):
+    """Two convolution branches concatenated on channels, then a matmul."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(4, 6, 3, padding=1)
+        self.b = nn.Conv2d(4, 5, 1)
+        self.w = nn.Parameter(torch.randn(11 * 36, 8) * 0.05)
+
+    def forward(self, x):
+        x = torch.cat([torch.relu(self.a(x)), self.b(x)], dim=1)
+        return torch.flatten(x, 1) @ self.w
+
+
+# name -> (module factory, input shape, quantize_static keyword arguments)
+QDQ_PER_CHANNEL = dict(quant_format=QuantFormat.QDQ, per_channel=True)
+ZOO = {
+    "cnn_qdq": (SmallCnn, (1, 3, 16, 16), QDQ_PER_CHANNEL),
+    "cnn_qop": (SmallCnn, (1, 3, 16, 16), dict(quant_format=QuantFormat.QOperator, per_channel=True)),
+    "mlp_qdq_sym": (Mlp, (1, 24), dict(quant_format=QuantFormat.QDQ, per_channel=False,
+                                       extra_options={"ActivationSymmetric": True})),
+    "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QDQ, per_channel=False)),
+}
+
+
+class RandomReader(CalibrationDataReader):
+    def __init__(self, name: str, shape, count: int = 16):
+        rng = np.random.default_rng(SEED)
+        self.batches = iter([{name: rng.uniform(-1, 1, shape).astype(np.float32)} for _ in range(count)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def build(name: str, out_dir: str) -> str:
+    factory, shape, options = ZOO[name]
+    torch.manual_seed(SEED)
+    module = factory().eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = os.path.join(tmp, "fp32.onnx")
+        torch.onnx.export(module, (torch.zeros(shape),), fp32, input_names=["input"],
+                          output_names=["output"], opset_version=OPSET, dynamo=False)
+        out = os.path.join(out_dir, f"{name}.onnx")
+        quantize_static(fp32, out, RandomReader("input", shape), activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, **options)
+    model = onnx.load(out)
+    onnx.checker.check_model(model)
+    ops = sorted({n.op_type for n in model.graph.node})
+    print(f"{name}: {os.path.getsize(out):,} B, {', '.join(ops)}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="models to build (default: all)")
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    if args.list:
+        for name, (factory, shape, options) in ZOO.items():
+            print(f"{name}: {factory.__name__} {shape}, {options['quant_format'].name}")
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.names or ZOO:
+        build(name, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

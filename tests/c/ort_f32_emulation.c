@@ -1,0 +1,43 @@
+/* tinycc_nn.h's onnxruntime arithmetic (requantize, QuantizeLinear, DequantizeLinear) against
+ * the host FPU: (float)acc * scale and x / scale rounded half to even, (float)v * scale, on
+ * random accumulators, floats and scales; every result must be identical. */
+#include <stdio.h>
+#include <string.h>
+#include <math.h>
+#include "tinycc_nn.h"
+static uint32_t bits(float f){uint32_t u; memcpy(&u,&f,4); return u;}
+static float fl(uint32_t u){float f; memcpy(&f,&u,4); return f;}
+static int32_t clampi(float v, int32_t zp){ /* onnxruntime: clamp in float, round to even, add zp */
+ float lo=(float)(-128-zp), hi=(float)(127-zp); v = v < lo ? lo : (v > hi ? hi : v); return (int32_t)nearbyintf(v) + zp; }
+int main(void){ unsigned long long s=88172645463325252ULL; long bad=0, n=0;
+ for(long i=0;i<3000000;i++){ s^=s<<13; s^=s>>7; s^=s<<17;
+  uint32_t scale = (uint32_t)(s>>40) & 0x7FFFFFu; int32_t zp = (int32_t)((s>>8)&0xFF) - 128;
+  int32_t acc; uint32_t x;
+  scale |= (uint32_t)(100 + (s>>20)%40) << 23;             /* 2^-27 .. 2^12 */
+  acc = (int32_t)(uint32_t)s; if(i%3==0) acc >>= (int)((s>>5)%31);
+  if(i%7==0) acc = (int32_t)(((s>>9)%4096) - 2048) * (int32_t)(1 << ((s>>33)%12));
+  n++;
+  { int32_t want = clampi(fl(bits((float)acc) ) * fl(scale), zp);
+    int32_t v = tinycc_requant_out(acc, (int32_t)scale, 0, 4, zp, -128, 127);
+    if (v != want) { if(bad<5) printf("requant %d %08x %d -> %d vs %d\n",acc,scale,zp,v,want); bad++; } }
+  x = (uint32_t)(s>>32); if(((x>>23)&0xFF)==0xFF) x ^= 0x40000000u;
+  if(i%2) x = (x & 0x807FFFFFu) | ((uint32_t)(110 + (s>>3)%30) << 23);
+  { int32_t want = clampi(fl(x) / fl(scale), zp); int32_t v = tinycc_quantize_f32(x, scale, zp);
+    if (v != want) { if(bad<5) printf("quantize %08x %08x %d -> %d vs %d\n",x,scale,zp,v,want); bad++; } }
+  { int32_t q = (int32_t)((s>>13)&0x1FF) - 256; float p = (float)q * fl(scale);
+    uint32_t want = (bits(p) & 0x7F800000u) == 0 ? 0u : bits(p); uint32_t v = tinycc_dequantize_f32(q, scale);
+    if (q == 0) want = 0u;
+    if (v != want) { if(bad<5) printf("dequantize %d %08x -> %08x vs %08x\n",q,scale,v,want); bad++; } }
+ }
+ /* QLinearAdd: fma(a, ra, fma(b, rb, fixed)), rounded to even, saturated */
+ for(long i=0;i<2000000;i++){ s^=s<<13; s^=s>>7; s^=s<<17;
+  int32_t a=(int32_t)(s&0xFF)-128, b=(int32_t)((s>>8)&0xFF)-128;
+  uint32_t ra=((uint32_t)(s>>16)&0x7FFFFFu)|((uint32_t)(118+(s>>40)%14)<<23), rb=((uint32_t)(s>>20)&0x7FFFFFu)|((uint32_t)(118+(s>>44)%14)<<23);
+  uint32_t fx=((uint32_t)(s>>28)&0x7FFFFFu)|((uint32_t)(100+(s>>50)%34)<<23)|((uint32_t)((s>>60)&1)<<31);
+  float v=fmaf((float)a,fl(ra),fmaf((float)b,fl(rb),fl(fx))); int32_t w=clampi(v,0);
+  int32_t fm=(int32_t)((fx&0x7FFFFFu)|0x800000u), fe=(int32_t)((fx>>23)&0xFF)-150; if(fx>>31) fm=-fm;
+  int32_t got=tinycc_qlinear_add(a,b,(int32_t)((ra&0x7FFFFFu)|0x800000u),(int32_t)(ra>>23)-150,(int32_t)((rb&0x7FFFFFu)|0x800000u),(int32_t)(rb>>23)-150,fm,fe);
+  n++; if(got!=w){ if(bad<5) printf("qladd %d %d %08x %08x %08x -> %d vs %d\n",a,b,ra,rb,fx,got,w); bad++; } }
+ /* ties: values exactly halfway between integers */
+ { int32_t k; for(k=-300;k<=300;k++){ float x=(float)k+0.5f; int32_t w=clampi(x,0); if(tinycc_quantize_f32(bits(x),bits(1.0f),0)!=w){bad++; printf("tie %d\n",k);} n++; } }
+ printf("checked %ld, bad %ld\n", n, bad); return bad!=0; }
