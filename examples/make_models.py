@@ -4,7 +4,8 @@
 Each model is a small Keras model trained for a few seconds on synthetic data
 (fixed seeds), then converted by TensorFlow's TFLiteConverter to a *fully*
 int8 model: int8 weights and activations, int8 input and int8 output tensors,
-and no QUANTIZE/DEQUANTIZE ops.  The point is sensible, non-degenerate
+and no QUANTIZE/DEQUANTIZE ops -- except the *_float_io models, whose input and
+output stay float32 (a QUANTIZE after the input, a DEQUANTIZE before the output).  The point is sensible, non-degenerate
 weights and quantisation parameters for exercising the compiler, not accuracy.
 
 Usage (needs TensorFlow, see examples/README.md for the pinned version):
@@ -42,6 +43,8 @@ ALLOWED_OPS = {
     "ADD",
     "RESHAPE",
     "SOFTMAX",
+    "QUANTIZE",
+    "DEQUANTIZE",
 }
 
 SEED = 1234
@@ -220,11 +223,12 @@ def build_tiny_ae(batch_size=None):
 
 
 MODELS = {
-    # name: (builder, data fn, loss: "xent" = label-smoothed cross-entropy)
-    "gesture": (build_gesture, gesture_data, "xent"),
-    "tiny_kws": (build_tiny_kws, kws_data, "xent"),
-    "tiny_resnet": (build_tiny_resnet, resnet_data, "xent"),
-    "tiny_ae": (build_tiny_ae, ae_data, "mse"),
+    # name: (builder, data fn, loss: "xent" = label-smoothed cross-entropy, io type)
+    "gesture": (build_gesture, gesture_data, "xent", tf.int8),
+    "tiny_kws": (build_tiny_kws, kws_data, "xent", tf.int8),
+    "tiny_resnet": (build_tiny_resnet, resnet_data, "xent", tf.int8),
+    "tiny_ae": (build_tiny_ae, ae_data, "mse", tf.int8),
+    "gesture_float_io": (build_gesture, gesture_data, "xent", tf.float32),
 }
 
 
@@ -250,7 +254,7 @@ def train(name, model, x, y, loss):
     print(f"[{name}] trained: {last}")
 
 
-def to_int8_tflite(model, calib):
+def to_int8_tflite(model, calib, io_type=tf.int8):
     def rep_data():
         for i in range(len(calib)):
             yield [calib[i:i + 1]]
@@ -267,8 +271,8 @@ def to_int8_tflite(model, calib):
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = rep_data
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        conv.inference_input_type = io_type
+        conv.inference_output_type = io_type
         return conv.convert()
 
 
@@ -294,7 +298,7 @@ def op_names(tfl_bytes):
     return [d["op_name"] for d in interp._get_ops_details()]
 
 
-def check(name, path, x):
+def check(name, path, x, io_type=tf.int8):
     data = open(path, "rb").read()
     ops = op_names(data)
     bad = sorted(set(ops) - ALLOWED_OPS)
@@ -313,16 +317,21 @@ def check(name, path, x):
     interp.allocate_tensors()
     ind = interp.get_input_details()[0]
     outd = interp.get_output_details()[0]
+    want = io_type.as_numpy_dtype
     for d in (ind, outd):
-        if d["dtype"] != np.int8:
-            raise SystemExit(f"[{name}] {d['name']} is {d['dtype']}, not int8")
+        if d["dtype"] != want:
+            raise SystemExit(f"[{name}] {d['name']} is {d['dtype']}, not {want}")
 
-    # quantise a few real samples and some random int8 inputs
-    s, z = ind["quantization"]
-    q_real = np.clip(np.round(x[:4] / s + z), -128, 127).astype(np.int8)
+    # a few real samples (quantised for an int8 input) and some random inputs
     rng = np.random.default_rng(0)
-    q_rand = rng.integers(-128, 128, size=(4,) + tuple(ind["shape"][1:]),
-                          dtype=np.int8)
+    if io_type == tf.int8:
+        s, z = ind["quantization"]
+        q_real = np.clip(np.round(x[:4] / s + z), -128, 127).astype(np.int8)
+        q_rand = rng.integers(-128, 128, size=(4,) + tuple(ind["shape"][1:]),
+                              dtype=np.int8)
+    else:
+        q_real = x[:4].astype(np.float32)
+        q_rand = rng.standard_normal((4,) + tuple(ind["shape"][1:])).astype(np.float32)
     outs = []
     for q in np.concatenate([q_real, q_rand]):
         interp.set_tensor(ind["index"], q[None])
@@ -335,14 +344,14 @@ def check(name, path, x):
 
     print(f"[{name}] {path}: {len(data)} bytes")
     print(f"    ops: {ops}")
-    print(f"    input  {ind['name']}: {ind['shape'].tolist()} int8 "
+    print(f"    input  {ind['name']}: {ind['shape'].tolist()} {want.__name__} "
           f"scale={ind['quantization'][0]:.6g} zp={ind['quantization'][1]}")
-    print(f"    output {outd['name']}: {outd['shape'].tolist()} int8 "
+    print(f"    output {outd['name']}: {outd['shape'].tolist()} {want.__name__} "
           f"scale={outd['quantization'][0]:.6g} zp={outd['quantization'][1]}")
 
 
 def make(name, out_dir):
-    build, data_fn, loss = MODELS[name]
+    build, data_fn, loss, io_type = MODELS[name]
     keras.utils.set_random_seed(SEED)
     rng = np.random.default_rng(SEED)
     x, y = data_fn(N_TRAIN, rng)
@@ -353,11 +362,11 @@ def make(name, out_dir):
     fixed = build(batch_size=1)
     fixed.set_weights(model.get_weights())
     calib, _ = data_fn(N_CALIB, np.random.default_rng(SEED + 1))
-    tfl = to_int8_tflite(fixed, calib)
+    tfl = to_int8_tflite(fixed, calib, io_type)
     path = os.path.join(out_dir, f"{name}.tflite")
     with open(path, "wb") as f:
         f.write(tfl)
-    check(name, path, calib)
+    check(name, path, calib, io_type)
 
 
 def main(argv=None):

@@ -77,6 +77,9 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes)
 
 
+IO_DTYPES = ("int8", "int16", "float32")
+
+
 def reference_rounding(graph, rounding: str) -> str:
     """An ONNX model is matched against onnxruntime (whatever the TFLite default), a TFLite
     model against LiteRT or TFLM."""
@@ -95,9 +98,10 @@ def _check_io(graph) -> None:
         if len(ids) != 1:
             raise TinyccError(f"the model has {len(ids)} {kind}s; tinycc supports one {kind} tensor")
         t = graph.tensor(ids[0])
-        if t.dtype != "int8" or t.quant is None:
-            raise TinyccError(f"the model's {kind} '{t.name}' is {t.dtype}; tinycc compiles int8 "
-                              "quantized models (convert with inference_input_type=tf.int8)")
+        if t.dtype not in IO_DTYPES or (t.dtype != "float32" and t.quant is None):
+            raise TinyccError(f"the model's {kind} '{t.name}' is {t.dtype}"
+                              f"{'' if t.quant else ' without quantization'}; tinycc takes int8 or "
+                              "int16 quantized, or float32, inputs and outputs")
 
 
 def _check_fit(lib: package.Library, code_bytes: int | None) -> None:

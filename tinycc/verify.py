@@ -19,14 +19,48 @@ from .errors import TinyccError
 from .targets import Target, load_target
 
 
-def standard_inputs(shape, count_random: int = 2, seed: int = 0) -> list[np.ndarray]:
-    """Random int8 tensors, then all -128 and all 127: the saturating corners."""
+def standard_inputs(shape, count_random: int = 2, seed: int = 0, dtype: str = "int8",
+                    scale: float | None = None, zero_point: int = 0) -> list[np.ndarray]:
+    """Test inputs for one tensor: `count_random` random tensors, then the two extremes.
+
+    int8 and int16: uniform over the type, then all minimum and all maximum. float32: when
+    `scale` is given (the model quantizes its input with it), random values on the quantized
+    range and just beyond it, values on the rounding ties (q + 1/2) * scale, then far below
+    and far above the range; without it, standard normal values, then -100 and 100."""
     rng = np.random.default_rng(seed)
-    xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(count_random)]
-    return xs + [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+    if dtype in ("int8", "int16"):
+        info = np.iinfo(dtype)
+        xs = [rng.integers(info.min, info.max + 1, size=shape, dtype=dtype) for _ in range(count_random)]
+        return xs + [np.full(shape, info.min, dtype), np.full(shape, info.max, dtype)]
+    if dtype != "float32":
+        raise TinyccError(f"no standard inputs for {dtype} tensors")
+    if scale is None:
+        xs = [rng.standard_normal(size=shape).astype(np.float32) for _ in range(count_random)]
+        return xs + [np.full(shape, -100, np.float32), np.full(shape, 100, np.float32)]
+    q = [rng.uniform(-140, 140, size=shape) for _ in range(count_random)]
+    if count_random >= 2:  # one of them on the ties
+        q[-1] = np.floor(q[-1]) + 0.5
+    xs = [(np.float64(scale) * (k - zero_point)).astype(np.float32) for k in q]
+    return xs + [np.full(shape, -1000 * scale, np.float32), np.full(shape, 1000 * scale, np.float32)]
+
+
+def model_inputs(graph, count_random: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """standard_inputs() for a model's input tensor: for a float32 input that the model
+    quantizes first, on the quantized range."""
+    t = graph.tensor(graph.inputs[0])
+    scale, zp = None, 0
+    if t.dtype == "float32":
+        for op in graph.consumers(t.index):
+            out = graph.tensor(op.outputs[0])
+            if op.kind == "QUANTIZE" and out.quant is not None:
+                scale, zp = out.quant.scalar()
+    elif t.quant is None:
+        raise TinyccError(f"input '{t.name}' is {t.dtype} without quantization")
+    return standard_inputs(t.shape, count_random, seed, t.dtype, scale, zp)
 
 
 def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str = "litert"):
+    """The reference interpreter's outputs, flattened, in the output's own dtype."""
     data = Path(model).read_bytes()
     if rounding == "double":
         from tflite_micro.python.tflite_micro import runtime
@@ -35,7 +69,7 @@ def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str
         for x in inputs:
             interp.set_input(x, 0)
             interp.invoke()
-            outs.append(np.array(interp.get_output(0)).reshape(-1).astype(np.int8))
+            outs.append(np.array(interp.get_output(0)).reshape(-1))
         return outs
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
@@ -43,10 +77,29 @@ def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str
     i, o = interp.get_input_details()[0], interp.get_output_details()[0]
     outs = []
     for x in inputs:
-        interp.set_tensor(i["index"], x.reshape(i["shape"]))
+        interp.set_tensor(i["index"], x.reshape(i["shape"]).astype(i["dtype"]))
         interp.invoke()
-        outs.append(interp.get_tensor(o["index"]).reshape(-1).astype(np.int8))
+        outs.append(interp.get_tensor(o["index"]).reshape(-1).copy())
     return outs
+
+
+def compare(ours: np.ndarray, ref: np.ndarray, tolerance: tuple[float, float] | None = None):
+    """(values that differ, largest difference). Integers and, without a tolerance, floats
+    must be identical (floats bit for bit); with tolerance (atol, rtol) a float differs when
+    |ours - ref| > atol + rtol * |ref|."""
+    if ours.dtype.kind == "f":
+        a, b = ours.astype(np.float64), ref.astype(np.float64)
+        diff = np.abs(a - b)
+        diff[np.isnan(a) != np.isnan(b)] = np.inf
+        diff[np.isnan(a) & np.isnan(b)] = 0
+        if tolerance is None:
+            bad = ours.view(np.uint32) != ref.astype(ours.dtype).view(np.uint32)
+        else:
+            atol, rtol = tolerance
+            bad = diff > atol + rtol * np.abs(b)
+        return int(bad.sum()), float(diff.max(initial=0))
+    diff = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
+    return int((diff > 0).sum()), int(diff.max(initial=0))
 
 
 @dataclass
@@ -56,10 +109,11 @@ class VerifyReport:
     ran_on: str  # host or the emulated board
     rounding: str
     reference: str
-    mismatches: list[int]  # per input: output bytes that differ
-    max_abs_diff: list[int]
+    mismatches: list[int]  # per input: output values that differ
+    max_abs_diff: list[float]
     instructions: list[int] | None = None
     compile: CompileResult | None = None
+    tolerance: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -72,16 +126,22 @@ class VerifyReport:
                  f"against {self.reference}:"]
         for k in range(n):
             ins = f", {self.instructions[k]:,} instructions" if self.instructions else ""
-            status = "bit-exact" if not self.mismatches[k] else \
-                f"{self.mismatches[k]} bytes differ (max {self.max_abs_diff[k]})"
+            status = ("bit-exact" if not self.max_abs_diff[k] else
+                      f"within {self.tolerance} (max difference {self.max_abs_diff[k]:g})") \
+                if not self.mismatches[k] else \
+                f"{self.mismatches[k]} values differ (max {self.max_abs_diff[k]:g})"
             lines.append(f"  input {k}: {status}{ins}")
-        lines.append("OK: every output byte matches" if self.ok else "FAILED: outputs differ")
+        lines.append(("OK: every output byte matches" if self.tolerance is None else
+                      f"OK: every output within atol {self.tolerance[0]:g} + rtol {self.tolerance[1]:g}")
+                     if self.ok else "FAILED: outputs differ")
         return "\n".join(lines)
 
 
 def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
            inputs: list[np.ndarray] | None = None, work_dir: str | Path | None = None,
-           sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False) -> VerifyReport:
+           sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False,
+           tolerance: tuple[float, float] | None = None) -> VerifyReport:
+    """tolerance: (atol, rtol) for float outputs; None: bit for bit."""
     target = load_target(target) if isinstance(target, str) else target
     with tempfile.TemporaryDirectory(prefix="tinycc-verify-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
@@ -89,7 +149,7 @@ def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str
                                fuse_rows=fuse_rows)
         lib = result.library
         if inputs is None:
-            inputs = standard_inputs(lib.input.shape)
+            inputs = model_inputs(lib.graph)
         ref = reference_outputs(model, inputs, rounding)
         if target.is_host:
             exe = toolchain.build_host(work / "lib", lib.name, inputs, work / "build", sanitize=sanitize)
@@ -102,10 +162,10 @@ def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str
             ran_on = f"{emu.name} (QEMU)"
     if len(run.outputs) != len(inputs):
         raise TinyccError(f"the harness printed {len(run.outputs)} outputs for {len(inputs)} inputs")
-    ours = [np.frombuffer(b, dtype=np.int8) for b in run.outputs]
-    diffs = [np.abs(a.astype(np.int32) - b.astype(np.int32)) for a, b in zip(ours, ref)]
+    ours = [np.frombuffer(b, dtype=lib.output.dtype) for b in run.outputs]
+    diffs = [compare(a, b, tolerance) for a, b in zip(ours, ref)]
     return VerifyReport(
         model=Path(model).name, target=target.name, ran_on=ran_on, rounding=rounding,
         reference="TFLM (tflite-micro)" if rounding == "double" else "LiteRT BUILTIN_REF",
-        mismatches=[int((d > 0).sum()) for d in diffs], max_abs_diff=[int(d.max()) for d in diffs],
-        instructions=run.instructions, compile=result)
+        mismatches=[d[0] for d in diffs], max_abs_diff=[d[1] for d in diffs],
+        instructions=run.instructions, compile=result, tolerance=tolerance)

@@ -48,7 +48,16 @@
 extern const int8_t harness_inputs[][MODEL_INPUT_SIZE];
 extern const int harness_num_inputs;
 
-typedef int (*model_run_fn)(const int8_t *input, int8_t *output, void *arena);
+/* The element types of the model's input and output (int8_t unless harness_model.h says
+ * otherwise); the harness itself only moves and prints bytes. */
+#ifndef MODEL_INPUT_T
+#define MODEL_INPUT_T int8_t
+#endif
+#ifndef MODEL_OUTPUT_T
+#define MODEL_OUTPUT_T int8_t
+#endif
+
+typedef int (*model_run_fn)(const MODEL_INPUT_T *input, MODEL_OUTPUT_T *output, void *arena);
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -86,12 +95,13 @@ static void print_output(int index, const int8_t *out, char *line)
 
 static uint8_t arena_buf[ARENA_ALLOC + CANARY_BYTES] __attribute__((aligned(16)));
 static int8_t output_buf[MODEL_OUTPUT_SIZE + CANARY_BYTES] __attribute__((aligned(16)));
+static int8_t input_buf[MODEL_INPUT_SIZE] __attribute__((aligned(16)));
 static char line_buf[2 * MODEL_OUTPUT_SIZE + 1];
 static char stdout_buf[256];
 
 /* Called through volatile pointers so that the real and the empty
  * measurement execute the same calling sequence. */
-static int empty_run(const int8_t *input, int8_t *output, void *arena)
+static int empty_run(const MODEL_INPUT_T *input, MODEL_OUTPUT_T *output, void *arena)
 {
     (void)input;
     (void)output;
@@ -101,12 +111,12 @@ static int empty_run(const int8_t *input, int8_t *output, void *arena)
 static model_run_fn volatile model_fn = MODEL_RUN;
 static model_run_fn volatile empty_fn = empty_run;
 
-static uint64_t measure(model_run_fn fn, const int8_t *in, int8_t *out, void *arena, int *rc)
+static uint64_t measure(model_run_fn fn, const void *in, void *out, void *arena, int *rc)
     __attribute__((noinline));
-static uint64_t measure(model_run_fn fn, const int8_t *in, int8_t *out, void *arena, int *rc)
+static uint64_t measure(model_run_fn fn, const void *in, void *out, void *arena, int *rc)
 {
     uint64_t t0 = port_ticks();
-    *rc = fn(in, out, arena);
+    *rc = fn((const MODEL_INPUT_T *)in, (MODEL_OUTPUT_T *)out, arena);
     return port_ticks() - t0;
 }
 
@@ -204,7 +214,8 @@ int main(void)
         ticks = measure(model_fn, NULL, NULL, arena_buf, &rc);
         memcpy(output_buf, MODEL_OUTPUT_PTR(arena_buf), MODEL_OUTPUT_SIZE);
 #else
-        ticks = measure(model_fn, harness_inputs[i], output_buf, arena_buf, &rc);
+        memcpy(input_buf, harness_inputs[i], MODEL_INPUT_SIZE); /* aligned for any input type */
+        ticks = measure(model_fn, input_buf, output_buf, arena_buf, &rc);
 #endif
         stack = stack_touched(low, top); /* before anything else uses the stack */
         stack = stack > stack_base ? stack - stack_base : 0;
@@ -265,7 +276,7 @@ int main(void)
         memcpy(output, MODEL_OUTPUT_PTR(arena), MODEL_OUTPUT_SIZE);
 #else
         memcpy(input, harness_inputs[i], MODEL_INPUT_SIZE);
-        rc = run(input, output, arena);
+        rc = run((const MODEL_INPUT_T *)(void *)input, (MODEL_OUTPUT_T *)(void *)output, arena);
 #endif
         if (rc != 0) {
             fprintf(stderr, "error: the model's run function returned %d on input %d\n", rc, i);
