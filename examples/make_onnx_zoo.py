@@ -37,7 +37,7 @@ OPSET = 17
 
 class SmallCnn(nn.Module):
     """Conv + ReLU, max pool, depthwise conv + ReLU6, pointwise conv with a residual add,
-    average pool, global average pool, flatten, linear: a tiny keyword-spotting-like net."""
+    strided conv, global average pool, flatten, linear: a tiny image classifier."""
 
     def __init__(self):
         super().__init__()
@@ -46,7 +46,6 @@ class SmallCnn(nn.Module):
         self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
         self.pw = nn.Conv2d(8, 8, 1)
         self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.avg = nn.AvgPool2d(2)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, 10)
 
@@ -55,7 +54,7 @@ class SmallCnn(nn.Module):
         y = torch.clamp(self.dw(x), 0.0, 6.0)
         x = x + self.pw(y)
         x = torch.relu(self.conv2(x))
-        x = self.gap(self.avg(x))
+        x = self.gap(x)
         return self.fc(torch.flatten(x, 1))
 
 
@@ -75,7 +74,7 @@ class Mlp(nn.Module):
 
 
 class ConcatNet(nn.Module):
-    """Two convolution branches concatenated on channels, then a matmul."""
+    """Two convolution branches (one with a LeakyReLU) concatenated on channels, then a matmul."""
 
     def __init__(self):
         super().__init__()
@@ -84,18 +83,21 @@ class ConcatNet(nn.Module):
         self.w = nn.Parameter(torch.randn(11 * 36, 8) * 0.05)
 
     def forward(self, x):
-        x = torch.cat([torch.relu(self.a(x)), self.b(x)], dim=1)
+        x = torch.cat([torch.relu(self.a(x)), nn.functional.leaky_relu(self.b(x), 0.1)], dim=1)
         return torch.flatten(x, 1) @ self.w
 
 
-# name -> (module factory, input shape, quantize_static keyword arguments)
-QDQ_PER_CHANNEL = dict(quant_format=QuantFormat.QDQ, per_channel=True)
+# name -> (module factory, input shape, quantize_static keyword arguments). QDQ models get one
+# DequantizeLinear per consumer (DedicatedQDQPair): onnxruntime fuses a DQ -> op -> Q group into
+# its QLinear kernel only when each DQ has one consumer, and runs the group in float otherwise.
+QDQ = dict(quant_format=QuantFormat.QDQ, extra_options={"DedicatedQDQPair": True})
 ZOO = {
-    "cnn_qdq": (SmallCnn, (1, 3, 16, 16), QDQ_PER_CHANNEL),
+    "cnn_qdq": (SmallCnn, (1, 3, 16, 16), dict(QDQ, per_channel=True)),
     "cnn_qop": (SmallCnn, (1, 3, 16, 16), dict(quant_format=QuantFormat.QOperator, per_channel=True)),
-    "mlp_qdq_sym": (Mlp, (1, 24), dict(quant_format=QuantFormat.QDQ, per_channel=False,
-                                       extra_options={"ActivationSymmetric": True})),
-    "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QDQ, per_channel=False)),
+    "mlp_qdq_sym": (Mlp, (1, 24), dict(QDQ, per_channel=False,
+                                       extra_options={"ActivationSymmetric": True, "DedicatedQDQPair": True})),
+    "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(QDQ, per_channel=False)),
+    "concat_qop": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
 }
 
 

@@ -78,6 +78,7 @@ class _Reader:
         self.done: set[int] = set()
         self.node_index = 0
         self.inputs: list[int] = []
+        self.quantized_inputs: dict = {}
         self.outputs: list[int] = []
 
     # --- the graph -----------------------------------------------------------------------
@@ -205,7 +206,12 @@ def _quantize_linear(r: _Reader, node):
     quant = r.quant_of(node, node.input[1], node.input[2] if len(node.input) > 2 else None)
     if quant.per_channel:
         raise r.unsupported(node, "per-channel quantization of an activation")
+    if (x, quant.scalar()) in r.quantized_inputs:  # a duplicated QuantizeLinear (DedicatedQDQPair)
+        r.acts[y] = r.quantized_inputs[(x, quant.scalar())]
+        return
     if x in r.float_inputs:
+        if r.inputs:
+            raise r.unsupported(node, "a second quantization of the model's input")
         vi = r.float_inputs[x]
         ttype = vi.type.tensor_type
         if ttype.elem_type != 1:
@@ -221,6 +227,7 @@ def _quantize_linear(r: _Reader, node):
             r.acts[y] = r.transpose(node, q, TO_NHWC, y)
         else:
             r.op("QUANTIZE", [src], [r.new_act(y, dims, quant)], node)
+        r.quantized_inputs[(x, quant.scalar())] = r.acts[y]
         return
     if x in r.acts:  # DQ -> Q: requantization
         src = r.acts[x]

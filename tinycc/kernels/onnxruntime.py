@@ -4,7 +4,7 @@ runtime/kernels/tinycc_nn.h, so that the library has no float instruction."""
 
 from __future__ import annotations
 
-from tvm import te
+from tvm import te, tirx
 from tvm.script import tirx as T
 
 from .fixedpoint import I32
@@ -35,7 +35,7 @@ def qlinear_add(size: int, ra: tuple[int, int], rb: tuple[int, int], fixed: tupl
     passed unpacked as (signed mantissa, exponent)."""
     a = te.placeholder((size,), "int8", name="a")
     b = te.placeholder((size,), "int8", name="b")
-    out = te.compute((size,), lambda i: te.call_extern(
+    out = te.compute((size,), lambda i: tirx.call_extern(
         "int8", "tinycc_qlinear_add", a[i].astype(I32), b[i].astype(I32), ra[0], ra[1], rb[0], rb[1],
         fixed[0], fixed[1]), name="output")
     return te.create_prim_func([a, b, out])
