@@ -87,6 +87,13 @@ class _Reader:
         graph_inputs = {i.name for i in self.g.input} - set(self.consts)
         self.float_inputs = {i.name: i for i in self.g.input if i.name in graph_inputs}
         self.graph_outputs = {o.name for o in self.g.output}
+        kinds = {n.op_type for n in self.g.node}
+        if not any(k == "QuantizeLinear" or k.startswith("QLinear") for k in kinds):
+            first = next((k for k, n in enumerate(self.g.node) if n.op_type != "Constant"), 0)
+            raise UnsupportedOpError(self.g.node[first].op_type, first,
+                                     "the model is float32 (no QuantizeLinear or QLinear operator); "
+                                     "tinycc compiles int8 ONNX models: quantize it with onnxruntime."
+                                     "quantization.quantize_static (QDQ or QOperator format)")
         for k, node in enumerate(self.g.node):
             if k in self.done:
                 continue
