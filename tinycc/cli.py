@@ -11,7 +11,8 @@ from .errors import TinyccError
 from .quant import ROUNDINGS
 
 ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference kernels "
-                 "(default), 'double' matches TFLM and CMSIS-NN")
+                 "(default), 'double' matches TFLM and CMSIS-NN; .onnx models always match "
+                 "onnxruntime ('onnxruntime')")
 FUSE_ROWS_HELP = ("row-streamed execution of convolution chains (conv -> conv [-> ADD]): one fused kernel "
                   "per chain keeps a few rows of the intermediate tensor instead of all of it (smaller "
                   "arena, see README)")
