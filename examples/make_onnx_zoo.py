@@ -37,7 +37,7 @@ OPSET = 17
 
 class SmallCnn(nn.Module):
     """Conv + ReLU, max pool, depthwise conv + ReLU6, pointwise conv with a residual add,
-    strided conv, global average pool, flatten, linear: a tiny image classifier."""
+    strided conv, average pool, global average pool, flatten, linear: a tiny image classifier."""
 
     def __init__(self):
         super().__init__()
@@ -46,6 +46,7 @@ class SmallCnn(nn.Module):
         self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
         self.pw = nn.Conv2d(8, 8, 1)
         self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.avg = nn.AvgPool2d(2)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, 10)
 
@@ -54,7 +55,7 @@ class SmallCnn(nn.Module):
         y = torch.clamp(self.dw(x), 0.0, 6.0)
         x = x + self.pw(y)
         x = torch.relu(self.conv2(x))
-        x = self.gap(x)
+        x = self.gap(self.avg(x))
         return self.fc(torch.flatten(x, 1))
 
 
@@ -74,17 +75,19 @@ class Mlp(nn.Module):
 
 
 class ConcatNet(nn.Module):
-    """Two convolution branches (one with a LeakyReLU) concatenated on channels, then a matmul."""
+    """Two convolution branches (one with a LeakyReLU) concatenated on channels, a padded
+    average pool (edge windows average fewer values), then a matmul."""
 
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(4, 6, 3, padding=1)
         self.b = nn.Conv2d(4, 5, 1)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
         self.w = nn.Parameter(torch.randn(11 * 36, 8) * 0.05)
 
     def forward(self, x):
         x = torch.cat([torch.relu(self.a(x)), nn.functional.leaky_relu(self.b(x), 0.1)], dim=1)
-        return torch.flatten(x, 1) @ self.w
+        return torch.flatten(self.pool(x), 1) @ self.w
 
 
 # name -> (module factory, input shape, quantize_static keyword arguments). QDQ models get one

@@ -718,9 +718,11 @@ TINYCC_INLINE int8_t tinycc_quantize_f32(uint32_t x, uint32_t scale, int32_t zp)
 /* onnxruntime's int8 QLinearSoftmax on one row (QlinearSoftmaxCPU<int8_t>): table[uint8(127 -
  * max + x)] = exp(...) as float32 (built at compile time), summed in row order in float32;
  * each output round_half_even(table * y_scale / sum) + zp, where y_scale = floor(1 / scale),
- * stored as onnxruntime stores it: values above 255 become 255, then the low byte. */
+ * stored as onnxruntime stores it: values above 255 become 255, then the low byte (int8), or
+ * the uint8 kernel's value minus 128 (offset 128, a QDQ model on x86, whose zero point is then
+ * zp + 128: the same table and row sum). */
 static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const uint32_t *table,
-                                              uint32_t y_scale, int32_t zp, int8_t *out)
+                                              uint32_t y_scale, int32_t zp, int32_t offset, int8_t *out)
 {
     int32_t j, max = -128;
     uint32_t sum = 0u;
@@ -732,8 +734,8 @@ static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const 
     }
     for (j = 0; j < n; ++j) {
         const uint32_t t = table[(uint8_t)(127 - max + x[j])];
-        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp;
-        out[j] = (int8_t)(uint8_t)(v > 255 ? 255 : v);
+        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp + offset;
+        out[j] = (int8_t)(uint8_t)((v > 255 ? 255 : v) - offset);
     }
 }
 
@@ -830,25 +832,80 @@ TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, 
     tinycc_round24(m, e);
 }
 
-/* round_half_even(m * 2^e) saturated to int8, for an unpacked float32. */
-TINYCC_INLINE int8_t tinycc_unpacked_to_s8(int64_t m, int32_t e)
+/* round_half_even(m * 2^e) for an unpacked float32, saturated to [-128, 127] + offset and
+ * returned minus offset: offset 128 for onnxruntime's uint8 kernels (see tinycc_qlinear_add). */
+TINYCC_INLINE int8_t tinycc_unpacked_to_s8(int64_t m, int32_t e, int32_t offset)
 {
     const int32_t r = tinycc_round_f32_to_int((uint64_t)(m < 0 ? -m : m), e, 0);
-    const int32_t v = m < 0 ? -r : r;
+    const int32_t v = (m < 0 ? -r : r) - offset;
     return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
 }
 
 /* onnxruntime's QLinearAdd on x86-64 (MlasQLinearAddKernelAvx2Helper): with ra = sa / sc,
  * rb = sb / sc and fixed = zc - (ra * za + rb * zb) in float32 (computed at compile time),
- * out = saturate(round_half_even(fma(a, ra, fma(b, rb, fixed)))) on the raw int8 values. */
+ * out = saturate(round_half_even(fma(a, ra, fma(b, rb, fixed)))) on the raw values. offset
+ * 128: the uint8 kernel that onnxruntime runs for a QDQ model on x86 (values and zero points
+ * moved up by 128, which changes the float32 rounding). */
 TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t b, int32_t ra_m, int32_t ra_e, int32_t rb_m,
-                                        int32_t rb_e, int32_t fixed_m, int32_t fixed_e)
+                                        int32_t rb_e, int32_t fixed_m, int32_t fixed_e, int32_t offset)
 {
     int64_t m;
     int32_t e;
-    tinycc_fma_s8(b, rb_m, rb_e, fixed_m, fixed_e, &m, &e);
-    tinycc_fma_s8(a, ra_m, ra_e, m, e, &m, &e);
-    return tinycc_unpacked_to_s8(m, e);
+    tinycc_fma_s8(b + offset, rb_m, rb_e, fixed_m, fixed_e, &m, &e);
+    tinycc_fma_s8(a + offset, ra_m, ra_e, m, e, &m, &e);
+    return tinycc_unpacked_to_s8(m, e, offset);
+}
+
+/* *m * 2^*e (unpacked float32) divided by a positive dm * 2^de (dm < 2^24), rounded to
+ * float32: the quotient gets two guard bits and a sticky bit before the rounding. */
+TINYCC_INLINE void tinycc_unpacked_div(int64_t *m, int32_t *e, uint32_t dm, int32_t de)
+{
+    uint64_t a = (uint64_t)(*m < 0 ? -*m : *m), q;
+    int32_t ea = *e;
+    const int32_t up = 24 - tinycc_bits64(a), dup = 24 - tinycc_bits64(dm);
+    if (a == 0u) {
+        return;
+    }
+    if (up > 0) { /* a in [2^23, 2^24] */
+        a <<= up;
+        ea -= up;
+    }
+    dm <<= dup; /* in [2^23, 2^24) */
+    de -= dup;
+    q = (a << 26) / dm;
+    q = (q << 1) | ((a << 26) % dm != 0u ? 1u : 0u);
+    q = *m < 0 ? 0u - q : q;
+    *m = (int64_t)q;
+    *e = ea - 27 - de;
+    tinycc_round24(m, e);
+}
+
+/* onnxruntime's QLinearAveragePool for one output value (count_include_pad = 0): the window's
+ * dequantized values (table: float32 bit patterns of x_scale * (v - zp), v = -128..127) summed in
+ * float32 row by row, divided by the number of values in the input, then
+ * clamp(round_half_even(y / y_scale + zp)). x: the input's first pixel, at this channel.
+ * offset 128: onnxruntime's uint8 kernel (zp + 128 added in float32, see tinycc_qlinear_add). */
+static inline int8_t tinycc_qlinear_average(const int8_t *x, int32_t h, int32_t w, int32_t channels, int32_t iy0,
+                                            int32_t ix0, int32_t fh, int32_t fw, const uint32_t *table,
+                                            uint32_t y_scale, int32_t zp, int32_t offset)
+{
+    const int32_t y0 = iy0 > 0 ? iy0 : 0, y1 = iy0 + fh < h ? iy0 + fh : h;
+    const int32_t x0 = ix0 > 0 ? ix0 : 0, x1 = ix0 + fw < w ? ix0 + fw : w;
+    int64_t m = 0;
+    int32_t e = 0, iy, ix;
+    for (iy = y0; iy < y1; ++iy) {
+        for (ix = x0; ix < x1; ++ix) {
+            const uint32_t v = table[x[(iy * w + ix) * channels] + 128];
+            const int32_t biased = (int32_t)((v >> 23) & 0xFFu);
+            int32_t vm = (int32_t)(v & 0x7FFFFFu) | (biased != 0 ? 0x800000 : 0);
+            vm = (v >> 31) != 0u ? -vm : vm;
+            tinycc_fma_s8(1, vm, (biased != 0 ? biased : 1) - 150, m, e, &m, &e);
+        }
+    }
+    tinycc_unpacked_div(&m, &e, (uint32_t)((y1 - y0) * (x1 - x0)), 0);
+    tinycc_unpacked_div(&m, &e, (y_scale & 0x7FFFFFu) | 0x800000u, (int32_t)(y_scale >> 23) - 150);
+    tinycc_fma_s8(zp + offset, 1, 0, m, e, &m, &e);
+    return tinycc_unpacked_to_s8(m, e, offset);
 }
 
 /* QuantizeLinear and DequantizeLinear of n values at the model's float32 edges (memcpy reads

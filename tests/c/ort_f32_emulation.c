@@ -36,8 +36,20 @@ int main(void){ unsigned long long s=88172645463325252ULL; long bad=0, n=0;
   uint32_t fx=((uint32_t)(s>>28)&0x7FFFFFu)|((uint32_t)(100+(s>>50)%34)<<23)|((uint32_t)((s>>60)&1)<<31);
   float v=fmaf((float)a,fl(ra),fmaf((float)b,fl(rb),fl(fx))); int32_t w=clampi(v,0);
   int32_t fm=(int32_t)((fx&0x7FFFFFu)|0x800000u), fe=(int32_t)((fx>>23)&0xFF)-150; if(fx>>31) fm=-fm;
-  int32_t got=tinycc_qlinear_add(a,b,(int32_t)((ra&0x7FFFFFu)|0x800000u),(int32_t)(ra>>23)-150,(int32_t)((rb&0x7FFFFFu)|0x800000u),(int32_t)(rb>>23)-150,fm,fe);
+  int32_t got=tinycc_qlinear_add(a,b,(int32_t)((ra&0x7FFFFFu)|0x800000u),(int32_t)(ra>>23)-150,(int32_t)((rb&0x7FFFFFu)|0x800000u),(int32_t)(rb>>23)-150,fm,fe,0);
   n++; if(got!=w){ if(bad<5) printf("qladd %d %d %08x %08x %08x -> %d vs %d\n",a,b,ra,rb,fx,got,w); bad++; } }
+ /* QLinearAveragePool: float32 sum of a window, / count, / y_scale, + zp, rounded to even */
+ { static uint32_t table[256]; static int8_t img[5*7*3];
+  for(long i=0;i<20000;i++){ s^=s<<13; s^=s>>7; s^=s<<17;
+   float xs=fl(((uint32_t)(s>>9)&0x7FFFFFu)|((uint32_t)(115+(s>>40)%10)<<23)), ys=fl(((uint32_t)(s>>17)&0x7FFFFFu)|((uint32_t)(115+(s>>44)%10)<<23));
+   int32_t xz=(int32_t)((s>>3)&0xFF)-128, yz=(int32_t)((s>>50)&0xFF)-128, k, iy0=(int32_t)((s>>30)%7)-2, ix0=(int32_t)((s>>33)%9)-2, fh=1+(int32_t)((s>>36)%3), fw=1+(int32_t)((s>>38)%3);
+   for(k=0;k<256;k++) table[k]=bits(xs*(float)(k-128-xz));
+   for(k=0;k<5*7*3;k++){ s^=s<<13; s^=s>>7; s^=s<<17; img[k]=(int8_t)(s&0xFF); }
+   { int32_t c=(int32_t)(i%3), y, x, cnt=0; float acc=0.0f, v; int32_t want;
+     for(y=iy0;y<iy0+fh;y++) for(x=ix0;x<ix0+fw;x++) if(y>=0&&y<5&&x>=0&&x<7){ acc+=fl(table[img[(y*7+x)*3+c]+128]); cnt++; }
+     if(cnt==0) continue;
+     acc/=(float)cnt; v=nearbyintf(acc/ys+(float)yz); want=v<-128.0f?-128:(v>127.0f?127:(int32_t)v);
+     n++; if(tinycc_qlinear_average(img+c,5,7,3,iy0,ix0,fh,fw,table,bits(ys),yz,0)!=want){ if(bad<5) printf("avg %ld\n",i); bad++; } } } }
  /* ties: values exactly halfway between integers */
  { int32_t k; for(k=-300;k<=300;k++){ float x=(float)k+0.5f; int32_t w=clampi(x,0); if(tinycc_quantize_f32(bits(x),bits(1.0f),0)!=w){bad++; printf("tie %d\n",k);} n++; } }
  printf("checked %ld, bad %ld\n", n, bad); return bad!=0; }

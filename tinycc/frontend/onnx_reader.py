@@ -8,8 +8,8 @@ Two quantized forms are read, as onnxruntime's `quantize_static` writes them:
   Q consuming the operator's output gives the output's quantization. This is the grouping
   onnxruntime's graph optimizer makes when it fuses QDQ groups into QLinear kernels.
 - QOperator: QLinearConv, QLinearMatMul and com.microsoft QGemm, QLinearAdd,
-  QLinearGlobalAveragePool, QLinearConcat, QLinearLeakyRelu, with their scales and zero
-  points as inputs.
+  QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat, QLinearLeakyRelu, with their
+  scales and zero points as inputs.
 
 Operators get TFLite builtin names and TFLite-style options, so the integer lowerings are
 shared; tinycc.lower.onnxruntime supplies onnxruntime's arithmetic where it differs.
@@ -121,6 +121,9 @@ class _Reader:
 
     def op(self, kind: str, inputs: list[int], outputs: list[int], node, **options) -> Operator:
         options.setdefault("onnx_node", f"{node.op_type} node {self.node_index} ('{node.name}')")
+        # onnxruntime on x86 runs a QDQ model's int8 activations as uint8 (QDQS8ToU8Transformer):
+        # where a zero point enters float arithmetic, that changes the rounding
+        options.setdefault("uint8_kernel", node.op_type not in _INT8_KERNELS)
         op = Operator(index=len(self.ops), kind=kind, inputs=inputs, outputs=outputs, options=options)
         self.ops.append(op)
         return op
@@ -383,7 +386,7 @@ def _pool(r: _Reader, node, x: int, out_name: str, out_quant: Quant):
     if list(a.get("dilations", [1, 1])) != [1, 1]:
         raise r.unsupported(node, "dilated pooling")
     a, strides, _, pads, (oh, ow) = _window(r, node, x, kernel)
-    kind = "MAX_POOL_2D" if node.op_type.endswith("MaxPool") else "AVERAGE_POOL_2D"
+    kind = "MAX_POOL_2D" if node.op_type == "MaxPool" else "AVERAGE_POOL_2D"
     if kind == "AVERAGE_POOL_2D" and a.get("count_include_pad", 0) and any(pads):
         raise r.unsupported(node, "count_include_pad=1 with padding")
     out = r.new_act(out_name, (1, oh, ow, r.shape(x)[3]), out_quant)
@@ -591,6 +594,14 @@ def _qlinear_global_average_pool(r, node):
     _global_average_pool(r, node, x, node.output[0], r.quant_of(node, node.input[3], node.input[4]))
 
 
+def _qlinear_average_pool(r, node):
+    if _attrs(node).get("channels_last", 0):
+        raise r.unsupported(node, "channels_last=1")
+    x = r.act(node, node.input[0])
+    _check_input_quant(r, node, x, 1, 2)
+    _pool(r, node, x, node.output[0], r.quant_of(node, node.input[3], node.input[4]))
+
+
 def _qlinear_concat(r, node):
     out_quant = r.quant_of(node, node.input[0], node.input[1])
     xs = []
@@ -625,6 +636,10 @@ def _constant(r, node):
     r.consts[node.output[0]] = nh.to_array(a["value"].t)
 
 
+# QOperator nodes and the model's edges, which onnxruntime runs on int8 as they are
+_INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
+                 "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu"}
+
 _HANDLERS = {
     "QuantizeLinear": _quantize_linear,
     "DequantizeLinear": _dequantize_linear,
@@ -649,5 +664,6 @@ _HANDLERS = {
     "QLinearAdd": _qlinear_add,
     "QLinearGlobalAveragePool": _qlinear_global_average_pool,
     "QLinearConcat": _qlinear_concat,
+    "QLinearAveragePool": _qlinear_average_pool,
     "QLinearLeakyRelu": _qlinear_leaky_relu,
 }

@@ -30,18 +30,18 @@ def dequantize_f32(size: int, zp: int, scale_bits: int):
     return kernel
 
 
-def qlinear_add(size: int, ra: tuple[int, int], rb: tuple[int, int], fixed: tuple[int, int]):
+def qlinear_add(size: int, ra: tuple[int, int], rb: tuple[int, int], fixed: tuple[int, int], offset: int):
     """onnxruntime's QLinearAdd of two same-shaped int8 tensors; each float32 constant is
-    passed unpacked as (signed mantissa, exponent)."""
+    passed unpacked as (signed mantissa, exponent); offset 128 for its uint8 kernel."""
     a = te.placeholder((size,), "int8", name="a")
     b = te.placeholder((size,), "int8", name="b")
     out = te.compute((size,), lambda i: tirx.call_extern(
         "int8", "tinycc_qlinear_add", a[i].astype(I32), b[i].astype(I32), ra[0], ra[1], rb[0], rb[1],
-        fixed[0], fixed[1]), name="output")
+        fixed[0], fixed[1], offset), name="output")
     return te.create_prim_func([a, b, out])
 
 
-def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int):
+def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int, offset: int):
     """onnxruntime's int8 QLinearSoftmax, row by row."""
 
     @T.prim_func(private=True)
@@ -49,6 +49,23 @@ def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int):
                out: T.Buffer((outer * depth,), "int8")):
         for i in range(outer):
             T.evaluate(T.call_extern("void", "tinycc_qlinear_softmax_row", T.address_of(x[i * depth]), depth,
-                                     T.address_of(table[0]), T.uint32(y_scale_bits), zp,
+                                     T.address_of(table[0]), T.uint32(y_scale_bits), zp, offset,
                                      T.address_of(out[i * depth])))
+    return kernel
+
+
+def qlinear_average_pool(in_shape, out_shape, window, stride, pad, y_scale_bits: int, zp: int, offset: int):
+    """onnxruntime's QLinearAveragePool (NHWC, count_include_pad = 0), one output value per
+    call: the window's dequantized values summed and averaged in float32, then quantized."""
+    _, H, W, C = in_shape
+    _, OH, OW, _ = out_shape
+    (FH, FW), (SH, SW), (PT, PL) = window, stride, pad
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((H * W * C,), "int8"), table: T.Buffer((256,), "uint32"),
+               out: T.Buffer((OH * OW * C,), "int8")):
+        for oy, ox, c in T.grid(OH, OW, C):
+            out[(oy * OW + ox) * C + c] = T.call_extern(
+                "int8", "tinycc_qlinear_average", T.address_of(x[c]), H, W, C, oy * SH - PT, ox * SW - PL,
+                FH, FW, T.address_of(table[0]), T.uint32(y_scale_bits), zp, offset)
     return kernel

@@ -11,8 +11,13 @@ computed in float32 as onnxruntime computes it). The operators here have their o
   and the requantization of a QLinearConcat input: one 256-entry table, computed at compile
   time with numpy's float32 arithmetic (the same IEEE operations in the same order).
 - QLinearAdd: onnxruntime's x86-64 AVX2 kernel, fma(a, ra, fma(b, rb, fixed)) in float32.
+
+onnxruntime on x86 runs a QDQ model's activations as uint8 (values and zero points + 128);
+Add, AveragePool and Softmax, where a zero point enters float arithmetic, follow that
+(`uint8_kernel`, set by the reader).
 - QLinearSoftmax: its float32 exp table, float32 sum, product and quotient.
 - QLinearGlobalAveragePool: (sum - zp * n) requantized by x_scale / (y_scale * n).
+- QLinearAveragePool: the dequantized window summed in float32, / n, then y / y_scale + zp.
 
 All of it is emulated exactly on float32 bit patterns with integer instructions.
 """
@@ -81,8 +86,9 @@ def _unpacked(x: F32) -> tuple[int, int]:
     return (-m if x < 0 else m), e
 
 
-def _scalars(ctx, op, *indices):
-    return [ctx.graph.tensor(i).quant.scalar() for i in indices]
+def _offset(op: Operator) -> int:
+    """128 where onnxruntime runs its uint8 kernel (a QDQ model on x86), else 0."""
+    return 128 if op.options.get("uint8_kernel") else 0
 
 
 # --- the lowerings ---------------------------------------------------------------------------
@@ -159,12 +165,15 @@ def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
         raise UnsupportedOpError(op.kind, op.index, f"broadcasting {a.shape} + {b.shape}")
     (sa, za), (sb, zb), (sc, zc) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
     ra, rb = F32(F32(sa) / F32(sc)), F32(F32(sb) / F32(sc))
+    off = _offset(op)
+    za, zb, zc = za + off, zb + off, zc + off
     # (float)zc - (ra * za + rb * zb), which the compiler contracts to an fma
     inner = _round_f32(Fraction(float(ra)) * za + Fraction(float(F32(rb * F32(zb)))))
     fixed = _round_f32(Fraction(zc) - Fraction(float(inner)))
-    func = ORT.qlinear_add(a.size, _unpacked(ra), _unpacked(rb), _unpacked(fixed))
+    func = ORT.qlinear_add(a.size, _unpacked(ra), _unpacked(rb), _unpacked(fixed), off)
     notes = [describe(g, op), f"QLinearAdd as onnxruntime's x86-64 AVX2 kernel: fma(a, {float(ra):.9g}, "
-             f"fma(b, {float(rb):.9g}, {float(fixed):.9g})) in float32, rounded half to even"]
+             f"fma(b, {float(rb):.9g}, {float(fixed):.9g})) in float32, rounded half to even"
+             + (" (its uint8 kernel: values + 128)" if off else "")]
     return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
 
 
@@ -190,15 +199,27 @@ def lower_softmax(ctx: LoweringContext, op: Operator) -> Kernel:
     y_scale = F32(np.floor(F32(1.0) / F32(so)))
     name = kernel_name(ctx, op)
     table = softmax_table(si, depth).view(np.uint32)
-    func = ORT.qlinear_softmax(x.size // depth, depth, quant.f32_bits(y_scale), zo)
+    func = ORT.qlinear_softmax(x.size // depth, depth, quant.f32_bits(y_scale), zo, _offset(op))
     notes = [describe(g, op), f"QLinearSoftmax: float32 exp table, sum, round_half_even(t * {float(y_scale):g} "
              "/ sum) + zero point, stored as onnxruntime stores it"]
     return Kernel(name, op, func, [x.index, Const(f"{name}_exp_table", table)], out.index, 0, notes)
 
 
-def refuse(ctx: LoweringContext, op: Operator):
-    raise UnsupportedOpError(op.kind, op.index, f"{op.options.get('onnx_node', '')}: onnxruntime's "
-                             "arithmetic for it is not implemented in tinycc yet")
+def lower_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    o = op.options
+    window, stride = (o["filter_height"], o["filter_width"]), (o["stride_h"], o["stride_w"])
+    pad = tuple(o.get("explicit_padding", (0, 0)))
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    name = kernel_name(ctx, op)
+    table = _dequantize(VALUES, si, zi).view(np.uint32)
+    func = ORT.qlinear_average_pool(x.shape, out.shape, window, stride, pad, quant.f32_bits(so), zo, _offset(op))
+    notes = [describe(g, op), f"QLinearAveragePool: window {window[0]}x{window[1]}, stride {stride[0]}x"
+             f"{stride[1]}, padding top {pad[0]} left {pad[1]}; dequantized values summed in float32, "
+             "divided by the count, round_half_even(y / y_scale + zero point)"]
+    return Kernel(name, op, func, [x.index, Const(f"{name}_dequantized", table)], out.index,
+                  out.size * window[0] * window[1], notes)
 
 
 # Operators whose TFLite lowering is also onnxruntime's arithmetic (byte moves, max, and the
@@ -208,4 +229,4 @@ SHARED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RES
 
 LOWERINGS = {"QUANTIZE": lower_quantize, "DEQUANTIZE": lower_dequantize, "RELU": lower_unary,
              "LEAKY_RELU": lower_unary, "MEAN": lower_global_average_pool, "ADD": lower_add,
-             "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": refuse}
+             "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool}
