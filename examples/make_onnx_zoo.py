@@ -74,6 +74,21 @@ class Mlp(nn.Module):
         return torch.softmax(self.fc3(x), dim=-1)
 
 
+class GatedMlp(nn.Module):
+    """A gated dense block: fc(x) * sigmoid-free gate fc(x) (Mul), a scaled residual (Mul by a
+    constant, Add), then a dense layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.a(x) * torch.relu(self.b(x))
+        return self.out(h + x * 0.5)
+
+
 class ConcatNet(nn.Module):
     """Two convolution branches (one with a LeakyReLU) concatenated on channels, a padded
     average pool (edge windows average fewer values), then a matmul."""
@@ -101,6 +116,8 @@ ZOO = {
                                        extra_options={"ActivationSymmetric": True, "DedicatedQDQPair": True})),
     "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(QDQ, per_channel=False)),
     "concat_qop": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
+    "gated_qdq": (GatedMlp, (1, 16), dict(QDQ, per_channel=True)),
+    "gated_qop": (GatedMlp, (1, 16), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
 }
 
 

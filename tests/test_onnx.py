@@ -54,7 +54,8 @@ def test_zoo_is_present_and_from_pytorch():
     for n in ZOO:
         ops |= {node.op_type for node in onnx.load(MODELS / f"{n}.onnx").graph.node}
     assert {"Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
-            "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu", "Softmax", "MaxPool"} <= ops
+            "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu", "Softmax", "MaxPool",
+            "QLinearAveragePool", "AveragePool", "QLinearMul", "Mul", "GlobalAveragePool", "Add"} <= ops
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -7,7 +7,7 @@ Two quantized forms are read, as onnxruntime's `quantize_static` writes them:
   constant (weights, int32 biases), the DQ of an activation is the int8 tensor itself, and the
   Q consuming the operator's output gives the output's quantization. This is the grouping
   onnxruntime's graph optimizer makes when it fuses QDQ groups into QLinear kernels.
-- QOperator: QLinearConv, QLinearMatMul and com.microsoft QGemm, QLinearAdd,
+- QOperator: QLinearConv, QLinearMatMul and com.microsoft QGemm, QLinearAdd, QLinearMul,
   QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat, QLinearLeakyRelu, with their
   scales and zero points as inputs.
 
@@ -239,9 +239,18 @@ def _quantize_linear(r: _Reader, node):
             r.op("QUANTIZE", [src], [r.new_act(y, dims, quant)], node)
         r.quantized_inputs[(x, quant.scalar())] = r.acts[y]
         return
-    if x in r.acts:  # DQ -> Q: requantization
+    if x in r.acts:  # DQ -> Q: a requantization, or nothing with the same quantization
         src = r.acts[x]
-        r.op("QUANTIZE", [src], [r.new_act(y, r.shape(src), quant)], node)
+        if r.quant(src).scalar() == quant.scalar():
+            r.acts[y] = src
+        else:
+            r.op("QUANTIZE", [src], [r.new_act(y, r.shape(src), quant)], node)
+        return
+    if x in r.consts and r.consts[x].dtype == np.float32:  # a quantized float constant
+        scale, zp = quant.scalar()
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = np.rint(r.consts[x].astype(np.float32) / np.float32(scale)) + zp
+        r.consts[y] = np.clip(q, -128, 127).astype(np.int8)
         return
     raise r.unsupported(node, f"input '{x}' is neither the model's float input nor an int8 tensor")
 
@@ -419,8 +428,6 @@ def _reshape_shape(r, node, x: int) -> tuple[int, ...]:
     if node.op_type == "Flatten":
         axis = _attrs(node).get("axis", 1) % max(len(onnx_shape), 1)
         return (int(np.prod(onnx_shape[:axis])), int(np.prod(onnx_shape[axis:])))
-    if node.op_type in ("Squeeze", "Unsqueeze"):
-        raise r.unsupported(node, "not yet imported")
     target = [int(d) for d in r.const(node, node.input[1], "shape").reshape(-1)]
     target = [onnx_shape[i] if d == 0 else d for i, d in enumerate(target)]
     if target.count(-1) == 1:
@@ -435,6 +442,29 @@ def _binary_add(r: _Reader, node, a: int, b: int, out_name: str, out_quant: Quan
     if r.shape(a) != r.shape(b):
         raise r.unsupported(node, f"broadcasting {r.shape(a)} + {r.shape(b)}")
     r.op("ADD", [a, b], [r.new_act(out_name, r.shape(a), out_quant)], node, fused_activation_function=0)
+
+
+def _operand(r: _Reader, node, name: str, scale_zp: tuple | None = None) -> int:
+    """An activation, or a scalar int8 constant (a Mul by a constant)."""
+    if name in r.acts:
+        return r.acts[name]
+    if scale_zp is not None and name in r.consts:  # QLinearMul: the constant with its scale inputs
+        c = _QConst(r.consts[name], r.quant_of(node, *scale_zp))
+    elif name in r.qconsts:
+        c = r.qconsts[name]
+    else:
+        return r.act(node, name)
+    if c.data.size != 1 or c.data.dtype != np.int8 or c.quant is None or c.quant.per_channel:
+        raise r.unsupported(node, f"constant operand '{name}' other than an int8 scalar")
+    return r.const_tensor(name, c.data.reshape(1).astype(np.int8), c.quant)
+
+
+def _binary_mul(r: _Reader, node, a: int, b: int, out_name: str, out_quant: Quant):
+    sa, sb = r.shape(a), r.shape(b)
+    if sa != sb and sa != (1,) and sb != (1,):
+        raise r.unsupported(node, f"broadcasting {sa} * {sb}")
+    shape = sa if sa != (1,) else sb
+    r.op("MUL", [a, b], [r.new_act(out_name, shape, out_quant)], node, fused_activation_function=0)
 
 
 def _concat(r: _Reader, node, xs: list[int], out_name: str, out_quant: Quant):
@@ -511,6 +541,41 @@ def _qdq_global_average_pool(r, node):
 
 def _qdq_add(r, node):
     _binary_add(r, node, r.act(node, node.input[0]), r.act(node, node.input[1]), *_qdq_operands(r, node))
+
+
+def _float_scalar(r, name: str):
+    """The float32 value of a scalar constant operand: as it is, or dequantized."""
+    c = r.consts.get(name)
+    if c is not None and c.dtype == np.float32 and c.size == 1:
+        return float(c.reshape(-1)[0])
+    q = r.qconsts.get(name)
+    if q is not None and q.data.size == 1 and q.quant is not None and q.data.dtype == np.int8:
+        scale, zp = q.quant.scalar()
+        return float(np.float32(np.float32(int(q.data.reshape(-1)[0]) - zp) * scale))
+    return None
+
+
+def _qdq_mul(r, node):
+    scalars = [_float_scalar(r, i) for i in node.input]
+    if scalars[0] is not None or scalars[1] is not None:
+        # times a constant: onnxruntime folds the constant's DequantizeLinear and runs the Mul
+        # in float, a function of one int8 value (a table)
+        k = 0 if scalars[1] is not None else 1
+        x = r.act(node, node.input[k])
+        out_name, out_quant = _qdq_operands(r, node)
+        r.op("MUL", [x], [r.new_act(out_name, r.shape(x), out_quant)], node, float_scalar=scalars[1 - k])
+        return
+    _binary_mul(r, node, _operand(r, node, node.input[0]), _operand(r, node, node.input[1]), *_qdq_operands(r, node))
+
+
+def _qlinear_mul(r, node):
+    a = _operand(r, node, node.input[0], (node.input[1], node.input[2]))
+    b = _operand(r, node, node.input[3], (node.input[4], node.input[5]))
+    if node.input[0] in r.acts:
+        _check_input_quant(r, node, a, 1, 2)
+    if node.input[3] in r.acts:
+        _check_input_quant(r, node, b, 4, 5)
+    _binary_mul(r, node, a, b, node.output[0], r.quant_of(node, node.input[6], node.input[7]))
 
 
 def _qdq_concat(r, node):
@@ -637,7 +702,7 @@ def _constant(r, node):
 
 
 # QOperator nodes and the model's edges, which onnxruntime runs on int8 as they are
-_INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
+_INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul",
                  "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu"}
 
 _HANDLERS = {
@@ -651,6 +716,8 @@ _HANDLERS = {
     "AveragePool": _qdq_pool,
     "GlobalAveragePool": _qdq_global_average_pool,
     "Add": _qdq_add,
+    "Mul": _qdq_mul,
+    "QLinearMul": _qlinear_mul,
     "Concat": _qdq_concat,
     "Relu": _qdq_unary,
     "Clip": _qdq_unary,

@@ -17,6 +17,7 @@ Add, AveragePool and Softmax, where a zero point enters float arithmetic, follow
 (`uint8_kernel`, set by the reader).
 - QLinearSoftmax: its float32 exp table, float32 sum, product and quotient.
 - QLinearGlobalAveragePool: (sum - zp * n) requantized by x_scale / (y_scale * n).
+- QLinearMul: (a - za) * (b - zb) requantized by sa * sb / sc.
 - QLinearAveragePool: the dequantized window summed in float32, / n, then y / y_scale + zp.
 
 All of it is emulated exactly on float32 bit patterns with integer instructions.
@@ -24,7 +25,6 @@ All of it is emulated exactly on float32 bit patterns with integer instructions.
 
 from __future__ import annotations
 
-import ctypes
 import math
 from fractions import Fraction
 
@@ -35,6 +35,7 @@ from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels import onnxruntime as ORT
+from ..kernels.fixedpoint import I32, clamp_i8, requantize
 from .common import Const, Kernel, LoweringContext, act, describe, kernel_name
 from .reduce import _axes, _kept_shape
 
@@ -122,6 +123,9 @@ def lower_dequantize(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 def _unary_fn(op: Operator):
+    if op.kind == "MUL":
+        c = F32(op.options["float_scalar"])
+        return lambda v: (v * c).astype(F32), f"times {float(c):g}"
     if op.kind == "LEAKY_RELU":
         alpha = F32(op.options.get("alpha", 0.01))
         return lambda v: np.where(v >= 0, v, alpha * v).astype(F32), f"LeakyRelu alpha {float(alpha):g}"
@@ -177,7 +181,26 @@ def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
 
 
-_libm = ctypes.CDLL(None)
+def lower_mul(ctx: LoweringContext, op: Operator) -> Kernel:
+    """QLinearMul: round_half_even(float32((a - za) * (b - zb)) * (sa * sb / sc)) + zc, the
+    requantization of a convolution, so no uint8 difference either."""
+    g = ctx.graph
+    if "float_scalar" in op.options:  # DQ -> Mul by a float constant -> Q, run in float
+        return lower_unary(ctx, op)
+    a, b, out = (g.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    (sa, za), (sb, zb), (sc, zc) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
+    scale = F32(F32(F32(sa) * F32(sb)) / F32(sc))
+    bits = quant.f32_bits(scale)
+    name = kernel_name(ctx, op)
+
+    def fn(x, y):
+        prod = (x.astype(I32) - za) * (y.astype(I32) - zb)
+        return clamp_i8(requantize(prod, bits, 0, "onnxruntime") + zc, -128, 127)
+    args = [Const(f"{name}_operand{k}", t.data) if t.is_const else t.index for k, t in enumerate((a, b))]
+    func = K.binary(a.shape, b.shape, out.shape, fn, None)
+    notes = [describe(g, op), f"QLinearMul: (a - {za}) * (b - {zb}) * {float(scale):.9g} in float32, "
+             "rounded half to even"]
+    return Kernel(name, op, func, args, out.index, 0, notes)
 
 
 def softmax_table(x_scale, depth: int) -> np.ndarray:
@@ -229,4 +252,5 @@ SHARED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RES
 
 LOWERINGS = {"QUANTIZE": lower_quantize, "DEQUANTIZE": lower_dequantize, "RELU": lower_unary,
              "LEAKY_RELU": lower_unary, "MEAN": lower_global_average_pool, "ADD": lower_add,
-             "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool}
+             "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool,
+             "MUL": lower_mul}
