@@ -17,7 +17,7 @@ from . import toolchain
 from .compiler import compile_model
 from .lower import Kernel
 from .targets import Target, load_target
-from .verify import reference_outputs, standard_inputs
+from .verify import model_inputs, reference_outputs
 
 _HOOKS_C = """/* Layer hooks of the profiler: instructions between begin and end of each kernel. */
 #include <stdio.h>
@@ -114,7 +114,7 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
                             fuse_rows=fuse_rows)
         lib = res.library
-        inputs = standard_inputs(lib.input.shape, count_random=1)[:1]
+        inputs = model_inputs(lib.graph, count_random=1)[:1]
         hooks = work / "hooks.c"
         hooks.write_text(_HOOKS_C.format(name=lib.name))
         elf = toolchain.build_target(work / "lib", lib.name, inputs, work / "build", target,
@@ -123,9 +123,9 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
     counts = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)}
     layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs,
                            counts.get(k.op.index, 0)) for k in lib.kernels if isinstance(k, Kernel)]
-    ref = reference_outputs(model, inputs, rounding)[0]
+    ref = reference_outputs(model, inputs, lib.rounding)[0]
     import numpy as np
-    exact = bool(np.array_equal(np.frombuffer(run.outputs[0], np.int8), ref))
+    exact = bool(np.array_equal(np.frombuffer(run.outputs[0], lib.output.dtype).view(np.uint8), ref.view(np.uint8)))
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
     return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts.values()), floor, exact)

@@ -94,6 +94,9 @@ TINYCC_INLINE int32_t tinycc_requantize_double_small(int32_t x, int32_t multipli
  */
 TINYCC_INLINE int32_t tinycc_bits64(uint64_t x)
 {
+#if defined(__GNUC__)
+    return x == 0u ? 0 : 64 - __builtin_clzll(x); /* CLZ on Cortex-M3 and up */
+#else
     int32_t n = 0;
     while (x >= 0x10000u) {
         x >>= 16;
@@ -104,6 +107,7 @@ TINYCC_INLINE int32_t tinycc_bits64(uint64_t x)
         n++;
     }
     return n;
+#endif
 }
 
 /* m * 2^e for 0 < m < 2^49, rounded to 24 significant bits then to an integer (both halves to
