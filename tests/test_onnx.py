@@ -67,6 +67,16 @@ def test_host_bit_exact_with_onnxruntime(name, tmp_path):
     assert report.ok, report.summary()
 
 
+@pytest.mark.parametrize("name", ["cnn_qdq", "gated_qop"])
+def test_sanitizers_clean(name, tmp_path):
+    """The float32 emulation's shifts and 64-bit arithmetic under ASan and UBSan, in an arena
+    of exactly the planned size."""
+    path = MODELS / f"{name}.onnx"
+    report = verify(path, "host", inputs=model_inputs(load_model(path), count_random=3), sanitize=True,
+                    work_dir=tmp_path)
+    assert report.ok and "UBSan" in report.ran_on, report.summary()
+
+
 def test_qemu_bit_exact_with_onnxruntime(tmp_path):
     path = MODELS / "cnn_qdq.onnx"
     report = verify(path, "mps2-an386", inputs=_inputs(load_model(path))[:4], work_dir=tmp_path)
@@ -144,6 +154,33 @@ def _qdq_model(path: Path, middle: str) -> Path:
                           [oh.make_tensor_value_info("y", TP.FLOAT, [1, 8])], inits)
     onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
     return path
+
+
+def test_unsqueeze_squeeze_and_requantization(tmp_path):
+    """Unsqueeze -> Squeeze (bytes renamed) and a DQ -> Q pair changing the quantization (a
+    table), hand-built, against onnxruntime."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("z", TP.INT8, [], [3]),
+             oh.make_tensor("s2", TP.FLOAT, [], [0.031]), oh.make_tensor("z2", TP.INT8, [], [-7]),
+             oh.make_tensor("axes", TP.INT64, [1], [1])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             oh.make_node("Unsqueeze", ["xf", "axes"], ["u"]),
+             oh.make_node("QuantizeLinear", ["u", "s", "z"], ["uq"]),
+             oh.make_node("DequantizeLinear", ["uq", "s", "z"], ["uf"]),
+             oh.make_node("Squeeze", ["uf", "axes"], ["v"]),
+             oh.make_node("QuantizeLinear", ["v", "s", "z"], ["vq"]),
+             oh.make_node("DequantizeLinear", ["vq", "s", "z"], ["vf"]),
+             oh.make_node("QuantizeLinear", ["vf", "s2", "z2"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "s2", "z2"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 300])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 300])], inits)
+    path = tmp_path / "rename.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    kinds = [op.kind for op in load_model(path).operators]
+    assert kinds == ["QUANTIZE", "RESHAPE", "RESHAPE", "QUANTIZE", "DEQUANTIZE"]
+    every = (np.arange(-150, 150, dtype=np.float32) * np.float32(0.05)).reshape(1, 300)
+    report = verify(path, "host", inputs=[every, every * np.float32(0.7)], work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
 
 
 def test_unsupported_op_named_with_index(tmp_path):

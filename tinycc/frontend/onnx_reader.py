@@ -428,6 +428,20 @@ def _reshape_shape(r, node, x: int) -> tuple[int, ...]:
     if node.op_type == "Flatten":
         axis = _attrs(node).get("axis", 1) % max(len(onnx_shape), 1)
         return (int(np.prod(onnx_shape[:axis])), int(np.prod(onnx_shape[axis:])))
+    if node.op_type in ("Squeeze", "Unsqueeze"):
+        axes = _attrs(node).get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = r.const(node, node.input[1], "axes").reshape(-1).tolist()
+        if node.op_type == "Squeeze":
+            axes = [a % len(onnx_shape) for a in (axes if axes is not None else
+                                                  [i for i, d in enumerate(onnx_shape) if d == 1])]
+            return tuple(d for i, d in enumerate(onnx_shape) if i not in axes)
+        if axes is None:
+            raise r.unsupported(node, "Unsqueeze without axes")
+        rank = len(onnx_shape) + len(axes)
+        axes = sorted(a % rank for a in axes)
+        it = iter(onnx_shape)
+        return tuple(1 if i in axes else next(it) for i in range(rank))
     target = [int(d) for d in r.const(node, node.input[1], "shape").reshape(-1)]
     target = [onnx_shape[i] if d == 0 else d for i, d in enumerate(target)]
     if target.count(-1) == 1:
@@ -725,6 +739,8 @@ _HANDLERS = {
     "Softmax": _qdq_softmax,
     "Reshape": _reshape_node,
     "Flatten": _reshape_node,
+    "Squeeze": _reshape_node,
+    "Unsqueeze": _reshape_node,
     "QLinearConv": _qlinear_conv,
     "QLinearMatMul": _qlinear_matmul,
     "QGemm": _qlinear_matmul,
