@@ -116,16 +116,11 @@ TINYCC_INLINE int32_t tinycc_bits64(uint64_t x)
 TINYCC_INLINE int32_t tinycc_round_f32_to_int(uint64_t m, int32_t e, int32_t sticky)
 {
     const int32_t extra = tinycc_bits64(m) - 24;
-    uint64_t rem, half;
     int32_t sh;
-    if (extra > 0) { /* the float32 rounding */
-        rem = m & (((uint64_t)1 << extra) - 1u);
-        half = (uint64_t)1 << (extra - 1);
-        m >>= extra;
+    if (extra > 0) { /* the float32 rounding: add half - 1, plus one for an odd or inexact m */
+        const uint64_t up = ((m >> extra) & 1u) | (sticky != 0 ? 1u : 0u);
+        m = (m + ((uint64_t)1 << (extra - 1)) - 1u + up) >> extra;
         e += extra;
-        if (rem > half || (rem == half && (sticky || (m & 1u) != 0u))) {
-            m++;
-        }
     }
     if (e >= 0) {
         return e > 0 || m >= 0x1000000u ? 0x1000000 : (int32_t)m;
@@ -134,13 +129,7 @@ TINYCC_INLINE int32_t tinycc_round_f32_to_int(uint64_t m, int32_t e, int32_t sti
     if (sh > 26) {
         return 0; /* below 1/4 */
     }
-    rem = m & (((uint64_t)1 << sh) - 1u);
-    half = (uint64_t)1 << (sh - 1);
-    m >>= sh;
-    if (rem > half || (rem == half && (m & 1u) != 0u)) {
-        m++;
-    }
-    return (int32_t)m;
+    return (int32_t)((m + ((uint64_t)1 << (sh - 1)) - 1u + ((m >> sh) & 1u)) >> sh);
 }
 
 /* round_half_even((float)acc * scale) for a positive normal float32 scale (bit pattern). */
