@@ -116,6 +116,7 @@ ZOO = {
                                        extra_options={"ActivationSymmetric": True, "DedicatedQDQPair": True})),
     "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(QDQ, per_channel=False)),
     "concat_qop": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
+    "mlp_qop": (Mlp, (1, 24), dict(quant_format=QuantFormat.QOperator, per_channel=True)),
     "gated_qdq": (GatedMlp, (1, 16), dict(QDQ, per_channel=True)),
     "gated_qop": (GatedMlp, (1, 16), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
 }

@@ -183,6 +183,30 @@ def test_unsqueeze_squeeze_and_requantization(tmp_path):
     assert report.ok, report.summary()
 
 
+def test_qlinear_softmax_saturates(tmp_path):
+    """QLinearSoftmax with y_scale 1/256 and zero point -128: a dominant value gives
+    round(256 * 1) - 128 = 128, which onnxruntime 1.31 saturates to 127 (older sources store
+    the low byte, -128)."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.1]), oh.make_tensor("z", TP.INT8, [], [0]),
+             oh.make_tensor("ys", TP.FLOAT, [], [1.0 / 256]), oh.make_tensor("yz", TP.INT8, [], [-128])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("QLinearSoftmax", ["xq", "s", "z", "ys", "yz"], ["yq"], domain="com.microsoft",
+                          axis=-1, opset=13),
+             oh.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [3, 10])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [3, 10])], inits)
+    path = tmp_path / "softmax.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)],
+                            ir_version=8), path)
+    rng = np.random.default_rng(3)
+    dominant = np.full((3, 10), -12.0, np.float32)
+    dominant[:, 4] = 12.0
+    xs = [dominant, rng.normal(0, 2, (3, 10)).astype(np.float32), rng.normal(0, 6, (3, 10)).astype(np.float32)]
+    assert (onnxruntime_outputs(path, xs[:1])[0].reshape(3, 10)[:, 4] == np.float32(255 / 256)).all()
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
+
+
 def test_unsupported_op_named_with_index(tmp_path):
     path = _qdq_model(tmp_path / "sin.onnx", "Sin")
     with pytest.raises(UnsupportedOpError) as err:

@@ -710,12 +710,11 @@ TINYCC_INLINE int8_t tinycc_quantize_f32(uint32_t x, uint32_t scale, int32_t zp)
 
 /* onnxruntime's int8 QLinearSoftmax on one row (QlinearSoftmaxCPU<int8_t>): table[uint8(127 -
  * max + x)] = exp(...) as float32 (built at compile time), summed in row order in float32;
- * each output round_half_even(table * y_scale / sum) + zp, where y_scale = floor(1 / scale),
- * stored as onnxruntime stores it: values above 255 become 255, then the low byte (int8), or
- * the uint8 kernel's value minus 128 (offset 128, a QDQ model on x86, whose zero point is then
- * zp + 128: the same table and row sum). */
+ * each output clamp(round_half_even(table * y_scale / sum) + zp), where y_scale =
+ * floor(1 / scale). (onnxruntime's uint8 kernel, which it runs for a QDQ model on x86, has the
+ * same table and row sum, and its result moved down by 128 is this one.) */
 static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const uint32_t *table,
-                                              uint32_t y_scale, int32_t zp, int32_t offset, int8_t *out)
+                                              uint32_t y_scale, int32_t zp, int8_t *out)
 {
     int32_t j, max = -128;
     uint32_t sum = 0u;
@@ -727,8 +726,8 @@ static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const 
     }
     for (j = 0; j < n; ++j) {
         const uint32_t t = table[(uint8_t)(127 - max + x[j])];
-        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp + offset;
-        out[j] = (int8_t)(uint8_t)((v > 255 ? 255 : v) - offset);
+        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp;
+        out[j] = (int8_t)(v > 127 ? 127 : v);
     }
 }
 
@@ -901,24 +900,24 @@ static inline int8_t tinycc_qlinear_average(const int8_t *x, int32_t h, int32_t 
     return tinycc_unpacked_to_s8(m, e, offset);
 }
 
-/* QuantizeLinear and DequantizeLinear of n values at the model's float32 edges (memcpy reads
- * and writes the bit patterns without breaking C's aliasing rules). */
-static inline void tinycc_quantize_f32_row(const float *x, int32_t n, uint32_t scale, int32_t zp, int8_t *out)
+/* QuantizeLinear and DequantizeLinear of n values at the model's float32 edges, read and
+ * written as 4-byte bit patterns (memcpy keeps C's aliasing rules). */
+static inline void tinycc_quantize_f32_row(const void *x, int32_t n, uint32_t scale, int32_t zp, int8_t *out)
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
         uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
+        memcpy(&u, (const uint8_t *)x + 4 * i, sizeof u);
         out[i] = tinycc_quantize_f32(u, scale, zp);
     }
 }
 
-static inline void tinycc_dequantize_f32_row(const int8_t *x, int32_t n, int32_t zp, uint32_t scale, float *out)
+static inline void tinycc_dequantize_f32_row(const int8_t *x, int32_t n, int32_t zp, uint32_t scale, void *out)
 {
     int32_t i;
     for (i = 0; i < n; ++i) {
         const uint32_t u = tinycc_dequantize_f32(x[i] - zp, scale);
-        memcpy(&out[i], &u, sizeof u);
+        memcpy((uint8_t *)out + 4 * i, &u, sizeof u);
     }
 }
 

@@ -8,7 +8,8 @@ Two quantized forms are read, as onnxruntime's `quantize_static` writes them:
   Q consuming the operator's output gives the output's quantization. This is the grouping
   onnxruntime's graph optimizer makes when it fuses QDQ groups into QLinear kernels.
 - QOperator: QLinearConv, QLinearMatMul and com.microsoft QGemm, QLinearAdd, QLinearMul,
-  QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat, QLinearLeakyRelu, with their
+  QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat, QLinearLeakyRelu,
+  QLinearSoftmax, with their
   scales and zero points as inputs.
 
 Operators get TFLite builtin names and TFLite-style options, so the integer lowerings are
@@ -691,6 +692,12 @@ def _qlinear_concat(r, node):
     _concat(r, node, xs, node.output[0], out_quant)
 
 
+def _qlinear_softmax(r, node):
+    x = r.act(node, node.input[0])
+    _check_input_quant(r, node, x, 1, 2)
+    _softmax(r, node, x, node.output[0], r.quant_of(node, node.input[3], node.input[4]))
+
+
 def _qlinear_leaky_relu(r, node):
     x = r.act(node, node.input[0])
     _check_input_quant(r, node, x, 1, 2)
@@ -716,8 +723,9 @@ def _constant(r, node):
 
 
 # QOperator nodes and the model's edges, which onnxruntime runs on int8 as they are
-_INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul",
-                 "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu"}
+_INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
+                 "QLinearMul", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat",
+                 "QLinearLeakyRelu", "QLinearSoftmax"}
 
 _HANDLERS = {
     "QuantizeLinear": _quantize_linear,
@@ -749,4 +757,5 @@ _HANDLERS = {
     "QLinearConcat": _qlinear_concat,
     "QLinearAveragePool": _qlinear_average_pool,
     "QLinearLeakyRelu": _qlinear_leaky_relu,
+    "QLinearSoftmax": _qlinear_softmax,
 }

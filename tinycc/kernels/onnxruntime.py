@@ -41,7 +41,7 @@ def qlinear_add(size: int, ra: tuple[int, int], rb: tuple[int, int], fixed: tupl
     return te.create_prim_func([a, b, out])
 
 
-def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int, offset: int):
+def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int):
     """onnxruntime's int8 QLinearSoftmax, row by row."""
 
     @T.prim_func(private=True)
@@ -49,7 +49,7 @@ def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int, offset: 
                out: T.Buffer((outer * depth,), "int8")):
         for i in range(outer):
             T.evaluate(T.call_extern("void", "tinycc_qlinear_softmax_row", T.address_of(x[i * depth]), depth,
-                                     T.address_of(table[0]), T.uint32(y_scale_bits), zp, offset,
+                                     T.address_of(table[0]), T.uint32(y_scale_bits), zp,
                                      T.address_of(out[i * depth])))
     return kernel
 

@@ -13,7 +13,7 @@ computed in float32 as onnxruntime computes it). The operators here have their o
 - QLinearAdd: onnxruntime's x86-64 AVX2 kernel, fma(a, ra, fma(b, rb, fixed)) in float32.
 
 onnxruntime on x86 runs a QDQ model's activations as uint8 (values and zero points + 128);
-Add, AveragePool and Softmax, where a zero point enters float arithmetic, follow that
+Add and AveragePool, where a zero point enters float arithmetic, follow that
 (`uint8_kernel`, set by the reader).
 - QLinearSoftmax: its float32 exp table, float32 sum, product and quotient.
 - QLinearGlobalAveragePool: (sum - zp * n) requantized by x_scale / (y_scale * n).
@@ -222,9 +222,9 @@ def lower_softmax(ctx: LoweringContext, op: Operator) -> Kernel:
     y_scale = F32(np.floor(F32(1.0) / F32(so)))
     name = kernel_name(ctx, op)
     table = softmax_table(si, depth).view(np.uint32)
-    func = ORT.qlinear_softmax(x.size // depth, depth, quant.f32_bits(y_scale), zo, _offset(op))
+    func = ORT.qlinear_softmax(x.size // depth, depth, quant.f32_bits(y_scale), zo)
     notes = [describe(g, op), f"QLinearSoftmax: float32 exp table, sum, round_half_even(t * {float(y_scale):g} "
-             "/ sum) + zero point, stored as onnxruntime stores it"]
+             "/ sum) + zero point, clamped"]
     return Kernel(name, op, func, [x.index, Const(f"{name}_exp_table", table)], out.index, 0, notes)
 
 
