@@ -80,6 +80,7 @@ class _Reader:
         self.node_index = 0
         self.inputs: list[int] = []
         self.quantized_inputs: dict = {}
+        self.aliases: dict[str, list[str]] = {}
         self.outputs: list[int] = []
 
     # --- the graph -----------------------------------------------------------------------
@@ -176,19 +177,26 @@ class _Reader:
     def new_act(self, name: str, shape, quant: Quant) -> int:
         t = self.tensor(name, shape, "int8", quant)
         self.acts[name] = t
+        for other in self.aliases.pop(name, []):  # the duplicated Qs of DedicatedQDQPair
+            self.acts[other] = t
         return t
 
     def output_of(self, node) -> tuple[str, Quant]:
-        """The QDQ output: the single QuantizeLinear that consumes the float result, which this
-        operator then absorbs (onnxruntime's fusion of the group)."""
+        """The QDQ output: the QuantizeLinear that consumes the float result (or its identical
+        copies, one per consumer with DedicatedQDQPair), which this operator then absorbs
+        (onnxruntime's fusion of the group)."""
         out = node.output[0]
         users = self.consumers.get(out, [])
-        if out in self.graph_outputs or len(users) != 1 or self.g.node[users[0]].op_type != "QuantizeLinear":
-            raise self.unsupported(node, "its float output does not go to exactly one QuantizeLinear; "
+        qs = [self.g.node[u] for u in users]
+        if out in self.graph_outputs or not qs or any(q.op_type != "QuantizeLinear" for q in qs):
+            raise self.unsupported(node, "its float output does not go to QuantizeLinear only; "
                                    "tinycc compiles quantized models only")
-        q = self.g.node[users[0]]
-        self.done.add(users[0])
-        return q.output[0], self.quant_of(q, q.input[1], q.input[2] if len(q.input) > 2 else None)
+        quants = [self.quant_of(q, q.input[1], q.input[2] if len(q.input) > 2 else None) for q in qs]
+        if any(q.scalar() != quants[0].scalar() for q in quants):
+            raise self.unsupported(node, "its output is quantized in two different ways")
+        self.done.update(users)
+        self.aliases[qs[0].output[0]] = [q.output[0] for q in qs[1:]]
+        return qs[0].output[0], quants[0]
 
     def transpose(self, node, src: int, perm, name: str) -> int:
         shape = tuple(self.shape(src)[p] for p in perm)
@@ -612,7 +620,7 @@ def _reshape_node(r, node):
     shape = _reshape_shape(r, node, x)
     out = node.output[0]
     users = r.consumers.get(out, [])
-    if len(users) == 1 and r.g.node[users[0]].op_type == "QuantizeLinear":
+    if users and all(r.g.node[u].op_type == "QuantizeLinear" for u in users):
         q_out, q = r.output_of(node)
         if q.scalar() != r.quant(x).scalar():
             raise r.unsupported(node, "the QuantizeLinear after it changes the quantization")
@@ -708,7 +716,7 @@ def _max_pool_int8(r, node):
     """MaxPool: on int8 directly (QOperator), or in a DQ -> MaxPool -> Q group."""
     x = r.act(node, node.input[0])
     users = r.consumers.get(node.output[0], [])
-    if len(users) == 1 and r.g.node[users[0]].op_type == "QuantizeLinear":
+    if users and all(r.g.node[u].op_type == "QuantizeLinear" for u in users):
         _qdq_pool(r, node)
         return
     _pool(r, node, x, node.output[0], r.quant(x))
