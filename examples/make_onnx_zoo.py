@@ -59,6 +59,37 @@ class SmallCnn(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class InvertedBlock(nn.Module):
+    """Depthwise 3x3 + ReLU6, pointwise 1x1; a residual add when the shape allows."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin)
+        self.pw = nn.Conv2d(cin, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.pw(nn.functional.relu6(self.dw(x)))
+        return x + y if self.residual else torch.relu(y)
+
+
+class MobileNetLike(nn.Module):
+    """A strided stem and five depthwise-separable blocks (two residual), global pooling, a
+    dense layer and softmax: MobileNet's structure at 48x48."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
+        self.blocks = nn.Sequential(InvertedBlock(16, 32, 1), InvertedBlock(32, 32, 1), InvertedBlock(32, 64, 2),
+                                    InvertedBlock(64, 64, 1), InvertedBlock(64, 96, 2))
+        self.head = nn.Linear(96, 12)
+
+    def forward(self, x):
+        x = self.blocks(torch.relu(self.stem(x)))
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return torch.softmax(self.head(x), dim=-1)
+
+
 class Mlp(nn.Module):
     """Dense layers (Gemm) with ReLU and a softmax: a sensor classifier."""
 
@@ -111,6 +142,7 @@ class ConcatNet(nn.Module):
 QDQ = dict(quant_format=QuantFormat.QDQ, extra_options={"DedicatedQDQPair": True})
 ZOO = {
     "cnn_qdq": (SmallCnn, (1, 3, 16, 16), dict(QDQ, per_channel=True)),
+    "mobilenet_qdq": (MobileNetLike, (1, 3, 48, 48), dict(QDQ, per_channel=True)),
     "cnn_qop": (SmallCnn, (1, 3, 16, 16), dict(quant_format=QuantFormat.QOperator, per_channel=True)),
     "mlp_qdq_sym": (Mlp, (1, 24), dict(QDQ, per_channel=False,
                                        extra_options={"ActivationSymmetric": True, "DedicatedQDQPair": True})),

@@ -141,6 +141,27 @@ TINYCC_INLINE int32_t tinycc_requantize_f32(int32_t acc, uint32_t scale)
     if (a == 0u) {
         return 0;
     }
+    if (a < 0x1000000u) { /* the usual case, in 32-bit steps: (float)acc is exact */
+        const int32_t n = tinycc_bits64(a);
+        const uint64_t p = (uint64_t)(a << (24 - n)) * ms; /* in [2^46, 2^48) */
+        const uint32_t hi = (uint32_t)(p >> 16), sticky = ((uint32_t)p & 0xFFFFu) != 0u ? 1u : 0u;
+        const int32_t k = (hi >> 31) != 0u ? 8 : 7; /* round to 24 significant bits at bit 16 + k */
+        uint32_t q = hi >> k;
+        const uint32_t rem = hi & ((1u << k) - 1u), half = 1u << (k - 1);
+        int32_t sh;
+        if (rem > half || (rem == half && (sticky | (q & 1u)) != 0u)) {
+            q++;
+        }
+        sh = -(e + 16 + k - (24 - n)); /* the product is q * 2^-sh */
+        if (sh <= 0) {
+            r = sh < 0 || q >= 0x1000000u ? 0x1000000 : (int32_t)q;
+        } else if (sh > 26) {
+            r = 0;
+        } else {
+            r = (int32_t)((q + (1u << (sh - 1)) - 1u + ((q >> sh) & 1u)) >> sh);
+        }
+        return acc < 0 ? -r : r;
+    }
     if (a >= 0x1000000u) { /* (float)acc rounds to 24 bits first */
         const int32_t extra = tinycc_bits64(a) - 24;
         const uint32_t rem = a & ((1u << extra) - 1u), half = 1u << (extra - 1);
@@ -834,17 +855,17 @@ TINYCC_INLINE int8_t tinycc_unpacked_to_s8(int64_t m, int32_t e, int32_t offset)
 }
 
 /* onnxruntime's QLinearAdd on x86-64 (MlasQLinearAddKernelAvx2Helper): with ra = sa / sc,
- * rb = sb / sc and fixed = zc - (ra * za + rb * zb) in float32 (computed at compile time),
- * out = saturate(round_half_even(fma(a, ra, fma(b, rb, fixed)))) on the raw values. offset
- * 128: the uint8 kernel that onnxruntime runs for a QDQ model on x86 (values and zero points
- * moved up by 128, which changes the float32 rounding). */
-TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t b, int32_t ra_m, int32_t ra_e, int32_t rb_m,
-                                        int32_t rb_e, int32_t fixed_m, int32_t fixed_e, int32_t offset)
+ * rb = sb / sc and fixed = zc - (ra * za + rb * zb) in float32, out = saturate(round_half_even(
+ * fma(a, ra, fma(b, rb, fixed)))) on the raw values. The inner fma depends on b only: it comes
+ * from a compile-time table, unpacked as t_m * 2^t_e. offset 128: the uint8 kernel that
+ * onnxruntime runs for a QDQ model on x86 (values and zero points moved up by 128, which
+ * changes the float32 rounding). */
+TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t t_m, int32_t t_e, int32_t ra_m, int32_t ra_e,
+                                        int32_t offset)
 {
     int64_t m;
     int32_t e;
-    tinycc_fma_s8(b + offset, rb_m, rb_e, fixed_m, fixed_e, &m, &e);
-    tinycc_fma_s8(a + offset, ra_m, ra_e, m, e, &m, &e);
+    tinycc_fma_s8(a + offset, ra_m, ra_e, t_m, t_e, &m, &e);
     return tinycc_unpacked_to_s8(m, e, offset);
 }
 

@@ -36,7 +36,9 @@ int main(void){ unsigned long long s=88172645463325252ULL; long bad=0, n=0;
   uint32_t fx=((uint32_t)(s>>28)&0x7FFFFFu)|((uint32_t)(100+(s>>50)%34)<<23)|((uint32_t)((s>>60)&1)<<31);
   float v=fmaf((float)a,fl(ra),fmaf((float)b,fl(rb),fl(fx))); int32_t w=clampi(v,0);
   int32_t fm=(int32_t)((fx&0x7FFFFFu)|0x800000u), fe=(int32_t)((fx>>23)&0xFF)-150; if(fx>>31) fm=-fm;
-  int32_t got=tinycc_qlinear_add(a,b,(int32_t)((ra&0x7FFFFFu)|0x800000u),(int32_t)(ra>>23)-150,(int32_t)((rb&0x7FFFFFu)|0x800000u),(int32_t)(rb>>23)-150,fm,fe,0);
+  uint32_t t=bits(fmaf((float)b,fl(rb),fl(fx))); int32_t tm=(int32_t)((t&0x7FFFFFu)|0x800000u), te=(int32_t)((t>>23)&0xFF)-150;
+  int32_t got; (void)fm; (void)fe; if(t>>31) tm=-tm; if((t&0x7F800000u)==0u){ tm=0; te=0; }
+  got=tinycc_qlinear_add(a,tm,te,(int32_t)((ra&0x7FFFFFu)|0x800000u),(int32_t)(ra>>23)-150,0);
   n++; if(got!=w){ if(bad<5) printf("qladd %d %d %08x %08x %08x -> %d vs %d\n",a,b,ra,rb,fx,got,w); bad++; } }
  /* QLinearAveragePool: float32 sum of a window, / count, / y_scale, + zp, rounded to even */
  { static uint32_t table[256]; static int8_t img[5*7*3];

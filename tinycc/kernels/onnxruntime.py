@@ -30,15 +30,18 @@ def dequantize_f32(size: int, zp: int, scale_bits: int):
     return kernel
 
 
-def qlinear_add(size: int, ra: tuple[int, int], rb: tuple[int, int], fixed: tuple[int, int], offset: int):
-    """onnxruntime's QLinearAdd of two same-shaped int8 tensors; each float32 constant is
-    passed unpacked as (signed mantissa, exponent); offset 128 for its uint8 kernel."""
+def qlinear_add(size: int, ra: tuple[int, int], offset: int):
+    """onnxruntime's QLinearAdd of two same-shaped int8 tensors: fma(a, ra, t[b]) with the
+    inner fma of every b from two tables (mantissa, exponent); ra passed unpacked as
+    (signed mantissa, exponent); offset 128 for its uint8 kernel."""
     a = te.placeholder((size,), "int8", name="a")
     b = te.placeholder((size,), "int8", name="b")
+    tm = te.placeholder((256,), I32, name="t_mantissa")
+    tx = te.placeholder((256,), I32, name="t_exponent")
     out = te.compute((size,), lambda i: tirx.call_extern(
-        "int8", "tinycc_qlinear_add", a[i].astype(I32), b[i].astype(I32), ra[0], ra[1], rb[0], rb[1],
-        fixed[0], fixed[1], offset), name="output")
-    return te.create_prim_func([a, b, out])
+        "int8", "tinycc_qlinear_add", a[i].astype(I32), tm[b[i].astype(I32) + 128], tx[b[i].astype(I32) + 128],
+        ra[0], ra[1], offset), name="output")
+    return te.create_prim_func([a, b, tm, tx, out])
 
 
 def qlinear_softmax(outer: int, depth: int, y_scale_bits: int, zp: int):

@@ -174,11 +174,17 @@ def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
     # (float)zc - (ra * za + rb * zb), which the compiler contracts to an fma
     inner = _round_f32(Fraction(float(ra)) * za + Fraction(float(F32(rb * F32(zb)))))
     fixed = _round_f32(Fraction(zc) - Fraction(float(inner)))
-    func = ORT.qlinear_add(a.size, _unpacked(ra), _unpacked(rb), _unpacked(fixed), off)
+    inner = [_unpacked(_round_f32(Fraction(int(v) + off) * Fraction(float(rb)) + Fraction(float(fixed))))
+             for v in VALUES]  # fma(b, rb, fixed) for every b
+    t_m = np.array([m for m, _ in inner], np.int32)
+    t_e = np.array([e for _, e in inner], np.int32)
+    func = ORT.qlinear_add(a.size, _unpacked(ra), off)
+    name = kernel_name(ctx, op)
     notes = [describe(g, op), f"QLinearAdd as onnxruntime's x86-64 AVX2 kernel: fma(a, {float(ra):.9g}, "
              f"fma(b, {float(rb):.9g}, {float(fixed):.9g})) in float32, rounded half to even"
              + (" (its uint8 kernel: values + 128)" if off else "")]
-    return Kernel(kernel_name(ctx, op), op, func, [a.index, b.index], out.index, 0, notes)
+    return Kernel(name, op, func, [a.index, b.index, Const(f"{name}_inner_mantissa", t_m),
+                                   Const(f"{name}_inner_exponent", t_e)], out.index, 0, notes)
 
 
 def lower_mul(ctx: LoweringContext, op: Operator) -> Kernel:
