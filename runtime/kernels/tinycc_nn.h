@@ -704,15 +704,36 @@ static inline void tinycc_softmax_litert_row(const int8_t *x, int32_t n, const u
  * the quotient rounded to float32, then to an integer (saturating at 2^24). */
 TINYCC_INLINE int32_t tinycc_f32_div_round(uint32_t x, uint32_t d)
 {
-    const uint32_t ex = (x >> 23) & 0xFFu;
-    uint64_t num, q;
+    const uint32_t ex = (x >> 23) & 0xFFu, md = (d & 0x7FFFFFu) | 0x800000u;
+    uint32_t q, r;
+    int32_t i;
     if (ex == 0u) {
         return 0; /* zero, or a subnormal: below any quantization step */
     }
-    num = (uint64_t)((x & 0x7FFFFFu) | 0x800000u) << 26;
-    q = num / ((d & 0x7FFFFFu) | 0x800000u); /* in [2^25, 2^27) */
-    return tinycc_round_f32_to_int(q, (int32_t)ex - (int32_t)(d >> 23) - 26,
-                                   num % ((d & 0x7FFFFFu) | 0x800000u) != 0u);
+    /* q = (mx << 26) / md, in [2^25, 2^27), by long division in 32-bit steps (a Cortex-M has
+     * no 64-bit division): 7, 7, 7 and 5 quotient bits, the remainder staying below md < 2^24 */
+    r = (x & 0x7FFFFFu) | 0x800000u;
+    q = r / md;
+    r = r % md;
+    for (i = 0; i < 4; ++i) {
+        const int32_t bits = i < 3 ? 7 : 5;
+        r <<= bits;
+        q = (q << bits) | (r / md);
+        r = r % md;
+    }
+    {   /* q has 26 or 27 bits: the float32 rounding, then the integer one, in 32 bits */
+        const int32_t k = q >= 0x4000000u ? 3 : 2;
+        const uint32_t up = ((q >> k) & 1u) | (r != 0u ? 1u : 0u);
+        const int32_t sh = (int32_t)(d >> 23) + 26 - k - (int32_t)ex; /* value = (q >> k) * 2^-sh */
+        q = (q + (1u << (k - 1)) - 1u + up) >> k;
+        if (sh <= 0) {
+            return sh < 0 || q >= 0x1000000u ? 0x1000000 : (int32_t)q;
+        }
+        if (sh > 26) {
+            return 0;
+        }
+        return (int32_t)((q + (1u << (sh - 1)) - 1u + ((q >> sh) & 1u)) >> sh);
+    }
 }
 
 /* QuantizeLinear: clamp(round_half_even(x / scale) + zp) for a float32 x and a positive
