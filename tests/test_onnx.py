@@ -83,6 +83,17 @@ def test_qemu_bit_exact_with_onnxruntime(tmp_path):
     assert report.ok and report.ran_on.startswith("mps2-an386"), report.summary()
 
 
+def test_qdq_models_need_the_uint8_kernels(monkeypatch, tmp_path):
+    """onnxruntime runs a QDQ model's Add and AveragePool as uint8 on x86: computed with the
+    int8 kernels' rounding instead, cnn_qdq differs from onnxruntime (by one step)."""
+    import tinycc.lower.onnxruntime as lowering
+    path = MODELS / "cnn_qdq.onnx"
+    xs = model_inputs(load_model(path), count_random=40, seed=2)
+    monkeypatch.setattr(lowering, "_offset", lambda op: 0)
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path)
+    assert not report.ok and max(report.max_abs_diff) < 0.003  # one output step (0.0023)
+
+
 def test_default_session_agrees_within_one_step():
     """With onnxruntime's default session, the common-subexpression pass shares the DQ of a
     tensor with several consumers, and onnxruntime runs those consumers in float: tinycc's
