@@ -148,6 +148,9 @@ ZOO = {
                                        extra_options={"ActivationSymmetric": True, "DedicatedQDQPair": True})),
     "concat_qdq": (ConcatNet, (1, 4, 6, 6), dict(QDQ, per_channel=False)),
     "concat_qop": (ConcatNet, (1, 4, 6, 6), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
+    "cnn_qdq_u8": (SmallCnn, (1, 3, 16, 16), dict(QDQ, per_channel=True, activation_type=QuantType.QUInt8)),
+    "gated_qop_u8": (GatedMlp, (1, 16), dict(quant_format=QuantFormat.QOperator, per_channel=False,
+                                             activation_type=QuantType.QUInt8)),
     "mlp_qop": (Mlp, (1, 24), dict(quant_format=QuantFormat.QOperator, per_channel=True)),
     "gated_qdq": (GatedMlp, (1, 16), dict(QDQ, per_channel=True)),
     "gated_qop": (GatedMlp, (1, 16), dict(quant_format=QuantFormat.QOperator, per_channel=False)),
@@ -172,8 +175,8 @@ def build(name: str, out_dir: str) -> str:
         torch.onnx.export(module, (torch.zeros(shape),), fp32, input_names=["input"],
                           output_names=["output"], opset_version=OPSET, dynamo=False)
         out = os.path.join(out_dir, f"{name}.onnx")
-        quantize_static(fp32, out, RandomReader("input", shape), activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, **options)
+        options = {"activation_type": QuantType.QInt8, **options}
+        quantize_static(fp32, out, RandomReader("input", shape), weight_type=QuantType.QInt8, **options)
     model = onnx.load(out)
     onnx.checker.check_model(model)
     ops = sorted({n.op_type for n in model.graph.node})

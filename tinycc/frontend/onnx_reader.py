@@ -81,6 +81,8 @@ class _Reader:
         self.inputs: list[int] = []
         self.quantized_inputs: dict = {}
         self.aliases: dict[str, list[str]] = {}
+        self.uint8_model = any(self.consts.get(n.input[2], np.zeros(0, np.int8)).dtype == np.uint8
+                               for n in self.g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2)
         self.outputs: list[int] = []
 
     # --- the graph -----------------------------------------------------------------------
@@ -123,9 +125,10 @@ class _Reader:
 
     def op(self, kind: str, inputs: list[int], outputs: list[int], node, **options) -> Operator:
         options.setdefault("onnx_node", f"{node.op_type} node {self.node_index} ('{node.name}')")
-        # onnxruntime on x86 runs a QDQ model's int8 activations as uint8 (QDQS8ToU8Transformer):
-        # where a zero point enters float arithmetic, that changes the rounding
-        options.setdefault("uint8_kernel", node.op_type not in _INT8_KERNELS)
+        # onnxruntime on x86 runs a QDQ model's int8 activations as uint8 (QDQS8ToU8Transformer),
+        # and a uint8 model as it is: where a zero point enters float arithmetic, the uint8
+        # kernels round differently from the int8 ones
+        options.setdefault("uint8_kernel", self.uint8_model or node.op_type not in _INT8_KERNELS)
         op = Operator(index=len(self.ops), kind=kind, inputs=inputs, outputs=outputs, options=options)
         self.ops.append(op)
         return op
@@ -144,10 +147,12 @@ class _Reader:
         scale = np.asarray(self.const(node, scale_name, "scale"), dtype=np.float32).reshape(-1)
         if zp_name:
             zp_arr = self.const(node, zp_name, "zero point")
-            if zp_arr.dtype not in (np.int8, np.int32):
+            if zp_arr.dtype not in (np.int8, np.int32, np.uint8):
                 raise self.unsupported(node, f"zero point of type {zp_arr.dtype}; tinycc compiles int8 "
-                                       "models (quantize with QuantType.QInt8)")
-            zp = zp_arr.astype(np.int64).reshape(-1)
+                                       "and uint8 models")
+            # uint8 activations are held as int8 with values and zero point moved down by 128:
+            # the same real numbers, and the same results (see uint8_kernel)
+            zp = zp_arr.astype(np.int64).reshape(-1) - (128 if zp_arr.dtype == np.uint8 else 0)
         else:
             zp = np.zeros(1, np.int64)
         if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
@@ -269,8 +274,11 @@ def _dequantize_linear(r: _Reader, node):
     a = _attrs(node)
     if q in r.consts:
         data = r.consts[q]
+        if data.dtype == np.uint8 and data.size == 1:  # a uint8 model's scalar, held as int8
+            data = (data.astype(np.int16) - 128).astype(np.int8)
         if data.dtype not in (np.int8, np.int32):
-            raise r.unsupported(node, f"constant of type {data.dtype}; int8 weights and int32 biases only")
+            raise r.unsupported(node, f"constant of type {data.dtype}; int8 weights and int32 biases only "
+                                "(quantize weights with QuantType.QInt8)")
         axis = a.get("axis", 1)
         quant = r.quant_of(node, node.input[1], node.input[2] if len(node.input) > 2 else None,
                            axis % max(data.ndim, 1))
@@ -477,6 +485,8 @@ def _operand(r: _Reader, node, name: str, scale_zp: tuple | None = None) -> int:
         c = r.qconsts[name]
     else:
         return r.act(node, name)
+    if c.data.dtype == np.uint8 and c.quant is not None:  # a uint8 model's constant, held as int8
+        c = _QConst((c.data.astype(np.int16) - 128).astype(np.int8), c.quant)
     if c.data.size != 1 or c.data.dtype != np.int8 or c.quant is None or c.quant.per_channel:
         raise r.unsupported(node, f"constant operand '{name}' other than an int8 scalar")
     return r.const_tensor(name, c.data.reshape(1).astype(np.int8), c.quant)
