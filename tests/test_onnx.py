@@ -112,16 +112,26 @@ def cnn_library(tmp_path_factory):
     return compile_model(MODELS / "cnn_qdq.onnx", "nrf52840", tmp_path_factory.mktemp("cnn") / "cnn")
 
 
+@pytest.fixture(scope="module")
+def libraries(cnn_library, tmp_path_factory):
+    """Between them every ONNX kernel: QuantizeLinear, transposes, convolutions, pools, Add,
+    dense layers, DequantizeLinear (cnn_qdq); Mul, Add (gated_qop); Softmax (mlp_qop)."""
+    others = [compile_model(MODELS / f"{n}.onnx", "host", tmp_path_factory.mktemp(n) / n, measure_code=False)
+              for n in ("gated_qop", "mlp_qop")]
+    return [cnn_library, *others]
+
+
 @pytest.mark.parametrize("cc", ["gcc", "clang", "arm-none-eabi-gcc"])
-def test_c_is_warning_free(cnn_library, cc, tmp_path):
+def test_c_is_warning_free(libraries, cc, tmp_path):
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} is not installed (scripts/setup.sh installs it)")
     flags = ["-mcpu=cortex-m4", "-mthumb"] if cc.startswith("arm") else []
-    lib = cnn_library.out_dir
-    for src in sorted((lib / "src").glob("*.c")):
-        cmd = [cc, "-O2", *flags, *STRICT, "-I", str(lib / "include"), "-c", str(src), "-o", str(tmp_path / "x.o")]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+    for library in libraries:
+        lib = library.out_dir
+        for src in sorted((lib / "src").glob("*.c")):
+            cmd = [cc, "-O2", *flags, *STRICT, "-I", str(lib / "include"), "-c", str(src), "-o", str(tmp_path / "x.o")]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
 
 
 def test_no_float_arithmetic(cnn_library, tmp_path):
