@@ -106,7 +106,7 @@ class Mlp(nn.Module):
 
 
 class GatedMlp(nn.Module):
-    """A gated dense block: fc(x) * sigmoid-free gate fc(x) (Mul), a scaled residual (Mul by a
+    """A gated dense block: fc(x) * sigmoid(fc(x)) (Sigmoid, Mul), a scaled residual (Mul by a
     constant, Add), then a dense layer."""
 
     def __init__(self):
@@ -116,7 +116,7 @@ class GatedMlp(nn.Module):
         self.out = nn.Linear(16, 4)
 
     def forward(self, x):
-        h = self.a(x) * torch.relu(self.b(x))
+        h = self.a(x) * torch.sigmoid(self.b(x))
         return self.out(h + x * 0.5)
 
 

@@ -55,7 +55,8 @@ def test_zoo_is_present_and_from_pytorch():
         ops |= {node.op_type for node in onnx.load(MODELS / f"{n}.onnx").graph.node}
     assert {"Conv", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
             "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu", "Softmax", "MaxPool",
-            "QLinearAveragePool", "AveragePool", "QLinearMul", "Mul", "GlobalAveragePool", "Add"} <= ops
+            "QLinearAveragePool", "AveragePool", "QLinearMul", "Mul", "GlobalAveragePool", "Add",
+            "Sigmoid", "QLinearSigmoid"} <= ops
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -201,6 +202,28 @@ def test_unsqueeze_squeeze_and_requantization(tmp_path):
     assert kinds == ["QUANTIZE", "RESHAPE", "RESHAPE", "QUANTIZE", "DEQUANTIZE"]
     every = (np.arange(-150, 150, dtype=np.float32) * np.float32(0.05)).reshape(1, 300)
     report = verify(path, "host", inputs=[every, every * np.float32(0.7)], work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("form", ["QLinearSigmoid", "DQ-Sigmoid-Q"])
+def test_sigmoid_every_value(form, tmp_path):
+    """onnxruntime's logistic is its own polynomial (fused multiply-adds): every int8 input."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.06]), oh.make_tensor("z", TP.INT8, [], [5]),
+             oh.make_tensor("ys", TP.FLOAT, [], [1.0 / 256]), oh.make_tensor("yz", TP.INT8, [], [-128])]
+    if form == "QLinearSigmoid":
+        middle = [oh.make_node("QLinearSigmoid", ["xq", "s", "z", "ys", "yz"], ["yq"], domain="com.microsoft")]
+    else:
+        middle = [oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]), oh.make_node("Sigmoid", ["xf"], ["yf"]),
+                  oh.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]), *middle,
+             oh.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 256])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 256])], inits)
+    path = tmp_path / "sigmoid.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)],
+                            ir_version=8), path)
+    every = ((np.arange(-128, 128) - 5) * np.float32(0.06)).astype(np.float32).reshape(1, 256)
+    report = verify(path, "host", inputs=[every], work_dir=tmp_path / "w")
     assert report.ok, report.summary()
 
 

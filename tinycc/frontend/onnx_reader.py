@@ -528,6 +528,8 @@ def _unary(r: _Reader, node, x: int, out_name: str, out_quant: Quant):
         lo = float(r.const(node, node.input[1], "min")) if len(node.input) > 1 and node.input[1] else float("-inf")
         hi = float(r.const(node, node.input[2], "max")) if len(node.input) > 2 and node.input[2] else float("inf")
         kind, opts = "RELU", {"min": lo, "max": hi}
+    elif node.op_type.endswith("Sigmoid"):
+        kind, opts = "LOGISTIC", {}
     else:
         kind, opts = "LEAKY_RELU", {"alpha": float(a.get("alpha", 0.01))}
     r.op(kind, [x], [r.new_act(out_name, r.shape(x), out_quant)], node, **opts)
@@ -743,7 +745,7 @@ def _constant(r, node):
 # QOperator nodes and the model's edges, which onnxruntime runs on int8 as they are
 _INT8_KERNELS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd",
                  "QLinearMul", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat",
-                 "QLinearLeakyRelu", "QLinearSoftmax"}
+                 "QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftmax"}
 
 _HANDLERS = {
     "QuantizeLinear": _quantize_linear,
@@ -762,6 +764,7 @@ _HANDLERS = {
     "Relu": _qdq_unary,
     "Clip": _qdq_unary,
     "LeakyRelu": _qdq_unary,
+    "Sigmoid": _qdq_unary,
     "Softmax": _qdq_softmax,
     "Reshape": _reshape_node,
     "Flatten": _reshape_node,
@@ -775,5 +778,6 @@ _HANDLERS = {
     "QLinearConcat": _qlinear_concat,
     "QLinearAveragePool": _qlinear_average_pool,
     "QLinearLeakyRelu": _qlinear_leaky_relu,
+    "QLinearSigmoid": _qlinear_leaky_relu,
     "QLinearSoftmax": _qlinear_softmax,
 }

@@ -7,9 +7,10 @@ computed in float32 as onnxruntime computes it). The operators here have their o
 
 - QuantizeLinear (float input): round_half_even(x / scale) + zp, clamped (MlasQuantizeLinear).
 - DequantizeLinear (float output): float32(q - zp) * scale.
-- A DQ -> Relu/Clip/LeakyRelu -> Q group, which onnxruntime runs in float, QLinearLeakyRelu
-  and the requantization of a QLinearConcat input: one 256-entry table, computed at compile
-  time with numpy's float32 arithmetic (the same IEEE operations in the same order).
+- A DQ -> Relu/Clip/LeakyRelu -> Q group, which onnxruntime runs in float, QLinearLeakyRelu,
+  QLinearSigmoid (its polynomial logistic, fused multiply-adds included) and the
+  requantization of a QLinearConcat input: one 256-entry table, computed at compile time with
+  float32 arithmetic (the same IEEE operations in the same order).
 - QLinearAdd: onnxruntime's x86-64 AVX2 kernel, fma(a, ra, fma(b, rb, fixed)) in float32.
 
 onnxruntime on x86 runs a QDQ model's activations as uint8 (values and zero points + 128);
@@ -122,7 +123,37 @@ def lower_dequantize(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
 
 
+# MlasLogisticConstants (onnxruntime/core/mlas/lib/logistic.cpp), as float32
+_ALPHA = ("4.37031012579801e-11", "1.15627324459942e-07", "6.08574864600143e-05", "8.51377133304701e-03",
+          "2.48287947061529e-01")
+_BETA = ("6.10247389755681e-13", "5.76102136993427e-09", "6.29106785017040e-06", "1.70198817374094e-03",
+         "1.16817656904453e-01", "9.93151921023180e-01")
+
+
+def _fma(a, b, c) -> F32:
+    return _round_f32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+
+
+def mlas_logistic(x: F32) -> F32:
+    """MlasComputeLogisticF32KernelFma3 (x86-64): x clamped to [-18, 18], odd and even
+    polynomials in x^2 by fused multiply-adds, p * x / q + 1/2, at least 0."""
+    alpha = [_round_f32(Fraction(v)) for v in _ALPHA]
+    beta = [_round_f32(Fraction(v)) for v in _BETA]
+    x = F32(min(max(F32(x), F32(-18.0)), F32(18.0)))
+    x2 = F32(x * x)
+    p = _fma(x2, alpha[0], alpha[1])
+    for a in alpha[2:]:
+        p = _fma(x2, p, a)
+    q = _fma(x2, beta[0], beta[1])
+    for b in beta[2:]:
+        q = _fma(x2, q, b)
+    return F32(max(F32(F32(F32(x * p) / q) + F32(0.5)), F32(0.0)))
+
+
 def _unary_fn(op: Operator):
+    if op.kind == "LOGISTIC":
+        return (lambda v: np.array([mlas_logistic(t) for t in v], dtype=F32),
+                "onnxruntime's float32 logistic (MlasComputeLogistic, x86-64 FMA kernel)")
     if op.kind == "MUL":
         c = F32(op.options["float_scalar"])
         return lambda v: (v * c).astype(F32), f"times {float(c):g}"
@@ -259,4 +290,4 @@ SHARED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RES
 LOWERINGS = {"QUANTIZE": lower_quantize, "DEQUANTIZE": lower_dequantize, "RELU": lower_unary,
              "LEAKY_RELU": lower_unary, "MEAN": lower_global_average_pool, "ADD": lower_add,
              "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool,
-             "MUL": lower_mul}
+             "MUL": lower_mul, "LOGISTIC": lower_unary}
