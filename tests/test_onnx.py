@@ -205,6 +205,24 @@ def test_unsqueeze_squeeze_and_requantization(tmp_path):
     assert report.ok, report.summary()
 
 
+def test_image_output_in_onnx_order(tmp_path):
+    """A 4-D output comes back NCHW, as onnxruntime returns it (a transpose before the
+    DequantizeLinear): MaxPool with asymmetric SAME_UPPER padding on a 2x5x7 image."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.04]), oh.make_tensor("z", TP.INT8, [], [-9])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             oh.make_node("MaxPool", ["xf"], ["yf"], kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+             oh.make_node("QuantizeLinear", ["yf", "s", "z"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2, 5, 7])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 2, 3, 4])], inits)
+    path = tmp_path / "pool.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    xs = model_inputs(load_model(path), count_random=4, seed=1)
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
+
+
 @pytest.mark.parametrize("form", ["QLinearSigmoid", "DQ-Sigmoid-Q"])
 def test_sigmoid_every_value(form, tmp_path):
     """onnxruntime's logistic is its own polynomial (fused multiply-adds): every int8 input."""
