@@ -41,6 +41,8 @@ class CompileResult:
         ram, flash = t.ram_bytes, t.flash_bytes
         code = f"{self.code_bytes:,} B code" if self.code_bytes is not None else "code not measured"
         io = ", input and output inside" if self.library.plan.io_in_arena else ""
+        if self.library.plan.state_bytes:
+            io += f"; the first {self.library.plan.state_bytes:,} B are state, kept between runs"
         return (f"{self.library.name}: {len(self.library.kernels)} kernels, compiled in {self.seconds:.1f} s\n"
                 f"  arena  {self.arena_bytes:>9,} B  ({100 * self.arena_bytes / ram:.1f}% of {t.name} RAM {ram:,} B; "
                 f"lower bound {self.library.plan.lower_bound:,} B{io})\n"

@@ -36,7 +36,8 @@ def generate_kernels_c(kernels: list[Kernel]) -> dict[str, str]:
     """Build every kernel with TVM's C target; return {function name: C definition}."""
     funcs = {}
     for k in kernels:
-        names = [_param_name(x) for x in k.inputs] + ["output"]
+        names = ["state" if isinstance(x, int) and x in k.state else _param_name(x)
+                 for x in k.inputs] + ["output"]
         funcs[k.name] = to_plain_c_signature(k.func, names)
     if len(funcs) == 1:  # a lone function would be made the module's packed entry point
         funcs["tinycc_unused_kernel"] = next(iter(funcs.values()))

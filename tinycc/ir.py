@@ -38,7 +38,8 @@ class Tensor:
     dtype: str  # numpy dtype name: int8, int32, float32, ...
     quant: Quant | None = None
     data: np.ndarray | None = None  # constant contents, already shaped
-    is_variable: bool = False
+    is_variable: bool = False  # state kept from one run to the next (see `initial`)
+    initial: np.ndarray | None = None  # a variable's value before the first run (and after reset)
 
     @property
     def is_const(self) -> bool:
@@ -46,6 +47,8 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        if self.dtype == "resource":  # a resource variable's handle: no bytes of its own
+            return 0
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
     @property
@@ -74,6 +77,11 @@ class Graph:
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
+
+    @property
+    def state(self) -> list[Tensor]:
+        """The variable tensors: a model with any is stateful."""
+        return [t for t in self.tensors if t.is_variable]
 
     def consumers(self, tensor_index: int) -> list[Operator]:
         return [op for op in self.operators if tensor_index in op.inputs]

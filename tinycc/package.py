@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .emit import c_array, c_type_of, constify
 from .ir import Graph
@@ -42,7 +44,15 @@ class Library:
 
     @property
     def consts(self) -> list[Const]:
-        return [c for k in self.kernels for c in k.inputs if isinstance(c, Const) and not _is_scratch(c)]
+        return [c for k in self.kernels for c in k.inputs if isinstance(c, Const) and not _is_scratch(c)] \
+            + [c for _, c in self.initial_values if c is not None]
+
+    @property
+    def initial_values(self) -> list[tuple]:
+        """(variable tensor, Const of its initial value, or None when it starts at zero)."""
+        return [(t, None if not np.any(t.initial) else Const(f"{self.name}_initial_{t.index}",
+                                                              t.initial))
+                for t in self.graph.state]
 
     @property
     def weight_bytes(self) -> int:
@@ -119,9 +129,7 @@ def header(lib: Library) -> str:
         " *",
         f" * Call {n}_run() with {i.dtype} input of {N}_INPUT_SIZE bytes, an output buffer of",
         f" * {N}_OUTPUT_SIZE bytes and an arena of {N}_ARENA_SIZE bytes aligned to",
-        f" * {N}_ARENA_ALIGN. The arena is scratch: nothing in it is kept between calls. The",
-        " * library allocates nothing and uses no global state, so it is reentrant with one arena",
-        " * per caller.",
+        *_arena_doc(lib),
         " */",
         f"#ifndef {N}_H",
         f"#define {N}_H",
@@ -135,6 +143,7 @@ def header(lib: Library) -> str:
         f"#define {N}_ARENA_SIZE {lib.plan.arena_size}",
         f"#define {N}_ARENA_ALIGN {ALIGN}",
         *_io_in_arena_api(lib),
+        *_state_api(lib),
         "",
         f"#define {N}_INPUT_SIZE {i.nbytes}",
         f"#define {N}_INPUT_RANK {len(i.shape)}",
@@ -187,6 +196,8 @@ def _signature(lib: Library, k: Kernel) -> str:
     params = constify(lib.kernel_c[k.name][0])
     if getattr(k, "scratch_bytes", 0):  # a fused kernel's scratch buffer (tinycc.fuse) is written
         params = re.sub(r"const (\w+\* scratch)\b", r"\1", params)
+    if getattr(k, "state", None):  # a stateful kernel updates its variable tensors
+        params = re.sub(r"const (\w+\* state\w*)\b", r"\1", params)
     return f"void {k.name}({params})"
 
 
@@ -208,6 +219,48 @@ def kernels_source(lib: Library) -> str:
         body = lib.kernel_c[k.name][1]
         parts.append(f"{comment}\n{_signature(lib, k)}\n{{\n{body}}}\n")
     return "\n".join(parts)
+
+
+def _arena_doc(lib: Library) -> list[str]:
+    N = lib.name.upper()
+    if not lib.plan.state_bytes:
+        return [f" * {N}_ARENA_ALIGN. The arena is scratch: nothing in it is kept between calls. The",
+                " * library allocates nothing and uses no global state, so it is reentrant with one arena",
+                " * per caller."]
+    return [f" * {N}_ARENA_ALIGN. The model is stateful ({N}_STATEFUL): its first {N}_STATE_SIZE bytes",
+            f" * hold its state, which carries from one call to the next; call {lib.name}_reset() once",
+            " * before the first run (and to start over). The rest of the arena is scratch. The library",
+            " * allocates nothing and uses no global state: one arena per stream."]
+
+
+def _state_api(lib: Library) -> list[str]:
+    """A stateful model: where its state is and the reset function (see README)."""
+    if not lib.plan.state_bytes:
+        return []
+    n, N = lib.name, lib.name.upper()
+    return ["",
+            "/* Stateful: the bytes [STATE_OFFSET, STATE_OFFSET + STATE_SIZE) of the arena are the",
+            f" * model's state (its variable tensors). Keep them between runs; {n}_reset() sets them",
+            " * to their initial values. The rest of the arena may be used for anything between runs. */",
+            f"#define {N}_STATEFUL 1",
+            f"#define {N}_STATE_OFFSET 0",
+            f"#define {N}_STATE_SIZE {lib.plan.state_bytes}",
+            f"void {n}_reset(void *arena);"]
+
+
+def _reset_source(lib: Library) -> list[str]:
+    if not lib.plan.state_bytes:
+        return []
+    n = lib.name
+    lines = [f"void {n}_reset(void *arena)", "{", "    int8_t *const arena8 = (int8_t *)arena;",
+             "    int i;", "    if (arena == NULL) {", "        return;", "    }"]
+    for t, init in lib.initial_values:
+        c_type = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}[t.dtype]
+        dst = f"(({c_type} *)(arena8 + {lib.plan.location[t.index][1]}))"
+        value = f"{init.name}[i]" if init is not None else "0"
+        lines += [f"    /* {t.name}: {t.dtype} {'x'.join(map(str, t.shape))} */",
+                  f"    for (i = 0; i < {t.size}; ++i) {dst}[i] = {value};"]
+    return lines + ["}", ""]
 
 
 def _io_in_arena_api(lib: Library) -> list[str]:
@@ -306,7 +359,7 @@ def entry_source(lib: Library) -> str:
         f"        return {N}_ERROR_ALIGNMENT;", "    }",
         "    (void)arena8;",
         *copy, *copy_in, *calls, *copy_out,
-        f"    return {N}_OK;", "}", ""])
+        f"    return {N}_OK;", "}", "", *_reset_source(lib)])
 
 
 def cmake(lib: Library) -> str:
@@ -354,7 +407,7 @@ def metadata(lib: Library, extra: dict) -> dict:
             home = "streamed"
         tensors.append({"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                         "quantization": _quant_json(t), "memory": home,
-                        "offset": offset if home == "arena" else None, "bytes": t.nbytes})
+                        "offset": offset if home in ("arena", "state") else None, "bytes": t.nbytes})
     return {
         "name": lib.name,
         "model": {"file": f"{g.name}.{g.source_format}", "sha256": g.source_sha256},
@@ -362,6 +415,8 @@ def metadata(lib: Library, extra: dict) -> dict:
         "cpu": lib.target.cpu,
         "rounding": lib.rounding,
         "arena_bytes": lib.plan.arena_size,
+        "state": [{"index": t.index, "name": t.name, "offset": lib.plan.location[t.index][1],
+                   "bytes": t.nbytes} for t in g.state],
         "weight_bytes": lib.weight_bytes,
         "macs": sum(k.macs for k in lib.kernels),
         "input": {"index": g.inputs[0], "shape": list(lib.input.shape), "bytes": lib.input.nbytes},

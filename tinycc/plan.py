@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from .errors import TinyccError
 from .ir import Graph
 from .lower import Alias, Kernel
 
@@ -75,14 +76,16 @@ class MemoryPlan:
     overlaps: list[Overlap] = field(default_factory=list)
     scratch: dict[str, int] = field(default_factory=dict)  # kernel name -> arena offset
     io_in_arena: bool = False
+    state_bytes: int = 0  # variable tensors at the start of the arena, kept between runs
 
     def to_json(self) -> dict:
         return {"arena_bytes": self.arena_size, "lower_bound": self.lower_bound,
+                "state_bytes": self.state_bytes,
                 "algorithm": self.algorithm, "tried": self.tried, "io_in_arena": self.io_in_arena,
                 "order": [s.op.index for s in self.steps],
                 "buffers": [{"tensors": b.tensors, "scratch": b.scratch, "bytes": b.size,
                              "first": b.first, "last": b.last, "home": b.home,
-                             "offset": b.offset if b.home == "arena" else None}
+                             "offset": b.offset if b.home in ("arena", "state") else None}
                             for b in self.buffers],
                 "overlaps": [vars(o) for o in self.overlaps]}
 
@@ -94,17 +97,22 @@ def _align(n: int) -> int:
 def plan_memory(graph: Graph, steps: list, kernel_c: dict | None = None, io_in_arena: bool = False,
                 overlaps: bool = True) -> MemoryPlan:
     """kernel_c ({name: (params, body)} from emit) enables traced overlaps; without it, none."""
-    order = choose_order(graph, steps, io_in_arena)
+    # a stateful model keeps its own order: a variable is read before it is assigned, which
+    # the tensors' producers and consumers do not say
+    order = list(steps) if graph.state else choose_order(graph, steps, io_in_arena)
     buffers, root = build_buffers(graph, order, io_in_arena)
+    state_bytes = place_state(graph, buffers, root, len(order))
     pins = find_pins(graph, order, buffers, root, kernel_c) if overlaps and kernel_c else []
     bound = lower_bound(buffers, pins)
     results = _strategies(buffers, pins)
-    tried = {r[0]: r[1] for r in results}
+    tried = {r[0]: r[1] + state_bytes for r in results}
     name, size, offsets, used_pins = min(results, key=lambda r: r[1])  # ties: the first
     for b in buffers:
-        b.offset = offsets.get(id(b), 0)
-    plan = MemoryPlan(size, buffers, steps=order, lower_bound=bound, algorithm=name, tried=tried,
-                      overlaps=[p.overlap for p in used_pins], io_in_arena=io_in_arena)
+        if b.home != "state":
+            b.offset = offsets.get(id(b), 0) + state_bytes
+    plan = MemoryPlan(size + state_bytes, buffers, steps=order, lower_bound=bound + state_bytes,
+                      algorithm=name, tried=tried, overlaps=[p.overlap for p in used_pins],
+                      io_in_arena=io_in_arena, state_bytes=state_bytes)
     for b in buffers:
         if b.scratch:
             plan.scratch[b.scratch] = b.offset
@@ -193,6 +201,24 @@ def build_buffers(graph: Graph, steps: list, io_in_arena: bool):
             scratch.append(Buffer([], step.scratch_bytes, i, i, scratch=step.name))
     _homes(graph, groups, find, len(steps), io_in_arena)
     return list(groups.values()) + scratch, find
+
+
+def place_state(graph: Graph, buffers: list[Buffer], find, n_steps: int) -> int:
+    """Variable tensors (a stateful model's state) live through the whole run and from one run
+    to the next: they take the start of the arena, in tensor order, and nothing else overlaps
+    them. Returns their bytes (aligned); the rest of the plan goes above."""
+    by_root = {b.key: b for b in buffers}
+    offset = 0
+    for t in graph.state:
+        b = by_root[find(t.index)]
+        if b.home == "state":
+            continue
+        if b.home != "arena":
+            raise TinyccError(f"variable tensor '{t.name}' is also the model's {b.home}; "
+                              "tinycc keeps state only inside the arena")
+        b.home, b.first, b.last, b.offset = "state", 0, n_steps, offset
+        offset = _align(offset + b.size)
+    return offset
 
 
 def _homes(graph, groups, find, n_steps, io_in_arena):

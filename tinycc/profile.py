@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import toolchain
 from .compiler import compile_model
+from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
 from .verify import model_inputs, reference_outputs
@@ -120,12 +121,16 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         elf = toolchain.build_target(work / "lib", lib.name, inputs, work / "build", target,
                                      extra_cflags=[f"-D{lib.name.upper()}_HOOKS"], extra_sources=[hooks])
         run = toolchain.run_qemu(elf, emu)
-    counts = {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)}
-    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs,
-                           counts.get(k.op.index, 0)) for k in lib.kernels if isinstance(k, Kernel)]
+    # one line per kernel, in the order they run (an operator may have several kernels)
+    counts = [int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)]
+    kernels = [k for k in lib.kernels if isinstance(k, Kernel)]
+    if len(counts) != len(kernels):
+        raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(kernels)} kernels")
+    layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs, n)
+              for k, n in zip(kernels, counts)]
     ref = reference_outputs(model, inputs, lib.rounding)[0]
     import numpy as np
     exact = bool(np.array_equal(np.frombuffer(run.outputs[0], lib.output.dtype).view(np.uint8), ref.view(np.uint8)))
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
-    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts.values()), floor, exact)
+    return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts), floor, exact)

@@ -60,7 +60,7 @@ def layer_rows(meta: dict, code: dict[str, int]) -> list[dict]:
     rows = []
     for step, op_index in enumerate(plan["order"]):
         op = ops[op_index]
-        live = [b for b in plan["buffers"] if b["home"] == "arena" and b["first"] <= step <= b["last"]]
+        live = [b for b in plan["buffers"] if b["home"] in ("arena", "state") and b["first"] <= step <= b["last"]]
         rows.append({"step": step, "op": f"{op['op']} #{op_index}", "kernel": op.get("kernel", "-"),
                      "live": [names.get(b["tensors"][0], "?") if b["tensors"] else f"scratch of {b['scratch']}"
                               for b in live],
@@ -88,7 +88,7 @@ def draw(meta: dict, path: Path) -> None:
     n = len(plan["order"])
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * n + 3), 5))
     colors = plt.get_cmap("tab20")
-    for k, b in enumerate(b for b in plan["buffers"] if b["home"] == "arena" and b["first"] <= b["last"]):
+    for k, b in enumerate(b for b in plan["buffers"] if b["home"] in ("arena", "state") and b["first"] <= b["last"]):
         last = min(b["last"], n - 1)
         ax.add_patch(Rectangle((b["first"] - 0.4, b["offset"]), last - b["first"] + 0.8, b["bytes"],
                                facecolor=colors(k % 20), edgecolor="black", linewidth=0.5, alpha=0.85))

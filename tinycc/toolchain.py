@@ -255,6 +255,8 @@ def write_harness_sources(build_dir: Path, name: str, inputs: list[np.ndarray],
         f"#ifdef {up}_IO_IN_ARENA\n#define MODEL_IO_IN_ARENA 1\n"
         f"#define MODEL_INPUT_PTR(arena) {name}_input(arena)\n"
         f"#define MODEL_OUTPUT_PTR(arena) {name}_output(arena)\n#endif\n"
+        # stateful libraries: reset once, then the inputs in order with the state carried
+        f"#ifdef {up}_STATEFUL\n#define MODEL_RESET(arena) {name}_reset(arena)\n#endif\n"
         "#endif\n"
     )
     data = [_as_bytes(x, i, input_dtype) for i, x in enumerate(inputs)]

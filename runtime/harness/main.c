@@ -24,6 +24,10 @@
  * the input is written at MODEL_INPUT_PTR(arena), the run function gets NULL
  * input and output, and the output is read at MODEL_OUTPUT_PTR(arena).
  *
+ * A stateful library (MODEL_RESET, set by harness_model.h) is reset once before
+ * the first input; its state then carries from each input to the next, as in
+ * the reference interpreter invoked on the same sequence.
+ *
  * Cortex-M build (HARNESS_CORTEX_M): the arena is a static 16-byte-aligned
  * array in .bss, followed by canary bytes that are checked after each run.
  * Instructions are counted with SysTick under QEMU's -icount shift=0 (one
@@ -199,6 +203,9 @@ int main(void)
     (void)measure(empty_fn, harness_inputs[0], output_buf, arena_buf, &rc);
     stack_base = stack_touched(low, top);
     print_u64("overhead", 0, overhead);
+#ifdef MODEL_RESET
+    MODEL_RESET(arena_buf);
+#endif
 
     for (i = 0; i < harness_num_inputs; i++) {
         uint64_t ticks, insns;
@@ -268,6 +275,9 @@ int main(void)
         fprintf(stderr, "error: malloc returned an arena not aligned to %d bytes\n", (int)MODEL_ARENA_ALIGN);
         return 1;
     }
+#ifdef MODEL_RESET
+    MODEL_RESET(arena);
+#endif
     for (i = 0; i < harness_num_inputs; i++) {
         memset(output, OUTPUT_PREFILL, MODEL_OUTPUT_SIZE);
 #ifdef MODEL_IO_IN_ARENA

@@ -86,6 +86,15 @@ TINYCC_INLINE int32_t tinycc_requantize_double_small(int32_t x, int32_t multipli
     return (y + (1 << (e - 1)) + (y >> 31)) >> e; /* y >> 31: minus one when negative */
 }
 
+/* acc requantized by `mode` (as in tinycc_requant_out), without zero point or clamp. */
+TINYCC_INLINE int32_t tinycc_requant_out32(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode)
+{
+    return mode == 3 ? tinycc_requantize_double_small(acc, multiplier, shift)
+         : mode == 2 ? tinycc_requantize_double_right(acc, multiplier, shift)
+         : mode == 1 ? tinycc_requantize_double(acc, multiplier, shift)
+                     : tinycc_requantize_single(acc, multiplier, shift);
+}
+
 /*
  * onnxruntime's arithmetic, which is float32: (float)acc * scale rounded half to even
  * (MlasRequantizeOutput), x / scale rounded half to even (QuantizeLinear), (q - zp) * scale
@@ -184,12 +193,8 @@ TINYCC_INLINE int32_t tinycc_requantize_f32(int32_t acc, uint32_t scale)
 TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode, int32_t zp,
                                         int32_t lo, int32_t hi)
 {
-    int32_t v = mode == 4 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
-              : mode == 3 ? tinycc_requantize_double_small(acc, multiplier, shift)
-              : mode == 2 ? tinycc_requantize_double_right(acc, multiplier, shift)
-              : mode == 1 ? tinycc_requantize_double(acc, multiplier, shift)
-                          : tinycc_requantize_single(acc, multiplier, shift);
-    v += zp;
+    int32_t v = (mode == 4 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
+                           : tinycc_requant_out32(acc, multiplier, shift, mode)) + zp;
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
     return (int8_t)v;
@@ -960,6 +965,148 @@ static inline void tinycc_dequantize_f32_row(const int8_t *x, int32_t n, int32_t
     for (i = 0; i < n; ++i) {
         const uint32_t u = tinycc_dequantize_f32(x[i] - zp, scale);
         memcpy((uint8_t *)out + 4 * i, &u, sizeof u);
+    }
+}
+
+/*
+ * TFLite's integer LSTM (lstm_eval's 8x8_16 path, as LiteRT runs it): gates in int16, their
+ * sigmoid and tanh in gemmlowp's 16-bit fixed point (FixedPoint<int16_t, n>: n integer bits,
+ * 15 - n fractional). The helpers below are gemmlowp's, specialised to int16: plain adds and
+ * negations wrap, products round (SaturatingRoundingDoublingHighMul), and the constants are
+ * gemmlowp's 32-bit ones rounded to 16 bits (RescaleConstantInitializer).
+ */
+TINYCC_INLINE int16_t tinycc_sat16(int32_t x)
+{
+    return (int16_t)(x > 32767 ? 32767 : (x < -32768 ? -32768 : x));
+}
+
+TINYCC_INLINE int16_t tinycc_wrap16(int32_t x) /* gemmlowp's int16 Add, Sub and Neg */
+{
+    return (int16_t)(uint16_t)(uint32_t)x;
+}
+
+TINYCC_INLINE int16_t tinycc_srdhm16(int16_t a, int16_t b)
+{
+    const int32_t ab = (int32_t)a * b;
+    if (a == b && a == -32768) {
+        return 32767;
+    }
+    return (int16_t)((ab + (ab >= 0 ? (1 << 14) : (1 - (1 << 14)))) / (1 << 15));
+}
+
+TINYCC_INLINE int16_t tinycc_rdbpot16(int16_t x, int32_t exponent)
+{
+    const int32_t mask = (1 << exponent) - 1;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (int16_t)((x >> exponent) + ((x & mask) > threshold ? 1 : 0));
+}
+
+/* SaturatingRoundingMultiplyByPOT<exponent> on int16. */
+TINYCC_INLINE int16_t tinycc_srmpot16(int16_t x, int32_t exponent)
+{
+    if (exponent < 0) {
+        return tinycc_rdbpot16(x, -exponent);
+    }
+    if (exponent > 0) {
+        const int32_t threshold = (1 << (15 - exponent)) - 1;
+        return x > threshold ? 32767 : (x < -threshold ? -32768 : (int16_t)(x * (1 << exponent)));
+    }
+    return x;
+}
+
+/* exp(a) for a in [-1/4, 0), Q0.15: a Taylor expansion around -1/8. */
+TINYCC_INLINE int16_t tinycc_exp_quarter16(int16_t a)
+{
+    const int16_t constant_term = 28918; /* exp(-1/8) */
+    const int16_t one_third = 10923;
+    const int16_t x = tinycc_wrap16(a + (1 << 12)); /* a + 1/8 */
+    const int16_t x2 = tinycc_srdhm16(x, x);
+    const int16_t x3 = tinycc_srdhm16(x2, x);
+    const int16_t x4 = tinycc_srdhm16(x2, x2);
+    const int16_t x4_over_4 = tinycc_rdbpot16(x4, 2);
+    const int16_t sum = tinycc_wrap16(tinycc_srdhm16(tinycc_wrap16(x4_over_4 + x3), one_third) + x2);
+    const int16_t poly = tinycc_rdbpot16(sum, 1);
+    return tinycc_sat16(constant_term + tinycc_srdhm16(constant_term, tinycc_wrap16(x + poly)));
+}
+
+/* exp(a) for a <= 0 with `integer_bits` integer bits in, Q0.15 out (exp_on_negative_values). */
+static inline int16_t tinycc_exp_negative16(int16_t a, int32_t integer_bits)
+{
+    static const int16_t multipliers[7] = {25520, 19875, 12055, 4435, 600, 11, 0}; /* exp(-2^k), k=-2..4 */
+    const int32_t fractional_bits = 15 - integer_bits;
+    const int16_t quarter = (int16_t)(1 << (fractional_bits - 2));
+    const int16_t a_mod_quarter_minus_quarter = tinycc_wrap16((a & (quarter - 1)) - quarter);
+    const int16_t remainder = tinycc_wrap16(a_mod_quarter_minus_quarter - a);
+    int16_t result = tinycc_exp_quarter16(tinycc_srmpot16(a_mod_quarter_minus_quarter, integer_bits));
+    int32_t k;
+    for (k = -2; k <= 4; ++k) {
+        if (integer_bits > k && (remainder & (1 << (fractional_bits + k))) != 0) {
+            result = tinycc_srdhm16(result, multipliers[k + 2]);
+        }
+    }
+    if (integer_bits > 5 && a < -(1 << (fractional_bits + 5))) { /* below -32 */
+        result = 0;
+    }
+    return a == 0 ? 32767 : result;
+}
+
+/* 1 / (1 + a) (one_minus == 0) or (1 - a) / (1 + a) (one_minus == 1) for a in (0, 1), Q0.15:
+ * Newton-Raphson division in Q2.13. */
+static inline int16_t tinycc_nr_divide16(int16_t a, int32_t one_minus)
+{
+    const int32_t sum = (int32_t)a + 32767;
+    const int16_t half_denominator = (int16_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int16_t x = tinycc_wrap16(23130 + tinycc_srdhm16(half_denominator, -15420)); /* 48/17 - 32/17 d */
+    int32_t i;
+    for (i = 0; i < 3; ++i) {
+        const int16_t one_minus_dx = tinycc_wrap16((1 << 13) - tinycc_srdhm16(half_denominator, x));
+        x = tinycc_wrap16(x + tinycc_srmpot16(tinycc_srdhm16(x, one_minus_dx), 2));
+    }
+    return one_minus ? tinycc_srmpot16(tinycc_wrap16(x - (1 << 13)), 2) : tinycc_srmpot16(x, 1);
+}
+
+/* gemmlowp::logistic: Q3.12 in, Q0.15 out (TFLite's ApplySigmoid). */
+static inline int16_t tinycc_sigmoid16(int16_t a)
+{
+    const int16_t magnitude = a > 0 ? a : tinycc_wrap16(-a);
+    const int16_t positive = tinycc_nr_divide16(tinycc_exp_negative16(tinycc_wrap16(-magnitude), 3), 0);
+    if (a == 0) {
+        return 16384;
+    }
+    return a > 0 ? positive : tinycc_wrap16(32767 - positive);
+}
+
+/* gemmlowp::tanh: `integer_bits` integer bits in, Q0.15 out (TFLite's ApplyTanh). */
+static inline int16_t tinycc_tanh16(int16_t a, int32_t integer_bits)
+{
+    const int16_t negative_magnitude = a < 0 ? a : tinycc_wrap16(-a);
+    const int16_t t = tinycc_nr_divide16(tinycc_exp_negative16(negative_magnitude, integer_bits + 1), 1);
+    if (a == 0) {
+        return 0;
+    }
+    return a < 0 ? tinycc_wrap16(-t) : t;
+}
+
+/*
+ * One LSTM gate before its activation (CalculateLstmGateInteger8x8_16 without peephole or layer
+ * norm): gate[j] = sat16(sat16(rq(bx[j] + wx[j] . x)) + rq(bh[j] + wh[j] . h)), rq the
+ * requantization of `mode` (as in tinycc_requant_out) with q = {mx, sx, mh, sh}. The biases
+ * have the input and output-state zero points folded in.
+ */
+static inline void tinycc_lstm_gate_s16(const int8_t *x, int32_t n_input, const int8_t *h, int32_t n_output,
+                                        const int8_t *wx, const int8_t *wh, const int32_t *bx,
+                                        const int32_t *bh, const int32_t *q, int32_t mode, int32_t n_cell,
+                                        int16_t *gate)
+{
+    int32_t j;
+    for (j = 0; j < n_cell; ++j) {
+        int32_t acc = bx[j];
+        int16_t g;
+        tinycc_dot_s8_1x1(x, wx + j * n_input, n_input, &acc);
+        g = tinycc_sat16(tinycc_requant_out32(acc, q[0], q[1], mode));
+        acc = bh[j];
+        tinycc_dot_s8_1x1(h, wh + j * n_output, n_output, &acc);
+        gate[j] = tinycc_sat16(tinycc_requant_out32(acc, q[2], q[3], mode) + g);
     }
 }
 

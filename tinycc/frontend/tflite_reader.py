@@ -11,8 +11,9 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.BuiltinOptions import BuiltinOptions
 from tflite.TensorType import TensorType
 
-from ..errors import ModelError
+from ..errors import ModelError, TinyccError
 from ..ir import Graph, Operator, Quant, Tensor
+from .variables import resolve_resource_variables
 
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _OPTION_CLASSES = {v: k for k, v in vars(BuiltinOptions).items() if not k.startswith("_")}
@@ -20,9 +21,9 @@ _DTYPES = {
     TensorType.FLOAT32: "float32", TensorType.FLOAT16: "float16", TensorType.INT32: "int32",
     TensorType.UINT8: "uint8", TensorType.INT64: "int64", TensorType.BOOL: "bool",
     TensorType.INT16: "int16", TensorType.INT8: "int8", TensorType.FLOAT64: "float64",
-    TensorType.UINT32: "uint32", TensorType.UINT16: "uint16",
+    TensorType.UINT32: "uint32", TensorType.UINT16: "uint16", TensorType.RESOURCE: "resource",
 }
-_SKIP_GETTERS = ("GetRootAs", "Init")
+_SKIP_GETTERS = ("GetRootAs",)
 
 
 def load(path: Path) -> Graph:
@@ -32,7 +33,7 @@ def load(path: Path) -> Graph:
                          "the file is corrupt or of another format")
     try:
         return _read(data, path.stem)
-    except ModelError:
+    except TinyccError:  # a clear error of ours (ModelError, UnsupportedOpError)
         raise
     except Exception as exc:  # the flatbuffer reader fails in many ways on damaged input
         raise ModelError(f"{path.name} is truncated or corrupt: cannot read its flatbuffer "
@@ -55,12 +56,25 @@ def _read(data: bytes, name: str) -> Graph:
                                  f"but the model has {n}: the file is corrupt")
     graph = Graph(
         name=name, tensors=tensors, operators=ops,
-        inputs=[int(i) for i in sub.InputsAsNumpy()], outputs=[int(i) for i in sub.OutputsAsNumpy()],
+        # older converters list an LSTM's state tensors among the inputs: they are state, not input
+        inputs=[int(i) for i in sub.InputsAsNumpy() if not tensors[int(i)].is_variable],
+        outputs=[int(i) for i in sub.OutputsAsNumpy()],
         source_sha256=Graph.digest(data), source_format="tflite",
     )
     if model.SubgraphsLength() > 1:
         graph.extra_subgraphs = model.SubgraphsLength() - 1
+    if any(op.kind == "VAR_HANDLE" for op in ops):
+        resolve_resource_variables(graph, lambda k: _subgraph(model, k, buffers, data))
     return graph
+
+
+def _subgraph(model, k: int, buffers, data: bytes) -> tuple[list[Tensor], list[Operator]]:
+    """Tensors and operators of subgraph k (CALL_ONCE's init subgraph)."""
+    if not 0 <= k < model.SubgraphsLength():
+        raise ModelError(f"CALL_ONCE names subgraph {k}, but the model has {model.SubgraphsLength()}")
+    sub = model.Subgraphs(k)
+    return ([_tensor(sub.Tensors(i), i, buffers, data) for i in range(sub.TensorsLength())],
+            [_operator(model, sub.Operators(i), i) for i in range(sub.OperatorsLength())])
 
 
 def _tensor(t, index: int, buffers, data: bytes) -> Tensor:
@@ -84,8 +98,13 @@ def _tensor(t, index: int, buffers, data: bytes) -> Tensor:
                 raise ModelError(f"tensor {index} ('{t.Name().decode(errors='replace')}') has "
                                  f"{len(raw)} bytes of data but its shape {shape} needs {expected}")
             const = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    variable = bool(t.IsVariable())
+    if variable:  # TFLite's interpreter resets a variable tensor to its zero point, not to its buffer
+        zp = int(quant.zero_point[0]) if quant is not None else 0
+        const, initial = None, np.full(shape, zp, dtype=dtype)
     return Tensor(index=index, name=t.Name().decode(errors="replace"), shape=shape, dtype=dtype,
-                  quant=quant, data=const, is_variable=bool(t.IsVariable()))
+                  quant=quant, data=const, is_variable=variable,
+                  initial=initial if variable else None)
 
 
 def _buffer_bytes(buf, data: bytes) -> bytes | None:
@@ -105,10 +124,13 @@ def _operator(model, op, index: int) -> Operator:
     kind = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
     if kind == "CUSTOM":
         kind = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
+    options = _options(op)
+    if op.IntermediatesLength():  # the integer LSTM's gate and hidden quantization
+        options["intermediates"] = [int(i) for i in op.IntermediatesAsNumpy()]
     return Operator(index=index, kind=kind,
                     inputs=[int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else [],
                     outputs=[int(i) for i in op.OutputsAsNumpy()] if op.OutputsLength() else [],
-                    options=_options(op))
+                    options=options)
 
 
 def _options(op) -> dict:
@@ -122,7 +144,7 @@ def _options(op) -> dict:
     opts.Init(table.Bytes, table.Pos)
     out = {}
     for attr in dir(cls):
-        if attr.startswith("_") or attr.startswith(_SKIP_GETTERS) or attr.endswith(
+        if attr.startswith("_") or attr == "Init" or attr.startswith(_SKIP_GETTERS) or attr.endswith(
                 ("AsNumpy", "Length", "IsNone", "BufferHasIdentifier")):
             continue
         try:

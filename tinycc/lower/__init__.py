@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from . import activations, arithmetic, conv, elementwise, layout, onnxruntime, pool, quantize, reduce, shape, softmax
+from . import (activations, arithmetic, conv, elementwise, layout, onnxruntime, pool, quantize, recurrent,
+               reduce, shape, softmax)
 from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
-             **arithmetic.LOWERINGS, **quantize.LOWERINGS}
+             **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS}
 
 
 def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:

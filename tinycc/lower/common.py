@@ -32,6 +32,7 @@ class Kernel:
     output: int  # tensor index
     macs: int = 0
     notes: list[str] = field(default_factory=list)
+    state: list[int] = field(default_factory=list)  # variable tensors among the inputs it also writes
 
 
 @dataclass
