@@ -231,8 +231,3 @@ def ort_scale(*factors, divisor) -> np.float32:
     for f in factors[1:]:
         acc = np.float32(acc * np.float32(f))
     return np.float32(acc / np.float32(divisor))
-
-
-def ort_requantize(acc: np.ndarray, scale: np.float32) -> np.ndarray:
-    """MlasRequantizeOutput without the zero point: round_half_even(float32(acc) * scale)."""
-    return np.rint(np.float32(scale) * np.asarray(acc).astype(np.float32)).astype(np.int64)
