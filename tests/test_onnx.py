@@ -286,6 +286,26 @@ def test_cli_refuses_and_writes_nothing(tmp_path):
     assert "Traceback" not in res.stderr and not out.exists()
 
 
+def test_lowering_refusal_names_the_onnx_node(tmp_path):
+    """A form the reader takes but no lowering does (a MaxPool whose QuantizeLinear changes
+    the scale) is reported with the ONNX op type and node index, not the IR's."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("s2", TP.FLOAT, [], [0.07]),
+             oh.make_tensor("z", TP.INT8, [], [0])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             oh.make_node("MaxPool", ["xf"], ["yf"], kernel_shape=[2, 2], strides=[2, 2]),
+             oh.make_node("QuantizeLinear", ["yf", "s2", "z"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "s2", "z"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2, 4, 4])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 2, 2, 2])], inits)
+    path = tmp_path / "pool.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    with pytest.raises(UnsupportedOpError) as err:
+        compile_model(path, "host", tmp_path / "lib", measure_code=False)
+    assert (err.value.op_name, err.value.index) == ("MaxPool", 2), str(err.value)
+    assert "MAX_POOL_2D" in str(err.value) and not (tmp_path / "lib").exists()
+
+
 def test_float_model_refused(tmp_path):
     w = oh.make_tensor("w", TP.FLOAT, [8, 4], np.ones(32, np.float32))
     graph = oh.make_graph([oh.make_node("MatMul", ["x", "w"], ["y"])], "g",

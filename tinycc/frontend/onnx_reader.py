@@ -125,6 +125,7 @@ class _Reader:
 
     def op(self, kind: str, inputs: list[int], outputs: list[int], node, **options) -> Operator:
         options.setdefault("onnx_node", f"{node.op_type} node {self.node_index} ('{node.name}')")
+        options.setdefault("onnx_op", (node.op_type, self.node_index))  # what errors name
         # onnxruntime on x86 runs a QDQ model's int8 activations as uint8 (QDQS8ToU8Transformer),
         # and a uint8 model as it is: where a zero point enters float arithmetic, the uint8
         # kernels round differently from the int8 ones

@@ -29,9 +29,15 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
     steps = []
     for op in graph.operators:
         fn = table.get(op.kind)
-        if fn is None:
-            raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
-        result = fn(ctx, op)
+        try:
+            if fn is None:
+                raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
+            result = fn(ctx, op)
+        except UnsupportedOpError as exc:
+            if "onnx_op" not in op.options:
+                raise
+            # an ONNX model: name the ONNX node the operator came from
+            raise UnsupportedOpError(*op.options["onnx_op"], f"as {op.kind}: {exc}") from None
         # a list: an operator with several outputs (one kernel each), or none at all (an
         # operator folded to a constant at compile time)
         steps.extend(result if isinstance(result, list) else [result])
