@@ -286,24 +286,59 @@ def test_cli_refuses_and_writes_nothing(tmp_path):
     assert "Traceback" not in res.stderr and not out.exists()
 
 
-def test_lowering_refusal_names_the_onnx_node(tmp_path):
-    """A form the reader takes but no lowering does (a MaxPool whose QuantizeLinear changes
-    the scale) is reported with the ONNX op type and node index, not the IR's."""
-    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("s2", TP.FLOAT, [], [0.07]),
+def _pool_model(path: Path, pool: str, out_scale: float) -> Path:
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("s2", TP.FLOAT, [], [out_scale]),
              oh.make_tensor("z", TP.INT8, [], [0])]
     nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
              oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
-             oh.make_node("MaxPool", ["xf"], ["yf"], kernel_shape=[2, 2], strides=[2, 2]),
+             oh.make_node(pool, ["xf"], ["yf"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
              oh.make_node("QuantizeLinear", ["yf", "s2", "z"], ["yq"]),
              oh.make_node("DequantizeLinear", ["yq", "s2", "z"], ["y"])]
-    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2, 4, 4])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 2, 2, 2])], inits)
-    path = tmp_path / "pool.onnx"
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 2, 5, 5])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 2, 3, 3])], inits)
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    return path
+
+
+def test_max_pool_with_a_new_scale(tmp_path):
+    """DQ -> MaxPool -> Q with another scale, which onnxruntime runs in float."""
+    path = _pool_model(tmp_path / "pool.onnx", "MaxPool", 0.07)
+    m = onnx.load(path)
+    attrs = m.graph.node[2].attribute
+    attrs.remove(next(a for a in attrs if a.name == "ceil_mode"))
+    m.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 2
+    m.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 2
+    onnx.save(m, path)
+    report = verify(path, "host", inputs=model_inputs(load_model(path), count_random=4), work_dir=tmp_path)
+    assert report.ok and [op.kind for op in load_model(path).operators][2:4] == ["MAX_POOL_2D", "QUANTIZE"]
+
+
+def test_lowering_refusal_names_the_onnx_node(tmp_path):
+    """A form the reader takes but no lowering does (a QLinearConv whose bias, with the input
+    zero point folded in, overflows int32) names the ONNX op type and node index."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("z", TP.INT8, [], [-100]),
+             oh.make_tensor("w", TP.INT8, [1, 1, 1, 1], [127]), oh.make_tensor("ws", TP.FLOAT, [], [0.01]),
+             oh.make_tensor("wz", TP.INT8, [], [0]), oh.make_tensor("b", TP.INT32, [1], [2**31 - 100])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "s", "z", "b"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 1, 3, 3])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 1, 3, 3])], inits)
+    path = tmp_path / "conv.onnx"
     onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
     with pytest.raises(UnsupportedOpError) as err:
         compile_model(path, "host", tmp_path / "lib", measure_code=False)
-    assert (err.value.op_name, err.value.index) == ("MaxPool", 2), str(err.value)
-    assert "MAX_POOL_2D" in str(err.value) and not (tmp_path / "lib").exists()
+    assert (err.value.op_name, err.value.index) == ("QLinearConv", 1), str(err.value)
+    assert "CONV_2D" in str(err.value) and "overflows" in str(err.value)
+    assert not (tmp_path / "lib").exists()
+
+
+def test_reader_refusal_names_the_onnx_node(tmp_path):
+    path = _pool_model(tmp_path / "pool.onnx", "MaxPool", 0.07)
+    with pytest.raises(UnsupportedOpError) as err:
+        compile_model(path, "host", tmp_path / "lib", measure_code=False)
+    assert (err.value.op_name, err.value.index) == ("MaxPool", 2) and "ceil_mode" in str(err.value)
+    assert not (tmp_path / "lib").exists()
 
 
 def test_float_model_refused(tmp_path):

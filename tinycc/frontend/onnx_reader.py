@@ -416,10 +416,17 @@ def _pool(r: _Reader, node, x: int, out_name: str, out_quant: Quant):
     kind = "MAX_POOL_2D" if node.op_type == "MaxPool" else "AVERAGE_POOL_2D"
     if kind == "AVERAGE_POOL_2D" and a.get("count_include_pad", 0) and any(pads):
         raise r.unsupported(node, "count_include_pad=1 with padding")
-    out = r.new_act(out_name, (1, oh, ow, r.shape(x)[3]), out_quant)
+    shape = (1, oh, ow, r.shape(x)[3])
+    requantize = kind == "MAX_POOL_2D" and r.quant(x).scalar() != out_quant.scalar()
+    # a DQ -> MaxPool -> Q group with a new scale, which onnxruntime runs in float: the
+    # maximum, then the requantization of that value (a table; it is monotonic)
+    out = (r.tensor(out_name + "/max", shape, "int8", r.quant(x)) if requantize
+           else r.new_act(out_name, shape, out_quant))
     r.op(kind, [x], [out], node, padding=VALID, explicit_padding=(pads[0], pads[1]),
          filter_height=kernel[0], filter_width=kernel[1], stride_h=strides[0], stride_w=strides[1],
          fused_activation_function=0)
+    if requantize:
+        r.op("QUANTIZE", [out], [r.new_act(out_name, shape, out_quant)], node)
 
 
 def _global_average_pool(r: _Reader, node, x: int, out_name: str, out_quant: Quant):
