@@ -89,3 +89,21 @@ def test_float_io_model_is_bit_exact(target, rounding, tmp_path):
     assert "int gesture_float_io_run(const float *input, float *output, void *arena);" in header
     assert '#define GESTURE_FLOAT_IO_INPUT_DTYPE "float32"' in header
     assert "_SCALE" not in header  # a float input has no quantization to report
+
+
+def test_float_io_in_arena_on_cortex_m(tmp_path):
+    """--io-in-arena with float input and output, run by the Cortex-M harness through the
+    typed accessors <name>_input(arena) / <name>_output(arena)."""
+    from tinycc import compile_model, toolchain
+    from tinycc.targets import load_target
+    from tinycc.verify import compare, model_inputs, reference_outputs
+
+    target = load_target("mps2-an386")
+    res = compile_model(MODEL, target, tmp_path / "lib", measure_code=False, io_in_arena=True)
+    header = (tmp_path / "lib" / "include" / "gesture_float_io.h").read_text()
+    assert "static inline float *gesture_float_io_input(void *arena)" in header
+    xs = model_inputs(res.library.graph)
+    elf = toolchain.build_target(tmp_path / "lib", "gesture_float_io", xs, tmp_path / "build", target)
+    run = toolchain.run_qemu(elf, target.emulator())
+    for got, want in zip(run.outputs, reference_outputs(MODEL, xs)):
+        assert compare(np.frombuffer(got, np.float32), want) == (0, 0.0)

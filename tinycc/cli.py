@@ -8,11 +8,15 @@ from pathlib import Path
 
 from . import __version__
 from .errors import TinyccError
+from .cmsis_nn import KERNELS
 from .quant import ROUNDINGS
 
 ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference kernels "
-                 "(default), 'double' matches TFLM and CMSIS-NN; .onnx models always match "
-                 "onnxruntime ('onnxruntime')")
+                 "(default), 'double' matches TFLM and CMSIS-NN (the default with --kernels cmsis-nn); "
+                 ".onnx models always match onnxruntime ('onnxruntime')")
+KERNELS_HELP = ("'tinycc' (default): tinycc's own kernels; 'cmsis-nn': convolutions, depthwise, fully-connected, "
+                "pooling, softmax, add and mul call CMSIS-NN (sources from $CMSIS_NN_PATH), the rest tinycc's; "
+                "with --rounding litert only the layers CMSIS-NN then rounds as LiteRT (see README)")
 FUSE_ROWS_HELP = ("row-streamed execution of convolution chains (conv -> conv [-> ADD]): one fused kernel "
                   "per chain keeps a few rows of the intermediate tensor instead of all of it (smaller "
                   "arena, see README)")
@@ -21,7 +25,7 @@ FUSE_ROWS_HELP = ("row-streamed execution of convolution chains (conv -> conv [-
 def _compile(args) -> int:
     from .compiler import compile_model
     result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding,
-                           io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows)
+                           io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows, kernels=args.kernels)
     print(result.summary())
     if args.report:
         from .report import write_report
@@ -40,14 +44,15 @@ def _report(args) -> int:
 def _verify(args) -> int:
     from .verify import verify
     report = verify(args.model, args.target, rounding=args.rounding, sanitize=args.sanitize,
-                    fuse_rows=args.fuse_rows)
+                    fuse_rows=args.fuse_rows, kernels=args.kernels)
     print(report.summary())
     return 0 if report.ok else 2
 
 
 def _profile(args) -> int:
     from .profile import profile
-    report = profile(args.model, args.target, rounding=args.rounding, fuse_rows=args.fuse_rows)
+    report = profile(args.model, args.target, rounding=args.rounding, fuse_rows=args.fuse_rows,
+                     kernels=args.kernels)
     print(report.table())
     if args.json:
         Path(args.json).write_text(report.to_json())
@@ -76,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", "-t", default="host", help="board or CPU (see `tinycc targets`); default host")
     p.add_argument("--output", "-o", default=None, help="output folder (default build/<name>)")
     p.add_argument("--name", default=None, help="C prefix of the library (default: the model file's stem)")
-    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--rounding", choices=ROUNDINGS, default=None, help=ROUNDING_HELP)
+    p.add_argument("--kernels", choices=KERNELS, default="tinycc", help=KERNELS_HELP)
     p.add_argument("--io-in-arena", action="store_true",
                    help="put the input and output tensors inside the arena (the header gives their offsets)")
     p.add_argument("--report", action="store_true", help="also write the memory report (see `tinycc report`)")
@@ -91,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--target", "-t", default="mps2-an386",
                    help="board; a real board runs on the emulated board with its CPU (default mps2-an386)")
-    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--rounding", choices=ROUNDINGS, default=None, help=ROUNDING_HELP)
+    p.add_argument("--kernels", choices=KERNELS, default="tinycc", help=KERNELS_HELP)
     p.add_argument("--sanitize", action="store_true", help="on the host: build with ASan and UBSan")
     p.add_argument("--fuse-rows", action="store_true", help=FUSE_ROWS_HELP)
     p.set_defaults(func=_verify)
@@ -99,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="instructions per layer on an emulated Cortex-M (QEMU)")
     p.add_argument("model")
     p.add_argument("--target", "-t", default="mps2-an386")
-    p.add_argument("--rounding", choices=ROUNDINGS, default="litert", help=ROUNDING_HELP)
+    p.add_argument("--rounding", choices=ROUNDINGS, default=None, help=ROUNDING_HELP)
+    p.add_argument("--kernels", choices=KERNELS, default="tinycc", help=KERNELS_HELP)
     p.add_argument("--fuse-rows", action="store_true", help=FUSE_ROWS_HELP)
     p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     p.add_argument("--chart", default=None, help="also draw the rows as a PNG chart (needs matplotlib)")

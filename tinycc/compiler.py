@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import emit, package, plan
+from . import cmsis_nn, emit, package, plan
 from .errors import FitError, TinyccError
 from .frontend import load_model
 from .lower import Kernel, c_identifier, lower
@@ -51,28 +51,35 @@ class CompileResult:
                 f"  output {self.out_dir}")
 
 
+def default_rounding(kernels: str = "tinycc") -> str:
+    """LiteRT's rounding, but TFLM's with CMSIS-NN (which rounds as TFLM does)."""
+    return "double" if kernels == "cmsis-nn" else "litert"
+
+
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
-                  name: str | None = None, rounding: str = "litert",
+                  name: str | None = None, rounding: str | None = None,
                   measure_code: bool = True, io_in_arena: bool = False,
-                  fuse_rows: bool = False) -> CompileResult:
+                  fuse_rows: bool = False, kernels: str = "tinycc") -> CompileResult:
     """io_in_arena: the model's input and output live in the arena too (see the header).
-    fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse)."""
+    fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse).
+    kernels: "cmsis-nn" hands the layers CMSIS-NN takes to it (tinycc.lower.cmsis_nn)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
+    rounding = rounding or default_rounding(kernels)
     if rounding not in ROUNDINGS:
         raise TinyccError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
     graph = load_model(model)
-    rounding = reference_rounding(graph, rounding)
+    rounding = reference_rounding(graph, rounding, kernels)
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
-    steps = lower(graph, name, rounding)
+    steps = lower(graph, name, rounding, kernels, target)
     if fuse_rows:
         from .fuse import fuse_rows as fuse
         steps = fuse(graph, steps, name, rounding)
     kernel_c = emit.generate_kernels_c([s for s in steps if isinstance(s, Kernel)])
     memory = plan.plan_memory(graph, steps, kernel_c, io_in_arena)  # traces kernels for overlaps
-    lib = package.Library(name, graph, memory.steps, memory, kernel_c, target, rounding)
+    lib = package.Library(name, graph, memory.steps, memory, kernel_c, target, rounding, kernels)
     code_bytes = _measure_code(lib) if measure_code and not target.is_host else None
     _check_fit(lib, code_bytes)
     package.write_library(lib, out_dir, {"code_bytes": code_bytes, "plan": memory.to_json()})
@@ -82,10 +89,13 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
 IO_DTYPES = ("int8", "int16", "float32")
 
 
-def reference_rounding(graph, rounding: str) -> str:
+def reference_rounding(graph, rounding: str, kernels: str = "tinycc") -> str:
     """An ONNX model is matched against onnxruntime (whatever the TFLite default), a TFLite
     model against LiteRT or TFLM."""
     if graph.source_format == "onnx":
+        if kernels != "tinycc":
+            raise TinyccError(f"--kernels {kernels} rounds as TFLite does; an ONNX model is compiled "
+                              "with tinycc's kernels to match onnxruntime")
         if rounding not in ("litert", "onnxruntime"):
             raise TinyccError(f"--rounding {rounding} is for .tflite models; an ONNX model is "
                               "compiled to match onnxruntime")
@@ -127,18 +137,30 @@ def _measure_code(lib: package.Library) -> int | None:
     sources = {f"{n}.h": package.header(lib), f"{n}_kernels.h": package.kernels_header(lib),
                f"{n}_weights.h": package.weights_header(lib), f"{n}.c": package.entry_source(lib),
                f"{n}_kernels.c": package.kernels_source(lib)}
-    total = 0
+    cmsis = lib.kernel_set == "cmsis-nn"
+    flags = ["-std=c99", "-Os", *lib.target.cflags]
+    objs = []
     with tempfile.TemporaryDirectory() as tmp:
         for fname, text in sources.items():
             (Path(tmp) / fname).write_text(text)
         shutil.copy(package.MICROKERNELS, tmp)
         for fname in (f"{n}.c", f"{n}_kernels.c"):
-            obj = Path(tmp) / (fname + ".o")
-            cmd = [gcc, "-std=c99", "-Os", *lib.target.cflags, "-c", fname, "-o", obj.name]
+            objs.append(fname + ".o")
+            cmd = [gcc, *flags, *(cmsis_nn.include_flags() if cmsis else []), "-c", fname, "-o", objs[-1]]
             res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
             if res.returncode != 0:
                 raise TinyccError(f"arm-none-eabi-gcc failed on the generated {fname}:\n{res.stderr}")
-            size = subprocess.run(["arm-none-eabi-size", "-A", obj.name], cwd=tmp,
+        if cmsis:  # with the CMSIS-NN functions the kernels call (archive members pulled in)
+            defines = cmsis_nn.DEFINES[cmsis_nn.REQUANTIZATION[lib.rounding]]
+            cmd = [gcc, *flags, "-nostdlib", "-r", *objs, str(cmsis_nn.static_library(gcc, flags[1:] + defines)),
+                   "-o", "all.o"]
+            res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise TinyccError(f"linking the kernels with CMSIS-NN failed:\n{res.stderr}")
+            objs = ["all.o"]
+        total = 0
+        for obj in objs:
+            size = subprocess.run(["arm-none-eabi-size", "-A", obj], cwd=tmp,
                                   capture_output=True, text=True).stdout
             total += sum(int(line.split()[1]) for line in size.splitlines()
                          if line.startswith(".text"))

@@ -28,22 +28,16 @@ import numpy as np
 
 from . import quant
 from .kernels.fused import AddParams, ConvGeom, conv_conv_rows
-from .lower import Alias, Const, Kernel
+from .lower import Alias, Kernel
 from .lower.common import (
     LoweringContext,
+    Scratch,
     activation_code,
     describe,
     padding,
     requant,
     snake,
 )
-
-
-@dataclass
-class Scratch(Const):
-    """A kernel's scratch buffer: a parameter of the C function that points into the arena
-    (planned like a tensor live for one step), not a constant. `array` is its size in zeros,
-    so that tools that run a kernel on its own (the access tracer) pass it a buffer."""
 
 
 @dataclass
@@ -80,7 +74,7 @@ def _readers(steps) -> dict:
 def _plain_conv(graph, k, kernel_1x1: bool = False) -> bool:
     """A CONV_2D kernel this pass can stream: dilation 1, per-channel arrays (as lower_conv makes
     them); for the projection shortcut a 1x1 without padding."""
-    if not isinstance(k, Kernel) or isinstance(k, FusedKernel) or k.op.kind != "CONV_2D":
+    if not isinstance(k, Kernel) or isinstance(k, FusedKernel) or k.func is None or k.op.kind != "CONV_2D":
         return False
     o = k.op.options
     if o.get("dilation_h_factor", 1) != 1 or o.get("dilation_w_factor", 1) != 1:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .errors import TinyccError
 from .ir import Graph
-from .lower import Alias, Kernel
+from .lower import Alias, CKernel, Kernel
 
 ALIGN = 16
 #: Hill climbing: a fixed seed and a fixed number of moves, so that a build is reproducible;
@@ -255,7 +255,9 @@ def find_pins(graph, steps, buffers, find, kernel_c) -> list[_Pin]:
     from .kernels.inplace import safe_deltas, trace_kernels
     by_root = {b.key: b for b in buffers}
     kernels = [(i, s) for i, s in enumerate(steps) if isinstance(s, Kernel)]
-    candidates = [(i, s) for i, s in kernels if _in_place_inputs(s, i, by_root, find)]
+    # a CKernel's access order is its C library's (CMSIS-NN's, per CPU): not traced, no overlap
+    candidates = [(i, s) for i, s in kernels
+                  if not isinstance(s, CKernel) and _in_place_inputs(s, i, by_root, find)]
     traces = trace_kernels([s for _, s in candidates], kernel_c, graph)
     pins = []
     for i, k in candidates:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import toolchain
-from .compiler import compile_model
+from .compiler import compile_model, default_rounding
 from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
@@ -106,14 +106,16 @@ class ProfileReport:
         plt.close(fig)
 
 
-def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
-            work_dir: str | Path | None = None, fuse_rows: bool = False) -> ProfileReport:
+def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
+            work_dir: str | Path | None = None, fuse_rows: bool = False,
+            kernels: str = "tinycc") -> ProfileReport:
     target = load_target(target) if isinstance(target, str) else target
+    rounding = rounding or default_rounding(kernels)
     emu = target.emulator()
     with tempfile.TemporaryDirectory(prefix="tinycc-profile-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                            fuse_rows=fuse_rows)
+                            fuse_rows=fuse_rows, kernels=kernels)
         lib = res.library
         inputs = model_inputs(lib.graph, count_random=1)[:1]
         hooks = work / "hooks.c"
@@ -123,11 +125,11 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         run = toolchain.run_qemu(elf, emu)
     # one line per kernel, in the order they run (an operator may have several kernels)
     counts = [int(m.group(2)) for m in re.finditer(r"^layer (\d+) (\d+)$", run.stdout, re.M)]
-    kernels = [k for k in lib.kernels if isinstance(k, Kernel)]
-    if len(counts) != len(kernels):
-        raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(kernels)} kernels")
+    ran = [k for k in lib.kernels if isinstance(k, Kernel)]
+    if len(counts) != len(ran):
+        raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(ran)} kernels")
     layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs, n)
-              for k, n in zip(kernels, counts)]
+              for k, n in zip(ran, counts)]
     ref = reference_outputs(model, inputs, lib.rounding)[0]
     import numpy as np
     exact = bool(np.array_equal(np.frombuffer(run.outputs[0], lib.output.dtype).view(np.uint8), ref.view(np.uint8)))

@@ -39,6 +39,12 @@ def kernel_code_bytes(out_dir: Path, meta: dict) -> dict[str, int]:
     if shutil.which(cc) is None or shutil.which(size) is None:
         return {}
     flags = [] if target.is_host else list(target.cflags)
+    if meta.get("kernels") == "cmsis-nn":  # the layer's own function; CMSIS-NN's code is not counted
+        from .cmsis_nn import include_flags
+        try:
+            flags += include_flags()
+        except TinyccError:
+            return {}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for src in sorted((Path(out_dir) / "src").glob("*.c")):

@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import cmsis_nn
 from .errors import TargetError, ToolchainError
 from .targets import Target
 
@@ -309,6 +310,8 @@ def build_host(
     write_harness_sources(build_dir, name, inputs, dtypes)
     opt = SANITIZE_FLAGS if sanitize else HOST_OPT_FLAGS
     flags = [*C_FLAGS, *opt, *extra_cflags]
+    lib_flags, lib_links = cmsis_nn.build_inputs(lib_dir, cc_path, list(opt))  # --kernels cmsis-nn
+    flags += lib_flags
     jobs, objects = _object_jobs(
         cc_path,
         flags,
@@ -321,7 +324,7 @@ def build_host(
     )
     _compile_all(jobs)
     exe = build_dir / f"{name}_harness"
-    link = [cc_path, *flags, *map(str, objects), "-o", str(exe), "-lm"]
+    link = [cc_path, *flags, *map(str, objects), *lib_links, "-o", str(exe), "-lm"]
     _run_compiler(link, f"to link {exe.name}")
     return exe
 
@@ -460,6 +463,8 @@ def build_target(
     link_ld = build_dir / "link.ld"
     write_linker_script(link_ld, target)
     flags = [*C_FLAGS, *target.cflags, opt, "-g", "-ffunction-sections", "-fdata-sections", *extra_cflags]
+    lib_flags, lib_links = cmsis_nn.build_inputs(lib_dir, cc, [*target.cflags, opt])  # --kernels cmsis-nn
+    flags += lib_flags
     harness_flags = ["-DHARNESS_CORTEX_M", f"-DHARNESS_INSNS_PER_TICK={insns_per_tick(emu)}u"]
     jobs, objects = _object_jobs(
         cc,
@@ -488,6 +493,7 @@ def build_target(
         "-Wl,--gc-sections",
         f"-Wl,-Map={build_dir / (elf.stem + '.map')}",
         *map(str, objects),
+        *lib_links,
         "-lm",
         "-o",
         str(elf),

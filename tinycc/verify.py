@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import toolchain
-from .compiler import CompileResult, compile_model
+from .compiler import CompileResult, compile_model, default_rounding
 from .errors import TinyccError
 from .targets import Target, load_target
 
@@ -159,16 +159,18 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str = "litert",
+def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
            inputs: list[np.ndarray] | None = None, work_dir: str | Path | None = None,
            sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False,
-           tolerance: tuple[float, float] | None = None) -> VerifyReport:
-    """tolerance: (atol, rtol) for float outputs; None: bit for bit."""
+           tolerance: tuple[float, float] | None = None, kernels: str = "tinycc") -> VerifyReport:
+    """tolerance: (atol, rtol) for float outputs; None: bit for bit. kernels: "cmsis-nn" hands the
+    layers CMSIS-NN takes to it (then the default rounding, and the reference, is TFLM's)."""
     target = load_target(target) if isinstance(target, str) else target
+    rounding = rounding or default_rounding(kernels)
     with tempfile.TemporaryDirectory(prefix="tinycc-verify-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                               fuse_rows=fuse_rows)
+                               fuse_rows=fuse_rows, kernels=kernels)
         lib = result.library
         rounding = lib.rounding  # an ONNX model is matched against onnxruntime
         if inputs is None:

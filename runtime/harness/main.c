@@ -99,7 +99,9 @@ static void print_output(int index, const int8_t *out, char *line)
 
 static uint8_t arena_buf[ARENA_ALLOC + CANARY_BYTES] __attribute__((aligned(16)));
 static int8_t output_buf[MODEL_OUTPUT_SIZE + CANARY_BYTES] __attribute__((aligned(16)));
+#ifndef MODEL_IO_IN_ARENA
 static int8_t input_buf[MODEL_INPUT_SIZE] __attribute__((aligned(16)));
+#endif
 static char line_buf[2 * MODEL_OUTPUT_SIZE + 1];
 static char stdout_buf[256];
 

@@ -9,11 +9,11 @@ arithmetic. Adding an operator is one entry in one of this package's modules, a 
 
 from __future__ import annotations
 
-from ..errors import UnsupportedOpError
+from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
 from . import (activations, arithmetic, conv, elementwise, layout, onnxruntime, pool, quantize, recurrent,
                reduce, shape, softmax)
-from .common import LITERT_ROUNDING, Alias, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
+from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
@@ -21,9 +21,17 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
              **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS}
 
 
-def lower(graph: Graph, prefix: str, rounding: str = "litert") -> list:
-    ctx = LoweringContext(graph, prefix, rounding)
+def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "tinycc", target=None) -> list:
+    """kernels: "tinycc" (its own kernels) or "cmsis-nn" (the layers CMSIS-NN takes call it,
+    see tinycc.lower.cmsis_nn; the target's CPU picks its code path)."""
+    ctx = LoweringContext(graph, prefix, rounding, target)
     table = LOWERINGS
+    if kernels == "cmsis-nn":
+        from . import cmsis_nn
+        cmsis_nn.check(ctx)
+        table = {**LOWERINGS, **cmsis_nn.LOWERINGS}
+    elif kernels != "tinycc":
+        raise TinyccError(f"unknown kernels '{kernels}'; choose tinycc or cmsis-nn")
     if rounding == "onnxruntime":  # an ONNX model: onnxruntime's arithmetic, see lower/onnxruntime.py
         table = {**{k: LOWERINGS[k] for k in onnxruntime.SHARED}, **onnxruntime.LOWERINGS}
     steps = []

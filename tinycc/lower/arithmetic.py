@@ -55,12 +55,17 @@ def _quants(ctx, op):
     return [g.tensor(i).quant.scalar() for i in (op.inputs[0], op.inputs[1], op.outputs[0])]
 
 
-def lower_mul(ctx: LoweringContext, op: Operator) -> Kernel:
+def mul_params(ctx: LoweringContext, op: Operator) -> tuple:
+    """TFLite's MUL Prepare for int8: (za, zb, zo, multiplier, shift, lo, hi)."""
     (sa, za), (sb, zb), (so, zo) = _quants(ctx, op)
-    r = _rounding(ctx, op)
-    real = float(sa) * float(sb) / float(so)
-    m, s = quant.quantize_multiplier(real, r)
+    m, s = quant.quantize_multiplier(float(sa) * float(sb) / float(so), _rounding(ctx, op))
     lo, hi = quant.activation_range(activation_code(op), so, zo)
+    return za, zb, zo, m, s, lo, hi
+
+
+def lower_mul(ctx: LoweringContext, op: Operator) -> Kernel:
+    za, zb, zo, m, s, lo, hi = mul_params(ctx, op)
+    r = _rounding(ctx, op)
 
     def fn(x, y):
         prod = (x.astype(I32) - za) * (y.astype(I32) - zb)

@@ -36,6 +36,25 @@ class Kernel:
 
 
 @dataclass
+class Scratch(Const):
+    """A kernel's scratch buffer: a parameter of the C function that points into the arena
+    (planned like a tensor live for one step), not a constant. `array` is its size in zeros,
+    so that tools that run a kernel on its own (the access tracer) pass it a buffer."""
+
+
+@dataclass
+class CKernel(Kernel):
+    """A kernel whose C function tinycc writes itself, a call into a C library (CMSIS-NN),
+    instead of TVM's code generator: `func` is None; `params` and `body` are its C text. It
+    is not traced for in-place overlaps (its access order is the library's)."""
+
+    params: str = ""
+    body: str = ""
+    scratch_bytes: int = 0
+    includes: tuple[str, ...] = ()
+
+
+@dataclass
 class Alias:
     """An operator that only reinterprets its input (RESHAPE): no kernel, same bytes."""
 
@@ -56,6 +75,7 @@ class LoweringContext:
     graph: Graph
     prefix: str
     mode: str = "litert"
+    target: object = None  # tinycc.targets.Target; the CMSIS-NN lowerings need its CPU
 
     def rounding(self, op: Operator) -> str:
         if self.mode == "litert":
