@@ -245,6 +245,30 @@ def test_sigmoid_every_value(form, tmp_path):
     assert report.ok, report.summary()
 
 
+@pytest.mark.parametrize("op,first", [("Add", False), ("Sub", True), ("Div", False), ("Div", True)])
+def test_arithmetic_with_a_scalar_constant(op, first, tmp_path):
+    """x op c and c op x with a quantized scalar constant, which onnxruntime runs in float
+    (the constant's DequantizeLinear folded): every int8 input (c / 0 included)."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [0.05]), oh.make_tensor("z", TP.INT8, [], [3]),
+             oh.make_tensor("ys", TP.FLOAT, [], [0.09]), oh.make_tensor("yz", TP.INT8, [], [-7]),
+             oh.make_tensor("c", TP.FLOAT, [], [0.7]), oh.make_tensor("cs", TP.FLOAT, [], [0.01]),
+             oh.make_tensor("cz", TP.INT8, [], [0])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             oh.make_node("QuantizeLinear", ["c", "cs", "cz"], ["cq"]),
+             oh.make_node("DequantizeLinear", ["cq", "cs", "cz"], ["cf"]),
+             oh.make_node(op, ["cf", "xf"] if first else ["xf", "cf"], ["yf"]),
+             oh.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 256])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 256])], inits)
+    path = tmp_path / "scalar.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    every = ((np.arange(-128, 128) - 3) * np.float32(0.05)).astype(np.float32).reshape(1, 256)
+    report = verify(path, "host", inputs=[every], work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
+
+
 def test_qlinear_softmax_saturates(tmp_path):
     """QLinearSoftmax with y_scale 1/256 and zero point -128: a dominant value gives
     round(256 * 1) - 128 = 128, which onnxruntime 1.31 saturates to 127 (older sources store

@@ -582,8 +582,31 @@ def _qdq_global_average_pool(r, node):
     _global_average_pool(r, node, r.act(node, node.input[0]), *_qdq_operands(r, node))
 
 
+def _with_scalar(r, node) -> bool:
+    """Add, Sub, Mul or Div of an activation and a scalar constant: onnxruntime folds the
+    constant's DequantizeLinear and runs the group in float, a function of one int8 value (a
+    table). Returns False when neither operand is a scalar constant."""
+    scalars = [_float_scalar(r, i) for i in node.input]
+    if scalars[0] is None and scalars[1] is None:
+        return False
+    k = 0 if scalars[1] is not None else 1  # the activation's position
+    x = r.act(node, node.input[k])
+    out_name, out_quant = _qdq_operands(r, node)
+    kind = {"Add": "ADD", "Sub": "SUB", "Mul": "MUL", "Div": "DIV"}[node.op_type]
+    r.op(kind, [x], [r.new_act(out_name, r.shape(x), out_quant)], node, float_scalar=scalars[1 - k],
+         scalar_first=k == 1)
+    return True
+
+
 def _qdq_add(r, node):
+    if _with_scalar(r, node):
+        return
     _binary_add(r, node, r.act(node, node.input[0]), r.act(node, node.input[1]), *_qdq_operands(r, node))
+
+
+def _qdq_sub_div(r, node):
+    if not _with_scalar(r, node):
+        raise r.unsupported(node, "only with a scalar constant operand")
 
 
 def _float_scalar(r, name: str):
@@ -599,14 +622,7 @@ def _float_scalar(r, name: str):
 
 
 def _qdq_mul(r, node):
-    scalars = [_float_scalar(r, i) for i in node.input]
-    if scalars[0] is not None or scalars[1] is not None:
-        # times a constant: onnxruntime folds the constant's DequantizeLinear and runs the Mul
-        # in float, a function of one int8 value (a table)
-        k = 0 if scalars[1] is not None else 1
-        x = r.act(node, node.input[k])
-        out_name, out_quant = _qdq_operands(r, node)
-        r.op("MUL", [x], [r.new_act(out_name, r.shape(x), out_quant)], node, float_scalar=scalars[1 - k])
+    if _with_scalar(r, node):
         return
     _binary_mul(r, node, _operand(r, node, node.input[0]), _operand(r, node, node.input[1]), *_qdq_operands(r, node))
 
@@ -767,6 +783,8 @@ _HANDLERS = {
     "GlobalAveragePool": _qdq_global_average_pool,
     "Add": _qdq_add,
     "Mul": _qdq_mul,
+    "Sub": _qdq_sub_div,
+    "Div": _qdq_sub_div,
     "QLinearMul": _qlinear_mul,
     "Concat": _qdq_concat,
     "Relu": _qdq_unary,

@@ -57,7 +57,7 @@ def _quantize(x: np.ndarray, scale, zp: int) -> np.ndarray:
 def float_table(x_quant, out_quant, fn=lambda v: v) -> np.ndarray:
     """The int8 -> int8 table of a group dequantize -> fn in float32 -> quantize."""
     (si, zi), (so, zo) = x_quant.scalar(), out_quant.scalar()
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _quantize(fn(_dequantize(VALUES, si, zi)).astype(F32), so, zo)
 
 
@@ -154,9 +154,12 @@ def _unary_fn(op: Operator):
     if op.kind == "LOGISTIC":
         return (lambda v: np.array([mlas_logistic(t) for t in v], dtype=F32),
                 "onnxruntime's float32 logistic (MlasComputeLogistic, x86-64 FMA kernel)")
-    if op.kind == "MUL":
+    if "float_scalar" in op.options:  # x op c, or c op x
         c = F32(op.options["float_scalar"])
-        return lambda v: (v * c).astype(F32), f"times {float(c):g}"
+        fn = {"ADD": np.add, "SUB": np.subtract, "MUL": np.multiply, "DIV": np.divide}[op.kind]
+        if op.options.get("scalar_first"):
+            return lambda v: fn(c, v).astype(F32), f"{float(c):g} {op.kind.lower()} x"
+        return lambda v: fn(v, c).astype(F32), f"x {op.kind.lower()} {float(c):g}"
     if op.kind == "LEAKY_RELU":
         alpha = F32(op.options.get("alpha", 0.01))
         return lambda v: np.where(v >= 0, v, alpha * v).astype(F32), f"LeakyRelu alpha {float(alpha):g}"
@@ -177,6 +180,13 @@ def lower_unary(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(name, op, K.lut(x.size), [x.index, Const(f"{name}_table", table)], out.index, 0, notes)
 
 
+def lower_scalar(ctx: LoweringContext, op: Operator) -> Kernel:
+    """SUB, DIV: only of a scalar constant (a float group in onnxruntime, one table)."""
+    if "float_scalar" not in op.options:
+        raise UnsupportedOpError(op.kind, op.index, "only with a scalar constant operand")
+    return lower_unary(ctx, op)
+
+
 def lower_global_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
@@ -195,6 +205,8 @@ def lower_global_average_pool(ctx: LoweringContext, op: Operator) -> Kernel:
 
 def lower_add(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
+    if "float_scalar" in op.options:  # DQ -> Add of a constant -> Q, run in float
+        return lower_unary(ctx, op)
     a, b, out = (act(ctx, op, g.tensor(i)) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if a.shape != b.shape or a.size != out.size:
         raise UnsupportedOpError(op.kind, op.index, f"broadcasting {a.shape} + {b.shape}")
@@ -290,4 +302,4 @@ SHARED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RES
 LOWERINGS = {"QUANTIZE": lower_quantize, "DEQUANTIZE": lower_dequantize, "RELU": lower_unary,
              "LEAKY_RELU": lower_unary, "MEAN": lower_global_average_pool, "ADD": lower_add,
              "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool,
-             "MUL": lower_mul, "LOGISTIC": lower_unary}
+             "MUL": lower_mul, "LOGISTIC": lower_unary, "SUB": lower_scalar, "DIV": lower_scalar}
