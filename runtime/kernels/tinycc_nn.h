@@ -824,10 +824,11 @@ TINYCC_INLINE void tinycc_round24(int64_t *m, int32_t *e)
     *m = *m < 0 ? -(int64_t)a : (int64_t)a;
 }
 
-/* fma(x, ym * 2^ye, zm * 2^ze) in float32 (one rounding) for an int8 x and unpacked float32
- * operands y and z; the result unpacked in *m, *e. */
-TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
-                                 int32_t *e)
+/* x * ym * 2^ye + zm * 2^ze for an 8-bit x and unpacked float32 operands y and z, as *m * 2^*e
+ * (|*m| < 2^62): exact, or with the bits far below the float32 rounding point replaced by a
+ * sticky bit, so that rounding it gives the correctly rounded result. */
+TINYCC_INLINE void tinycc_fma_s8_exact(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
+                                       int32_t *e)
 {
     int64_t p = (int64_t)x * ym, q = zm;
     int32_t pe = ye, qe = ze, d;
@@ -845,7 +846,6 @@ TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, 
     if (p == 0 || q == 0) {
         *m = p + q;
         *e = p != 0 ? pe : qe;
-        tinycc_round24(m, e);
         return;
     }
     if (pe < qe) { /* p: the larger exponent */
@@ -868,6 +868,13 @@ TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, 
         *m = p * ((int64_t)1 << 28) + (q < 0 ? -qs : qs);
         *e = pe - 28;
     }
+}
+
+/* fma(x, ym * 2^ye, zm * 2^ze) in float32 (one rounding), unpacked in *m, *e. */
+TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
+                                 int32_t *e)
+{
+    tinycc_fma_s8_exact(x, ym, ye, zm, ze, m, e);
     tinycc_round24(m, e);
 }
 
@@ -891,7 +898,7 @@ TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t t_m, int32_t t_e, int
 {
     int64_t m;
     int32_t e;
-    tinycc_fma_s8(a + offset, ra_m, ra_e, t_m, t_e, &m, &e);
+    tinycc_fma_s8_exact(a + offset, ra_m, ra_e, t_m, t_e, &m, &e); /* rounded once, below */
     return tinycc_unpacked_to_s8(m, e, offset);
 }
 
