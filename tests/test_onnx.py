@@ -223,6 +223,25 @@ def test_image_output_in_onnx_order(tmp_path):
     assert report.ok, report.summary()
 
 
+@pytest.mark.parametrize("scale,zp", [(0.05, 3), (0.013, -40)])
+def test_tanh_every_value(scale, zp, tmp_path):
+    """onnxruntime's tanh is its own polynomial (fused multiply-adds), run in float between
+    DQ and Q: every int8 input."""
+    inits = [oh.make_tensor("s", TP.FLOAT, [], [scale]), oh.make_tensor("z", TP.INT8, [], [zp]),
+             oh.make_tensor("ys", TP.FLOAT, [], [1.0 / 128]), oh.make_tensor("yz", TP.INT8, [], [0])]
+    nodes = [oh.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             oh.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]), oh.make_node("Tanh", ["xf"], ["yf"]),
+             oh.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"]),
+             oh.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 256])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 256])], inits)
+    path = tmp_path / "tanh.onnx"
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    every = ((np.arange(-128, 128) - zp) * np.float32(scale)).astype(np.float32).reshape(1, 256)
+    report = verify(path, "host", inputs=[every], work_dir=tmp_path / "w")
+    assert report.ok, report.summary()
+
+
 @pytest.mark.parametrize("form", ["QLinearSigmoid", "DQ-Sigmoid-Q"])
 def test_sigmoid_every_value(form, tmp_path):
     """onnxruntime's logistic is its own polynomial (fused multiply-adds): every int8 input."""

@@ -538,6 +538,8 @@ def _unary(r: _Reader, node, x: int, out_name: str, out_quant: Quant):
         kind, opts = "RELU", {"min": lo, "max": hi}
     elif node.op_type.endswith("Sigmoid"):
         kind, opts = "LOGISTIC", {}
+    elif node.op_type == "Tanh":
+        kind, opts = "TANH", {}
     else:
         kind, opts = "LEAKY_RELU", {"alpha": float(a.get("alpha", 0.01))}
     r.op(kind, [x], [r.new_act(out_name, r.shape(x), out_quant)], node, **opts)
@@ -791,6 +793,7 @@ _HANDLERS = {
     "Clip": _qdq_unary,
     "LeakyRelu": _qdq_unary,
     "Sigmoid": _qdq_unary,
+    "Tanh": _qdq_unary,
     "Softmax": _qdq_softmax,
     "Reshape": _reshape_node,
     "Flatten": _reshape_node,

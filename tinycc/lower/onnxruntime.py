@@ -150,7 +150,35 @@ def mlas_logistic(x: F32) -> F32:
     return F32(max(F32(F32(F32(x * p) / q) + F32(0.5)), F32(0.0)))
 
 
+# MlasTanhConstants (onnxruntime/core/mlas/lib/tanh.cpp)
+_TANH_ALPHA = ("-2.76076847742355e-16", "2.00018790482477e-13", "-8.60467152213735e-11",
+               "5.12229709037114e-08", "1.48572235717979e-05", "6.37261928875436e-04",
+               "4.89352455891786e-03")
+_TANH_BETA = ("1.19825839466702e-06", "1.18534705686654e-04", "2.26843463243900e-03",
+              "4.89352518554385e-03")
+
+
+def mlas_tanh(x: F32) -> F32:
+    """MlasComputeTanh's x86-64 FMA kernel: x clamped to [-9, 9], odd and even polynomials in
+    x^2 by fused multiply-adds, p * x / q. (Measured against onnxruntime on 120 quantizations,
+    every int8 value: the fused form matches all, the unfused one misses two.)"""
+    alpha = [_round_f32(Fraction(v)) for v in _TANH_ALPHA]
+    beta = [_round_f32(Fraction(v)) for v in _TANH_BETA]
+    x = F32(min(max(F32(x), F32(-9.0)), F32(9.0)))
+    x2 = F32(x * x)
+    p = _fma(x2, alpha[0], alpha[1])
+    for a in alpha[2:]:
+        p = _fma(x2, p, a)
+    q = _fma(x2, beta[0], beta[1])
+    for b in beta[2:]:
+        q = _fma(x2, q, b)
+    return F32(F32(x * p) / q)
+
+
 def _unary_fn(op: Operator):
+    if op.kind == "TANH":
+        return (lambda v: np.array([mlas_tanh(t) for t in v], dtype=F32),
+                "onnxruntime's float32 tanh (MlasComputeTanh, x86-64 FMA kernel)")
     if op.kind == "LOGISTIC":
         return (lambda v: np.array([mlas_logistic(t) for t in v], dtype=F32),
                 "onnxruntime's float32 logistic (MlasComputeLogistic, x86-64 FMA kernel)")
@@ -302,4 +330,5 @@ SHARED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RES
 LOWERINGS = {"QUANTIZE": lower_quantize, "DEQUANTIZE": lower_dequantize, "RELU": lower_unary,
              "LEAKY_RELU": lower_unary, "MEAN": lower_global_average_pool, "ADD": lower_add,
              "SOFTMAX": lower_softmax, "AVERAGE_POOL_2D": lower_average_pool,
-             "MUL": lower_mul, "LOGISTIC": lower_unary, "SUB": lower_scalar, "DIV": lower_scalar}
+             "MUL": lower_mul, "LOGISTIC": lower_unary, "SUB": lower_scalar, "DIV": lower_scalar,
+             "TANH": lower_unary}
