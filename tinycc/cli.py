@@ -26,6 +26,8 @@ def _compile(args) -> int:
     from .compiler import compile_model
     result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding,
                            io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows, kernels=args.kernels)
+    for warning in result.warnings:
+        print(f"tinycc: warning: {warning}", file=sys.stderr)
     print(result.summary())
     if args.report:
         from .report import write_report
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="compile a model into a C library folder")
-    p.add_argument("model", help="the .tflite model (int8 quantized)")
+    p.add_argument("model", help="the .tflite model (int8 quantized, or float32)")
     p.add_argument("--target", "-t", default="host", help="board or CPU (see `tinycc targets`); default host")
     p.add_argument("--output", "-o", default=None, help="output folder (default build/<name>)")
     p.add_argument("--name", default=None, help="C prefix of the library (default: the model file's stem)")

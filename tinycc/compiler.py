@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cmsis_nn, emit, package, plan
@@ -23,6 +23,7 @@ class CompileResult:
     out_dir: Path
     seconds: float
     code_bytes: int | None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def arena_bytes(self) -> int:
@@ -83,7 +84,17 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     code_bytes = _measure_code(lib) if measure_code and not target.is_host else None
     _check_fit(lib, code_bytes)
     package.write_library(lib, out_dir, {"code_bytes": code_bytes, "plan": memory.to_json()})
-    return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes)
+    return CompileResult(lib, out_dir, time.monotonic() - start, code_bytes, _soft_float_warning(lib))
+
+
+def _soft_float_warning(lib: package.Library) -> list[str]:
+    t = lib.target
+    floats = package.float_kernels(lib)
+    if not floats or t.is_host or t.has_fpu:
+        return []
+    return [f"{t.name} ({t.cpu}) has no FPU: this float32 model ({len(floats)} float kernel"
+            f"{'s' if len(floats) != 1 else ''}) will run in software floating point (libgcc) and be slow, "
+            "many times slower than the same model quantized to int8"]
 
 
 IO_DTYPES = ("int8", "int16", "float32")

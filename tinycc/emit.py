@@ -50,7 +50,34 @@ def generate_kernels_c(kernels: list[Kernel]) -> dict[str, str]:
     config = {"tirx.disable_assert": True, "tirx.disable_storage_rewrite": True}
     with tvm.transform.PassContext(config=config):
         lib = tvm.tirx.build(mod, target=tvm.target.Target({"kind": "c"}))
-    return {**written, **_split_functions(lib.inspect_source(), [k.name for k in kernels])}
+    out = _split_functions(lib.inspect_source(), [k.name for k in kernels])
+    out = {k.name: (out[k.name][0], exact_float_literals(out[k.name][1], k.func)) for k in kernels}
+    return {**written, **out}
+
+
+_C_FLOAT = re.compile(r"-?\d\.\d{6}e[+-]\d+f")
+
+
+def exact_float_literals(body: str, func) -> str:
+    """TVM's C generator prints a float32 constant with 7 significant digits (1.661905e+01f),
+    which does not always give back the same float (16.619047164916992 is another float than
+    16.61905). Rewrite those literals with the shortest decimal that does, taking the exact
+    values from the PrimFunc's TVMScript."""
+    if not _C_FLOAT.search(body):
+        return body
+    exact = {}
+    for text in re.findall(r"T\.float32\((-?[\d.]+(?:e[+-]?\d+)?)\)", func.script()):
+        v = np.float32(float(text))
+        printed = f"{float(v):.6e}f"
+        if np.float32(float(printed[:-1])) != v:
+            if exact.get(printed, v) != v:
+                raise RuntimeError(f"two float constants print as {printed} in one kernel")
+            exact[printed] = v
+    for printed, v in exact.items():
+        literal = str(v)  # numpy: the shortest decimal that gives back this float32
+        literal = literal + ("f" if "." in literal or "e" in literal else ".0f")
+        body = re.sub(rf"(?<![\w.]){re.escape(printed)}", literal, body)
+    return body
 
 
 def _param_name(x) -> str:

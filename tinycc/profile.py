@@ -18,7 +18,7 @@ from .compiler import compile_model, default_rounding
 from .errors import TinyccError
 from .lower import Kernel
 from .targets import Target, load_target
-from .verify import model_inputs, reference_outputs
+from .verify import compare, default_tolerance, model_inputs, reference_outputs
 
 _HOOKS_C = """/* Layer hooks of the profiler: instructions between begin and end of each kernel. */
 #include <stdio.h>
@@ -132,7 +132,7 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
               for k, n in zip(ran, counts)]
     ref = reference_outputs(model, inputs, lib.rounding)[0]
     import numpy as np
-    exact = bool(np.array_equal(np.frombuffer(run.outputs[0], lib.output.dtype).view(np.uint8), ref.view(np.uint8)))
+    exact = compare(np.frombuffer(run.outputs[0], lib.output.dtype), ref, default_tolerance(lib.graph))[0] == 0
     macs = sum(layer.macs for layer in layers)
     floor = macs // 2 if target.has_dsp else macs
     return ProfileReport(Path(model).name, target.name, emu.name, layers, sum(counts), floor, exact)

@@ -12,15 +12,15 @@ def broadcast_index(shape, out_shape, idx):
     return [0 if d == 1 and out_shape[lead + k] != 1 else idx[lead + k] for k, d in enumerate(shape)]
 
 
-def binary(shape_a, shape_b, out_shape, fn, pre=None):
-    """out[i] = fn(a[bcast i], b[bcast i]) on int8 inputs; fn returns the int8 result.
+def binary(shape_a, shape_b, out_shape, fn, pre=None, dtype="int8"):
+    """out[i] = fn(a[bcast i], b[bcast i]) on inputs of `dtype`; fn returns the result.
 
     `pre` = (fa, fb): per-operand int32 stages (TFLite's input rescaling) computed first, each
     in its own block inlined into the output loop: one whole formula makes TVM's simplifier
     take minutes."""
     sa, sb = tuple(shape_a) or (1,), tuple(shape_b) or (1,)
-    a = te.placeholder(sa, "int8", name="input1")
-    b = te.placeholder(sb, "int8", name="input2")
+    a = te.placeholder(sa, dtype, name="input1")
+    b = te.placeholder(sb, dtype, name="input2")
     out_shape = tuple(out_shape) or (1,)
 
     def at_a(idx):

@@ -183,7 +183,7 @@ def _compile(items: list, graph, folder: Path) -> Path | None:
     exe = folder / "trace"
     steps = [[gcc, "-std=gnu99", "-O1", "-fsanitize=thread", "-fno-tree-loop-distribute-patterns", "-w",
               "-I", str(MICROKERNELS_DIR), "-c", "kernels.c", "-o", "kernels.o"],
-             [gcc, "-std=gnu99", "-O1", "-w", "driver.c", "kernels.o", "-o", exe.name]]
+             [gcc, "-std=gnu99", "-O1", "-w", "driver.c", "kernels.o", "-o", exe.name, "-lm"]]
     for cmd in steps:
         if subprocess.run(cmd, cwd=folder, capture_output=True, text=True).returncode != 0:
             return None

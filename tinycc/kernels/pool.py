@@ -8,9 +8,10 @@ from .conv import schedule_reduction
 from .fixedpoint import I32, clamp_i8, sel
 
 
-def _window(x, in_shape, out_shape, filt, stride, pad, reduce_fn, outside: int):
-    """acc[b, i, j, ch] = reduce_fn over the window of output (i, j); taps outside the input
-    read `outside`, which the reduction ignores (0 for a sum, -128 for a max)."""
+def _window(x, in_shape, out_shape, filt, stride, pad, reduce_fn, outside, dtype=I32):
+    """acc[b, i, j, ch] = reduce_fn over the window of output (i, j) in `dtype`; taps outside
+    the input read `outside`, which the reduction ignores (0 for a sum, the lowest value for a
+    max)."""
     _, h, w, _ = in_shape
     (fh, fw), (sh, sw), (pt, pl) = filt, stride, pad
     ry = te.reduce_axis((0, fh), name="ky")
@@ -19,7 +20,7 @@ def _window(x, in_shape, out_shape, filt, stride, pad, reduce_fn, outside: int):
     def body(b, i, j, ch):
         y, xx = i * sh - pt + ry, j * sw - pl + rx
         inside = tirx.all(y >= 0, y < h, xx >= 0, xx < w)
-        v = tirx.if_then_else(inside, x[b, y, xx, ch].astype(I32), tirx.const(outside, I32))
+        v = tirx.if_then_else(inside, x[b, y, xx, ch].astype(dtype), tirx.const(outside, dtype))
         return reduce_fn(v, axis=[ry, rx])
     return te.compute(out_shape, body, name="acc")
 

@@ -8,15 +8,15 @@ from .conv import schedule_reduction
 from .fixedpoint import I32, clamp_i8, requantize
 
 
-def _reduce(x, in_shape, axes, out_shape, combine, name="acc"):
-    """acc over `axes` of x; out_shape = in_shape without the reduced axes (or (1,))."""
+def _reduce(x, in_shape, axes, out_shape, combine, name="acc", dtype=I32):
+    """acc over `axes` of x in `dtype`; out_shape = in_shape without the reduced axes (or (1,))."""
     raxes = [te.reduce_axis((0, in_shape[a]), name=f"r{a}") for a in axes]
 
     def body(*idx):
         it = iter(idx)
         rit = iter(raxes)
         full = [next(rit) if d in axes else next(it) for d in range(len(in_shape))]
-        return combine(x[tuple(full)].astype(I32), raxes)
+        return combine(x[tuple(full)].astype(dtype), raxes)
     return te.compute(out_shape, body, name=name)
 
 

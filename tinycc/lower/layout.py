@@ -5,7 +5,8 @@ for the splits); SQUEEZE and EXPAND_DIMS (aliases, like RESHAPE); and the int32 
 arithmetic that a dynamic-batch export leaves (SHAPE, PACK, and STRIDED_SLICE, CONCATENATION
 on int32 constants), folded away at compile time because every shape is static here.
 
-Every output byte equals an input byte, so both references agree and there is no rounding.
+Every output element equals an input element, so both references agree and there is no
+rounding; the elements may be int8 (equal quantization in and out) or float32.
 """
 
 from __future__ import annotations
@@ -23,8 +24,24 @@ from .common import Const, Kernel, LoweringContext, act, const, describe, kernel
 I32 = "int32"
 
 
+def _data(ctx, op, t):
+    """An int8 quantized activation or a float32 one: these operators move either."""
+    return t if t.dtype == "float32" and t.quant is None else act(ctx, op, t)
+
+
+def _same_type(a, b) -> bool:
+    if a.dtype != b.dtype or (a.quant is None) != (b.quant is None):
+        return False
+    return a.quant is None or a.quant.scalar() == b.quant.scalar()
+
+
+def _fill(t):
+    """What a padded position holds: the zero point's value, 0 for float."""
+    return tirx.const(0.0 if t.quant is None else t.quant.scalar()[1], t.dtype)
+
+
 def _same_quant(op, a, b):
-    if a.quant.scalar() != b.quant.scalar():
+    if not _same_type(a, b):
         raise UnsupportedOpError(op.kind, op.index,
                                  f"'{a.name}' and '{b.name}' are quantized differently")
 
@@ -40,12 +57,13 @@ def _source(ctx, op, index: int):
 
 def _kernel(ctx, op, in_tensors, out, index_fn, note: str, suffix: str = "") -> Kernel:
     g = ctx.graph
-    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn)
+    func = K.gather([t.shape or (1,) for t in in_tensors], out.shape or (1,), index_fn,
+                    [t.dtype for t in in_tensors])
     name = kernel_name(ctx, op) + suffix
     notes = [describe(g, op), note]
     args = []
     for k, t in enumerate(in_tensors):
-        args.append(Const(f"{name}_const{k}", t.data.astype(np.int8)) if t.is_const else t.index)
+        args.append(Const(f"{name}_const{k}", t.data.astype(t.dtype)) if t.is_const else t.index)
     return Kernel(name, op, func, args, out.index, 0, notes)
 
 
@@ -69,21 +87,22 @@ def _fold_unsupported(ctx, op):
 
 def lower_pad(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     pads = const(ctx, op, op.inputs[1], "paddings", g.tensor(op.inputs[1]).dtype).data.reshape(-1, 2)
-    value = out.quant.scalar()[1]
+    value = _fill(out)
     if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        value = int(const(ctx, op, op.inputs[2], "constant value", "int8").data.reshape(-1)[0])
+        value = tirx.const(const(ctx, op, op.inputs[2], "constant value", x.dtype).data.reshape(-1)[0].item(),
+                           x.dtype)
     before = [int(p) for p in pads[:, 0]]
 
     def index(ins, idx):
         src = [i - b for i, b in zip(idx, before)]
         inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape)])
         safe = [tirx.max(tirx.min(s, d - 1), 0) for s, d in zip(src, x.shape)]
-        return tirx.if_then_else(inside, ins[0][tuple(safe)], tirx.const(value, "int8"))
-    return _kernel(ctx, op, [x], out, index, f"pad {pads.tolist()} with {value}")
+        return tirx.if_then_else(inside, ins[0][tuple(safe)], value)
+    return _kernel(ctx, op, [x], out, index, f"pad {pads.tolist()} with {value.value}")
 
 
 # --- concatenation and splits ----------------------------------------------------------------
@@ -93,11 +112,11 @@ def lower_concatenation(ctx: LoweringContext, op: Operator):
     out = g.tensor(op.outputs[0])
     if _folded(ctx, op):
         return _fold_unsupported(ctx, op)
-    out = act(ctx, op, out)
+    out = _data(ctx, op, out)
     ins = [g.tensor(i) for i in op.inputs]
     for t in ins:
-        act(ctx, op, t) if not t.is_const else None
-        if t.quant is None or t.quant.scalar() != out.quant.scalar():
+        _data(ctx, op, t) if not t.is_const else None
+        if not _same_type(t, out):
             raise UnsupportedOpError(op.kind, op.index, f"input '{t.name}' is quantized differently "
                                      "from the output (TFLite's int8 CONCATENATION needs them equal)")
     if op.options.get("fused_activation_function", 0) != 0:
@@ -120,7 +139,7 @@ def _split_kernels(ctx, op, x, axis: int, sizes: list[int]):
     g = ctx.graph
     steps, start = [], 0
     for k, (o, size) in enumerate(zip(op.outputs, sizes)):
-        out = act(ctx, op, g.tensor(o))
+        out = _data(ctx, op, g.tensor(o))
         _same_quant(op, x, out)
 
         def index(ins, idx, start=start):
@@ -135,7 +154,7 @@ def _split_kernels(ctx, op, x, axis: int, sizes: list[int]):
 
 def lower_split(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[1]))
+    x = _data(ctx, op, g.tensor(op.inputs[1]))
     axis = int(const(ctx, op, op.inputs[0], "axis", "int32").data.reshape(-1)[0]) % len(x.shape)
     n = len(op.outputs)
     return _split_kernels(ctx, op, x, axis, [x.shape[axis] // n] * n)
@@ -143,7 +162,7 @@ def lower_split(ctx: LoweringContext, op: Operator):
 
 def lower_split_v(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
     axis = int(const(ctx, op, op.inputs[2], "axis", "int32").data.reshape(-1)[0]) % len(x.shape)
     sizes = [g.tensor(o).shape[axis] for o in op.outputs]
     return _split_kernels(ctx, op, x, axis, sizes)
@@ -153,8 +172,8 @@ def lower_split_v(ctx: LoweringContext, op: Operator):
 
 def lower_slice(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     begin = [int(v) for v in const(ctx, op, op.inputs[1], "begin", g.tensor(op.inputs[1]).dtype).data.reshape(-1)]
 
@@ -182,8 +201,8 @@ def lower_strided_slice(ctx: LoweringContext, op: Operator):
     g = ctx.graph
     if _folded(ctx, op):
         return _fold_unsupported(ctx, op)
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     if op.options.get("ellipsis_mask", 0) or op.options.get("new_axis_mask", 0) or op.options.get("offset", False):
         raise UnsupportedOpError(op.kind, op.index, "ellipsis, new-axis masks or offset")
@@ -207,8 +226,8 @@ def lower_strided_slice(ctx: LoweringContext, op: Operator):
 
 def lower_transpose(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     perm = [int(p) for p in const(ctx, op, op.inputs[1], "permutation", "int32").data.reshape(-1)]
 
@@ -222,8 +241,8 @@ def lower_transpose(ctx: LoweringContext, op: Operator):
 
 def lower_tile(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
 
     def index(ins, idx):
@@ -247,8 +266,8 @@ def _nearest(in_size: int, out_size: int, align: bool, half: bool) -> list[int]:
 
 def lower_resize_nearest(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     align = bool(op.options.get("align_corners", False))
     half = bool(op.options.get("half_pixel_centers", False))
@@ -270,8 +289,8 @@ def lower_resize_nearest(ctx: LoweringContext, op: Operator):
 
 def lower_depth_to_space(ctx: LoweringContext, op: Operator):
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     bs = op.options["block_size"]
     oc = out.shape[3]
@@ -293,8 +312,8 @@ def lower_depth_to_space(ctx: LoweringContext, op: Operator):
 def lower_space_batch(ctx: LoweringContext, op: Operator):
     """SPACE_TO_BATCH_ND (pads with the zero point) and BATCH_TO_SPACE_ND (crops), 4-D."""
     g = ctx.graph
-    x = act(ctx, op, g.tensor(op.inputs[0]))
-    out = act(ctx, op, g.tensor(op.outputs[0]))
+    x = _data(ctx, op, g.tensor(op.inputs[0]))
+    out = _data(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     if len(x.shape) != 4:
         raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
@@ -302,7 +321,7 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
     pads = const(ctx, op, op.inputs[2], "paddings" if op.kind == "SPACE_TO_BATCH_ND" else "crops",
                  "int32").data.reshape(-1, 2)
     bh, bw = block
-    zp = out.quant.scalar()[1]
+    fill = _fill(out)
     if op.kind == "SPACE_TO_BATCH_ND":
         pt, pl = int(pads[0, 0]), int(pads[1, 0])
         in_b = x.shape[0]
@@ -314,7 +333,7 @@ def lower_space_batch(ctx: LoweringContext, op: Operator):
             xx = j * bw + tirx.floormod(blk, bw) - pl
             inside = tirx.all(y >= 0, y < x.shape[1], xx >= 0, xx < x.shape[2])
             v = ins[0][ib, tirx.max(tirx.min(y, x.shape[1] - 1), 0), tirx.max(tirx.min(xx, x.shape[2] - 1), 0), c]
-            return tirx.if_then_else(inside, v, tirx.const(zp, "int8"))
+            return tirx.if_then_else(inside, v, fill)
     else:
         ct, cl = int(pads[0, 0]), int(pads[1, 0])
         out_b = out.shape[0]
