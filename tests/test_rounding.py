@@ -490,3 +490,18 @@ def test_get_reciprocal(integer_digits):
         ideal = Fraction(1 << 31) * Fraction(1 << (31 - integer_digits), x) * Fraction(2) ** bits
         assert Fraction(1, 2) <= ideal / (1 << 31) <= 1
         assert abs(scale - ideal) <= 8, (x, scale, float(ideal))
+
+
+def test_requantize_of_a_sum_with_a_left_shift(tmp_path):
+    """Per-tensor double rounding with shift > 0 applied to a sum (acc + bias): TVM folds
+    2^shift into the multiplier and once got the nudge's sign test of the product wrong on
+    every value; the nudge now takes its sign from the accumulator."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(-(1 << 29), 1 << 29, 3000)
+    b = rng.integers(-(1 << 20), 1 << 20, 3000)
+    prog = _cbuild.Program()
+    prog.add("sum_shift1", lambda x, y: K.requantize(x + y, 1768479250, 1, "double"), [a, b])
+    exe = prog.compile(tmp_path, {"o2": ("-O2",)})["o2"]
+    got = prog.run(exe)["sum_shift1"]
+    want = [Q.mul_by_quantized_multiplier(int(v), 1768479250, 1, "double") for v in a + b]
+    assert got.tolist() == want

@@ -22,10 +22,20 @@ FUSE_ROWS_HELP = ("row-streamed execution of convolution chains (conv -> conv [-
                   "arena, see README)")
 
 
+KNOB_HELP = ("a kernel schedule knob for every layer of a kind, e.g. FULLY_CONNECTED.weights=int16 "
+             "(weights stored as int16 for SMLAD: fewer instructions, twice the weights' flash); repeatable")
+
+
+def _knobs(args) -> dict:
+    from .kernels.schedule import parse_knobs
+    return parse_knobs(args.knob)
+
+
 def _compile(args) -> int:
     from .compiler import compile_model
     result = compile_model(args.model, args.target, args.output, name=args.name, rounding=args.rounding,
-                           io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows, kernels=args.kernels)
+                           io_in_arena=args.io_in_arena, fuse_rows=args.fuse_rows, kernels=args.kernels,
+                           knobs=_knobs(args))
     for warning in result.warnings:
         print(f"tinycc: warning: {warning}", file=sys.stderr)
     print(result.summary())
@@ -46,7 +56,7 @@ def _report(args) -> int:
 def _verify(args) -> int:
     from .verify import verify
     report = verify(args.model, args.target, rounding=args.rounding, sanitize=args.sanitize,
-                    fuse_rows=args.fuse_rows, kernels=args.kernels)
+                    fuse_rows=args.fuse_rows, kernels=args.kernels, knobs=_knobs(args))
     print(report.summary())
     return 0 if report.ok else 2
 
@@ -54,7 +64,7 @@ def _verify(args) -> int:
 def _profile(args) -> int:
     from .profile import profile
     report = profile(args.model, args.target, rounding=args.rounding, fuse_rows=args.fuse_rows,
-                     kernels=args.kernels)
+                     kernels=args.kernels, knobs=_knobs(args))
     print(report.table())
     if args.json:
         Path(args.json).write_text(report.to_json())
@@ -89,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="put the input and output tensors inside the arena (the header gives their offsets)")
     p.add_argument("--report", action="store_true", help="also write the memory report (see `tinycc report`)")
     p.add_argument("--fuse-rows", action="store_true", help=FUSE_ROWS_HELP)
+    p.add_argument("--knob", action="append", metavar="KIND.KNOB=VALUE", help=KNOB_HELP)
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("report", help="memory report of a compiled library folder: memory.png and memory.md")
@@ -103,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", choices=KERNELS, default="tinycc", help=KERNELS_HELP)
     p.add_argument("--sanitize", action="store_true", help="on the host: build with ASan and UBSan")
     p.add_argument("--fuse-rows", action="store_true", help=FUSE_ROWS_HELP)
+    p.add_argument("--knob", action="append", metavar="KIND.KNOB=VALUE", help=KNOB_HELP)
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("profile", help="instructions per layer on an emulated Cortex-M (QEMU)")
@@ -111,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounding", choices=ROUNDINGS, default=None, help=ROUNDING_HELP)
     p.add_argument("--kernels", choices=KERNELS, default="tinycc", help=KERNELS_HELP)
     p.add_argument("--fuse-rows", action="store_true", help=FUSE_ROWS_HELP)
+    p.add_argument("--knob", action="append", metavar="KIND.KNOB=VALUE", help=KNOB_HELP)
     p.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     p.add_argument("--chart", default=None, help="also draw the rows as a PNG chart (needs matplotlib)")
     p.set_defaults(func=_profile)

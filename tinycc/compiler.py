@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cmsis_nn, emit, package, plan
+from .kernels import schedule
 from .errors import FitError, TinyccError
 from .frontend import load_model
 from .lower import Kernel, c_identifier, lower
@@ -60,10 +61,13 @@ def default_rounding(kernels: str = "tinycc") -> str:
 def compile_model(model: str | Path, target: str | Target = "host", out_dir: str | Path | None = None,
                   name: str | None = None, rounding: str | None = None,
                   measure_code: bool = True, io_in_arena: bool = False,
-                  fuse_rows: bool = False, kernels: str = "tinycc") -> CompileResult:
+                  fuse_rows: bool = False, kernels: str = "tinycc", tuning: bool = True,
+                  knobs: dict | None = None) -> CompileResult:
     """io_in_arena: the model's input and output live in the arena too (see the header).
     fuse_rows: row-streamed fused kernels for convolution chains (see tinycc.fuse).
-    kernels: "cmsis-nn" hands the layers CMSIS-NN takes to it (tinycc.lower.cmsis_nn)."""
+    kernels: "cmsis-nn" hands the layers CMSIS-NN takes to it (tinycc.lower.cmsis_nn).
+    tuning: apply the target CPU's records in autotune_logs/; knobs: {kind: {knob: value}} for
+    every layer of a kind (see tinycc.kernels.schedule)."""
     start = time.monotonic()
     target = load_target(target) if isinstance(target, str) else target
     rounding = rounding or default_rounding(kernels)
@@ -74,7 +78,9 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
-    steps = lower(graph, name, rounding, kernels, target)
+    schedules = schedule.load(target.cpu) if tuning else schedule.Schedules(target.cpu)
+    schedules.overrides = knobs or {}
+    steps = lower(graph, name, rounding, kernels, target, schedules)
     if fuse_rows:
         from .fuse import fuse_rows as fuse
         steps = fuse(graph, steps, name, rounding)

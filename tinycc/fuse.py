@@ -28,7 +28,7 @@ import numpy as np
 
 from . import quant
 from .kernels.fused import AddParams, ConvGeom, conv_conv_rows
-from .lower import Alias, Kernel
+from .lower import Alias, Const, Kernel
 from .lower.common import (
     LoweringContext,
     Scratch,
@@ -79,7 +79,7 @@ def _plain_conv(graph, k, kernel_1x1: bool = False) -> bool:
     o = k.op.options
     if o.get("dilation_h_factor", 1) != 1 or o.get("dilation_w_factor", 1) != 1:
         return False
-    if len(k.inputs) != 5 or not isinstance(k.inputs[0], int):
+    if len([i for i in k.inputs if not isinstance(i, Scratch)]) != 5 or not isinstance(k.inputs[0], int):
         return False
     w = graph.tensor(k.op.inputs[1])
     if kernel_1x1:
@@ -137,6 +137,17 @@ def _same_shape_add(graph, d) -> bool:
 
 # --- the fused kernel -----------------------------------------------------------------------
 
+def _consts(ctx, graph, k) -> list:
+    """Weights as in the model, the folded bias as lowered, multipliers and shifts as TFLite
+    computes them (the lowered kernel may hold its schedule's forms: padded weight rows,
+    rounding constants, a scratch buffer)."""
+    op = k.op
+    x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0]))
+    _, rq_consts, _ = requant(ctx, op, x, w, out, out.shape[3], arrays=True)
+    weights = Const(k.inputs[1].name, w.data)  # OHWI as in the model, not the lowered layout
+    return [weights, k.inputs[2], *rq_consts]
+
+
 def _geom(ctx, graph, k) -> ConvGeom:
     op = k.op
     x, w, out = (graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0]))
@@ -168,7 +179,8 @@ def _build(ctx, graph, a, b, p, d) -> FusedKernel:
     add = _add_params(ctx, graph, d, b.output) if d is not None else None
     func, scratch_bytes = conv_conv_rows(ga, gb, gp, add)
     scratch = Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8))
-    inputs = [a.inputs[0], *a.inputs[1:], *b.inputs[1:], *(p.inputs[1:] if p else []), scratch]
+    inputs = [a.inputs[0], *_consts(ctx, graph, a), *_consts(ctx, graph, b), *(_consts(ctx, graph, p) if p else []),
+              scratch]
     last = d or b
     mid = graph.tensor(a.output)
     kh = gb.w_shape[1]

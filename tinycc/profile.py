@@ -108,14 +108,14 @@ class ProfileReport:
 
 def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
             work_dir: str | Path | None = None, fuse_rows: bool = False,
-            kernels: str = "tinycc") -> ProfileReport:
+            kernels: str = "tinycc", knobs: dict | None = None) -> ProfileReport:
     target = load_target(target) if isinstance(target, str) else target
     rounding = rounding or default_rounding(kernels)
     emu = target.emulator()
     with tempfile.TemporaryDirectory(prefix="tinycc-profile-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         res = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                            fuse_rows=fuse_rows, kernels=kernels)
+                            fuse_rows=fuse_rows, kernels=kernels, knobs=knobs)
         lib = res.library
         inputs = model_inputs(lib.graph, count_random=1)[:1]
         hooks = work / "hooks.c"

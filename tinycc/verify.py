@@ -177,7 +177,8 @@ class VerifyReport:
 def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str | None = None,
            inputs: list[np.ndarray] | None = None, work_dir: str | Path | None = None,
            sanitize: bool = False, opt: str = "-O2", fuse_rows: bool = False,
-           tolerance: tuple[float, float] | None | str = "auto", kernels: str = "tinycc") -> VerifyReport:
+           tolerance: tuple[float, float] | None | str = "auto", kernels: str = "tinycc",
+           knobs: dict | None = None) -> VerifyReport:
     """tolerance: (atol, rtol) for float outputs; None: bit for bit; "auto": the model's
     default_tolerance(). kernels: "cmsis-nn" hands the layers CMSIS-NN takes to it (then the
     default rounding, and the reference, is TFLM's)."""
@@ -186,7 +187,7 @@ def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str
     with tempfile.TemporaryDirectory(prefix="tinycc-verify-") as tmp:
         work = Path(work_dir) if work_dir else Path(tmp)
         result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
-                               fuse_rows=fuse_rows, kernels=kernels)
+                               fuse_rows=fuse_rows, kernels=kernels, knobs=knobs)
         lib = result.library
         rounding = lib.rounding  # an ONNX model is matched against onnxruntime
         if tolerance == "auto":

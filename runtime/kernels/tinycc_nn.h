@@ -186,18 +186,80 @@ TINYCC_INLINE int32_t tinycc_requantize_f32(int32_t acc, uint32_t scale)
 
 /*
  * acc -> int8 output: requantize (mode 0 LiteRT's single rounding, 1 TFLM's double rounding,
- * 2 double with right shifts only, 3 the same with a small accumulator, 4 onnxruntime's float32
- * scale, whose bit pattern is then the multiplier), add the output zero
- * point, clamp to the activation range. mode, zp, lo and hi are constants at every call site.
+ * 2 double with right shifts only, 3 the same with a small accumulator, -1 onnxruntime's
+ * float32 scale, whose bit pattern is then the multiplier), add the output zero point, clamp
+ * to the activation range. mode, zp, lo and hi are constants at every call site.
  */
 TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode, int32_t zp,
                                         int32_t lo, int32_t hi)
 {
-    int32_t v = (mode == 4 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
-                           : tinycc_requant_out32(acc, multiplier, shift, mode)) + zp;
+    int32_t v = (mode == -1 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
+                            : tinycc_requant_out32(acc, multiplier, shift, mode)) + zp;
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
     return (int8_t)v;
+}
+
+/*
+ * The same requantizations with per-channel rounding constants computed at compile time
+ * (tinycc.kernels.fixedpoint.rounding_constants): the layer's shift array then holds, per
+ * channel, a right shift e >= 1 and r = 2^(e-1) + zp * 2^e (the output zero point rides in the
+ * constant: floor((a + zp * 2^e) / 2^e) = floor(a / 2^e) + zp). Mode 4 is mode 3 (double
+ * rounding, |acc| < 2^30): SaturatingRoundingDoublingHighMul(acc, m) = (2 acc m + 2^31) >> 32,
+ * one SMMULR; then RoundingDivideByPOT. Mode 5 is LiteRT's single rounding with
+ * s = 31 - shift >= 33: (acc m + 2^(s-1)) >> s = (floor(acc m / 2^32) + 2^(s-33)) >> (s-32),
+ * one SMMUL. Exact for every int32 acc (mode 5) or |acc| < 2^30 (mode 4).
+ */
+TINYCC_INLINE int32_t tinycc_clamp_s8(int32_t v, int32_t lo, int32_t hi)
+{
+#if TINYCC_NN_DSP
+    v = __ssat(v, 8);
+    if (lo > -128) v = v < lo ? lo : v; /* lo, hi: constants at every call site */
+    if (hi < 127) v = v > hi ? hi : v;
+#else
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+#endif
+    return v;
+}
+
+TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_t e, int32_t r, int32_t mode,
+                                         int32_t lo, int32_t hi)
+{
+    int32_t y;
+    if (mode == 4) {
+        /* r + SaturatingRoundingDoublingHighMul(acc, m) in one SMMLAR; then the rounding
+         * division's minus one for negatives, taken from acc's sign: where the product rounds
+         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e */
+#if TINYCC_NN_DSP
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc * 2), "r"(multiplier), "r"(r));
+#else
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
+#endif
+        y = (y + (acc >> 31)) >> e;
+    } else {
+        /* r + floor(acc m / 2^32) in one SMMLA */
+#if TINYCC_NN_DSP
+        __asm__("smmla %0, %1, %2, %3" : "=r"(y) : "r"(acc), "r"(multiplier), "r"(r));
+#else
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc * multiplier) >> 32);
+#endif
+        y >>= e;
+    }
+    return (int8_t)tinycc_clamp_s8(y, lo, hi);
+}
+
+/*
+ * Channel o of a layer: tinycc_requant_out with the layer's arrays, or tinycc_requant_fast
+ * (modes 4, 5: shift holds (e, r) pairs). mode, zp, lo, hi are constants at every call site.
+ */
+TINYCC_INLINE int8_t tinycc_requant_ch(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t o,
+                                       int32_t mode, int32_t zp, int32_t lo, int32_t hi)
+{
+    if (mode >= 4) {
+        return tinycc_requant_fast(acc, mult[o], shift[2 * o], shift[2 * o + 1], mode, lo, hi);
+    }
+    return tinycc_requant_out(acc, mult[o], shift[o], mode, zp, lo, hi);
 }
 
 /*
@@ -254,6 +316,14 @@ static inline int32_t tinycc_load_s8x4(const int8_t *p)
     int32_t v;
     memcpy(&v, p, 4); /* one LDR: v7-M and v8-M allow unaligned word loads */
     return v;
+}
+
+/* Two words from a word-aligned p, then p += 8: one LDRD with writeback. */
+TINYCC_INLINE void tinycc_ldrd_post(const int8_t **p, uint32_t *lo, uint32_t *hi)
+{
+    const int8_t *q = *p;
+    __asm__("ldrd %0, %1, [%2], #8" : "=r"(*lo), "=r"(*hi), "+r"(q) : "m"(*(const uint64_t *)(const void *)q));
+    *p = q;
 }
 #endif
 
@@ -318,10 +388,148 @@ TINYCC_INLINE void tinycc_conv_s8_2x2_out(const int8_t *a0, const int8_t *a1, co
     acc[0] = acc[2] = bias[o0];
     acc[1] = acc[3] = bias[o1];
     tinycc_dot_s8_2x2(a0, a1, b0, b1, k, acc);
-    r[0] = tinycc_requant_out(acc[0], mult[o0], shift[o0], mode, zp, lo, hi);
-    r[1] = tinycc_requant_out(acc[1], mult[o1], shift[o1], mode, zp, lo, hi);
-    r[2] = tinycc_requant_out(acc[2], mult[o0], shift[o0], mode, zp, lo, hi);
-    r[3] = tinycc_requant_out(acc[3], mult[o1], shift[o1], mode, zp, lo, hi);
+    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
+    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
+    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
+    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
+    out0[o0] = r[0];
+    out0[o1] = r[1];
+    out1[o0] = r[2];
+    out1[o1] = r[3];
+}
+
+/*
+ * Activations sign-extended once for the 2x2 tiles that reuse them (every output channel pair
+ * of a convolution reads the same im2col window): n int8 values (n a multiple of 4) become n
+ * int16 (2n bytes at dst, word-aligned) in SXTB16 order, a0 a2 a1 a3 a4 a6 a5 a7 ..., so that
+ * a tile loads two halfword pairs with one LDRD instead of unpacking bytes on every use.
+ * tinycc_fill_s16: n int16 of `value` (the padding's zero point).
+ */
+static inline void tinycc_expand_s8(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+#if TINYCC_NN_DSP
+    int32_t *d = (int32_t *)(void *)dst;
+    for (i = 0; i < n; i += 4, d += 2) {
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + i);
+        d[0] = (int32_t)__sxtb16(v);
+        d[1] = (int32_t)tinycc_sxtb16_odd(v);
+    }
+#else
+    int16_t *d = (int16_t *)(void *)dst;
+    for (i = 0; i < n; i += 4) {
+        d[i] = src[i];
+        d[i + 1] = src[i + 2];
+        d[i + 2] = src[i + 1];
+        d[i + 3] = src[i + 3];
+    }
+#endif
+}
+
+/* tinycc_expand_s8 for any n and any start j0 inside a window (w: the window's first byte):
+ * value i goes to int16 position j0 + i of the SXTB16 order (bits 0 and 1 of the position
+ * swapped). For windows whose runs do not start at multiples of 4 (1 or 3 input channels). */
+static inline void tinycc_expand_s8_at(int8_t *w, int32_t j0, const int8_t *src, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)w;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t j = j0 + i;
+        d[(j & ~3) | ((j & 1) << 1) | ((j >> 1) & 1)] = src[i];
+    }
+}
+
+static inline void tinycc_fill_s16_at(int8_t *w, int32_t j0, int32_t value, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)w;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t j = j0 + i;
+        d[(j & ~3) | ((j & 1) << 1) | ((j >> 1) & 1)] = (int16_t)value;
+    }
+}
+
+static inline void tinycc_fill_s16(int8_t *dst, int32_t value, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)dst;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        d[i] = (int16_t)value;
+    }
+}
+
+#if TINYCC_NN_DSP
+/* 4 values of two expanded windows against two weight rows: 2 LDRD, 2 LDR, 4 SXTB16, 8 SMLAD. */
+TINYCC_INLINE void tinycc_dot_s16_2x2_step(const int8_t **a0, const int8_t **a1, const int8_t *b0, int32_t b1_off,
+                                           int32_t *s00, int32_t *s01, int32_t *s10, int32_t *s11)
+{
+    uint32_t x0e, x0o, x1e, x1o;
+    const uint32_t y0 = (uint32_t)tinycc_load_s8x4(b0), y1 = (uint32_t)tinycc_load_s8x4(b0 + b1_off);
+    const int16x2_t y0e = __sxtb16(y0), y0o = tinycc_sxtb16_odd(y0);
+    const int16x2_t y1e = __sxtb16(y1), y1o = tinycc_sxtb16_odd(y1);
+    tinycc_ldrd_post(a0, &x0e, &x0o);
+    tinycc_ldrd_post(a1, &x1e, &x1o);
+    *s00 = __smlad((int16x2_t)x0e, y0e, *s00);
+    *s00 = __smlad((int16x2_t)x0o, y0o, *s00);
+    *s01 = __smlad((int16x2_t)x0e, y1e, *s01);
+    *s01 = __smlad((int16x2_t)x0o, y1o, *s01);
+    *s10 = __smlad((int16x2_t)x1e, y0e, *s10);
+    *s10 = __smlad((int16x2_t)x1o, y0o, *s10);
+    *s11 = __smlad((int16x2_t)x1e, y1e, *s11);
+    *s11 = __smlad((int16x2_t)x1o, y1o, *s11);
+}
+#endif
+
+/* tinycc_dot_s8_2x2 with the activations expanded by tinycc_expand_s8 (k a multiple of 4). */
+TINYCC_INLINE void tinycc_dot_s16_2x2(const int8_t *a0_bytes, const int8_t *a1_bytes, const int8_t *b0,
+                                      const int8_t *b1, int32_t k, int32_t *acc)
+{
+    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3];
+#if TINYCC_NN_DSP
+    /* one LDRD per window and 4 values (gcc 12 splits 64-bit loads into two LDR for the M4),
+     * the weight row b1 at a fixed distance from b0 (unrolling twice makes gcc 12 spill) */
+    const int8_t *a0 = a0_bytes, *a1 = a1_bytes;
+    const int32_t b1_off = (int32_t)(b1 - b0);
+    const int8_t *const b0_end = b0 + k;
+    for (; b0 != b0_end; b0 += 4) {
+        tinycc_dot_s16_2x2_step(&a0, &a1, b0, b1_off, &s00, &s01, &s10, &s11);
+    }
+#else
+    const int16_t *a0 = (const int16_t *)(const void *)a0_bytes, *a1 = (const int16_t *)(const void *)a1_bytes;
+    int32_t i, j;
+    for (i = 0; i < k; i += 4) {
+        for (j = 0; j < 4; ++j) {
+            const int32_t kk = i + (j == 1 ? 2 : j == 2 ? 1 : j); /* a0 a2 a1 a3 */
+            const int32_t x0 = a0[i + j], x1 = a1[i + j], y0 = b0[kk], y1 = b1[kk];
+            s00 += x0 * y0;
+            s01 += x0 * y1;
+            s10 += x1 * y0;
+            s11 += x1 * y1;
+        }
+    }
+#endif
+    acc[0] = s00;
+    acc[1] = s01;
+    acc[2] = s10;
+    acc[3] = s11;
+}
+
+/* tinycc_conv_s8_2x2_out over activations expanded by tinycc_expand_s8. */
+TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, const int8_t *b0,
+                                           const int8_t *b1, int32_t k, const int32_t *bias,
+                                           const int32_t *mult, const int32_t *shift, int32_t o0, int32_t o1,
+                                           int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                           int8_t *out1)
+{
+    int32_t acc[4];
+    int8_t r[4];
+    acc[0] = acc[2] = bias[o0];
+    acc[1] = acc[3] = bias[o1];
+    tinycc_dot_s16_2x2(a0, a1, b0, b1, k, acc);
+    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
+    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
+    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
+    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
     out0[o0] = r[0];
     out0[o1] = r[1];
     out1[o0] = r[2];
@@ -359,6 +567,64 @@ TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const in
         s2 += x * b2[i];
         s3 += x * b3[i];
     }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+    acc[3] = s3;
+}
+
+#if TINYCC_NN_DSP
+/* 4 values of k for tinycc_dot_s8s16_1x4: p advances by 32 bytes. */
+TINYCC_INLINE void tinycc_dot_s8s16_1x4_step(const int8_t *a, const int8_t **pp, int32_t *s0, int32_t *s1,
+                                             int32_t *s2, int32_t *s3)
+{
+    const int8_t *p = *pp;
+    const uint32_t x = (uint32_t)tinycc_load_s8x4(a);
+    const int16x2_t xe = __sxtb16(x), xo = tinycc_sxtb16_odd(x);
+    uint32_t e0, o0, e1, o1, e2, o2, e3, o3;
+    /* row 0 with writeback first, so that rows 1..3 address back from the moved pointer */
+    __asm__("ldrd %0, %1, [%2], #32" : "=r"(e0), "=r"(o0), "+r"(p) : "m"(*(const uint64_t *)(const void *)p));
+    __asm__("ldrd %0, %1, [%2, #-24]" : "=r"(e1), "=r"(o1) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 24)));
+    __asm__("ldrd %0, %1, [%2, #-16]" : "=r"(e2), "=r"(o2) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 16)));
+    __asm__("ldrd %0, %1, [%2, #-8]" : "=r"(e3), "=r"(o3) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 8)));
+    *s0 = __smlad(xe, (int16x2_t)e0, *s0);
+    *s0 = __smlad(xo, (int16x2_t)o0, *s0);
+    *s1 = __smlad(xe, (int16x2_t)e1, *s1);
+    *s1 = __smlad(xo, (int16x2_t)o1, *s1);
+    *s2 = __smlad(xe, (int16x2_t)e2, *s2);
+    *s2 = __smlad(xo, (int16x2_t)o2, *s2);
+    *s3 = __smlad(xe, (int16x2_t)e3, *s3);
+    *s3 = __smlad(xo, (int16x2_t)o3, *s3);
+    *pp = p;
+}
+#endif
+
+/*
+ * tinycc_dot_s8_1x4 with the 4 weight rows stored as int16 at compile time
+ * (tinycc.kernels.gemm.expand_weights): per 4 values of k, 32 bytes holding rows 0..3 in
+ * turn, each as w0 w2 w1 w3 (the SXTB16 order of the activations); k a multiple of 4, w
+ * word-aligned. Per 4 values: one LDR and two SXTB16 for the activations, four LDRD and
+ * eight SMLAD. For layers that are load-bound on int8 weights (batch-1 fully connected); the
+ * weights take 2 bytes of flash each instead of 1.
+ */
+TINYCC_INLINE void tinycc_dot_s8s16_1x4(const int8_t *a, const int16_t *w, int32_t k, int32_t *acc)
+{
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+    int32_t i;
+#if TINYCC_NN_DSP
+    const int8_t *p = (const int8_t *)(const void *)w;
+    for (i = 0; i < k; i += 4) { /* unrolled twice, gcc 12 spills: 16 instructions per step */
+        tinycc_dot_s8s16_1x4_step(a + i, &p, &s0, &s1, &s2, &s3);
+    }
+#else
+    for (i = 0; i < k; i += 4, w += 16) {
+        const int32_t x0 = a[i], x1 = a[i + 1], x2 = a[i + 2], x3 = a[i + 3];
+        s0 += x0 * w[0] + x2 * w[1] + x1 * w[2] + x3 * w[3];
+        s1 += x0 * w[4] + x2 * w[5] + x1 * w[6] + x3 * w[7];
+        s2 += x0 * w[8] + x2 * w[9] + x1 * w[10] + x3 * w[11];
+        s3 += x0 * w[12] + x2 * w[13] + x1 * w[14] + x3 * w[15];
+    }
+#endif
     acc[0] = s0;
     acc[1] = s1;
     acc[2] = s2;
@@ -448,7 +714,7 @@ static inline void tinycc_depthwise_s8x4_out(const int8_t *x, int32_t kh, int32_
     acc[3] = bias[3];
     tinycc_depthwise_s8x4(x, kh, kw, row_stride, col_stride, w, tap_stride, acc);
     for (c = 0; c < 4; ++c) {
-        out[c] = tinycc_requant_out(acc[c], mult[c], shift[c], double_rounding, zp, lo, hi);
+        out[c] = tinycc_requant_ch(acc[c], mult, shift, c, double_rounding, zp, lo, hi);
     }
 }
 
@@ -470,8 +736,6 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
         /* the group's constants in locals: int8 stores may alias any array, so the compiler
          * would otherwise reload them after every output byte */
         const int32_t b0 = bias[g], b1 = bias[g + 1], b2 = bias[g + 2], b3 = bias[g + 3];
-        const int32_t m0 = mult[g], m1 = mult[g + 1], m2 = mult[g + 2], m3 = mult[g + 3];
-        const int32_t h0 = shift[g], h1 = shift[g + 1], h2 = shift[g + 2], h3 = shift[g + 3];
         const int32_t off[9] = {0, col_stride, 2 * col_stride, row_stride, row_stride + col_stride,
                                 row_stride + 2 * col_stride, 2 * row_stride, 2 * row_stride + col_stride,
                                 2 * row_stride + 2 * col_stride};
@@ -504,15 +768,159 @@ static inline void tinycc_depthwise3x3_row(const int8_t *x, int32_t n, int32_t x
 #endif
             }
             {
-                const int8_t o0 = tinycc_requant_out(s0, m0, h0, double_rounding, zp, lo, hi);
-                const int8_t o1 = tinycc_requant_out(s1, m1, h1, double_rounding, zp, lo, hi);
-                const int8_t o2 = tinycc_requant_out(s2, m2, h2, double_rounding, zp, lo, hi);
-                const int8_t o3 = tinycc_requant_out(s3, m3, h3, double_rounding, zp, lo, hi);
+                const int8_t o0 = tinycc_requant_ch(s0, mult, shift, g, double_rounding, zp, lo, hi);
+                const int8_t o1 = tinycc_requant_ch(s1, mult, shift, g + 1, double_rounding, zp, lo, hi);
+                const int8_t o2 = tinycc_requant_ch(s2, mult, shift, g + 2, double_rounding, zp, lo, hi);
+                const int8_t o3 = tinycc_requant_ch(s3, mult, shift, g + 3, double_rounding, zp, lo, hi);
                 og[0] = o0;
                 og[1] = o1;
                 og[2] = o2;
                 og[3] = o3;
             }
+        }
+    }
+}
+
+#if TINYCC_NN_DSP
+/* One tap from a line buffer: 4 channels as halfword pairs p[0] = (c0, c2), p[1] = (c1, c3),
+ * against the weights unpacked the same way. */
+TINYCC_INLINE void tinycc_dw_tap_pairs(const int32_t *p, const int32_t *wt, int32_t *s0, int32_t *s1,
+                                       int32_t *s2, int32_t *s3)
+{
+    const int16x2_t xe = (int16x2_t)p[0], xo = (int16x2_t)p[1];
+    const int16x2_t we = (int16x2_t)wt[0], wo = (int16x2_t)wt[1];
+    *s0 = __smlabb(xe, we, *s0);
+    *s2 = __smlatt(xe, we, *s2);
+    *s1 = __smlabb(xo, wo, *s1);
+    *s3 = __smlatt(xo, wo, *s3);
+}
+#endif
+
+/*
+ * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
+ * through line buffers: each input row the window needs is sign-extended once into `lines`
+ * (4 lines of lw pixels, 8 bytes a pixel: the 4 channels as two halfword pairs on DSP cores,
+ * 4 int16 elsewhere), the padding columns and the rows outside the input holding the input
+ * zero point (which the folded bias expects). Every output pixel then reads its 9 taps
+ * without bounds checks or unpacking, with the group's weights unpacked once. x, w, bias,
+ * mult, shift point at the group's first channel; c is the tensor's channel count (the
+ * stride between pixels); shift is the layer's shift array (mode as in tinycc_requant_ch).
+ * lw = (ow - 1) * sw + 3; scratch: 32 * lw bytes, word-aligned (the planner aligns arena buffers).
+ */
+static inline void tinycc_depthwise3x3_lines_s8x4(const int8_t *x, int32_t h, int32_t w_in, int32_t c,
+                                                  int32_t sh, int32_t sw, int32_t pt, int32_t pl, int32_t oh,
+                                                  int32_t ow, int32_t in_zp, const int8_t *w, const int32_t *bias,
+                                                  const int32_t *mult, const int32_t *shift, int32_t mode,
+                                                  int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
+                                                  int8_t *scratch)
+{
+    int32_t *const lines = (int32_t *)(void *)scratch;
+    int32_t *slot[3], *zline = lines + 3 * 2 * lw, *rows[3];
+    int32_t held[3] = {-1, -1, -1};
+    int32_t i, r, oy, ox;
+#if TINYCC_NN_DSP
+    int32_t wt[9][2];
+    const int32_t zw = (int32_t)__sxtb16((uint32_t)(uint8_t)in_zp * 0x01010101u);
+    for (i = 0; i < 9; ++i) {
+        const uint32_t wv = (uint32_t)tinycc_load_s8x4(w + i * c);
+        wt[i][0] = (int32_t)__sxtb16(wv);
+        wt[i][1] = (int32_t)tinycc_sxtb16_odd(wv);
+    }
+    for (i = 0; i < 2 * lw; ++i) {
+        zline[i] = zw;
+    }
+#else
+    int16_t *const zl16 = (int16_t *)(void *)zline;
+    for (i = 0; i < 4 * lw; ++i) {
+        zl16[i] = (int16_t)in_zp;
+    }
+#endif
+    for (r = 0; r < 3; ++r) {
+        /* the zero-point columns on both sides, once: row copies only write the middle */
+        const int32_t n = w_in < lw - pl ? w_in : lw - pl;
+        slot[r] = lines + r * 2 * lw;
+        memcpy(slot[r], zline, (size_t)pl * 8u);
+        memcpy(slot[r] + 2 * (pl + n), zline, (size_t)(lw - pl - n) * 8u);
+    }
+    for (oy = 0; oy < oh; ++oy) {
+        for (r = 0; r < 3; ++r) {
+            const int32_t iy = oy * sh - pt + r;
+            int32_t *line;
+            if (iy < 0 || iy >= h) {
+                rows[r] = zline;
+                continue;
+            }
+            line = slot[iy % 3];
+            rows[r] = line;
+            if (held[iy % 3] == iy) {
+                continue;
+            }
+            held[iy % 3] = iy;
+            {
+                const int8_t *xr = x + iy * w_in * c;
+                const int32_t n = w_in < lw - pl ? w_in : lw - pl;
+#if TINYCC_NN_DSP
+                int32_t *dst = line + 2 * pl;
+                for (i = 0; i < n; ++i, xr += c, dst += 2) {
+                    const uint32_t v = (uint32_t)tinycc_load_s8x4(xr);
+                    dst[0] = (int32_t)__sxtb16(v);
+                    dst[1] = (int32_t)tinycc_sxtb16_odd(v);
+                }
+#else
+                int16_t *dst = (int16_t *)(void *)line + 4 * pl;
+                for (i = 0; i < n; ++i, xr += c, dst += 4) {
+                    dst[0] = xr[0];
+                    dst[1] = xr[1];
+                    dst[2] = xr[2];
+                    dst[3] = xr[3];
+                }
+#endif
+            }
+        }
+        {
+#if TINYCC_NN_DSP
+            const int32_t *p0 = rows[0], *p1 = rows[1], *p2 = rows[2];
+#else
+            const int16_t *p0 = (const int16_t *)(const void *)rows[0];
+            const int16_t *p1 = (const int16_t *)(const void *)rows[1];
+            const int16_t *p2 = (const int16_t *)(const void *)rows[2];
+#endif
+            const int32_t step = (TINYCC_NN_DSP ? 2 : 4) * sw; /* 8 bytes a pixel */
+        for (ox = 0; ox < ow; ++ox, p0 += step, p1 += step, p2 += step) {
+            int32_t s0 = bias[0], s1 = bias[1], s2 = bias[2], s3 = bias[3];
+            int8_t *o = out + (oy * ow + ox) * c;
+#if TINYCC_NN_DSP
+            /* written out: gcc 12 does not unroll the 9 taps by itself */
+            tinycc_dw_tap_pairs(p0, wt[0], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p0 + 2, wt[1], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p0 + 4, wt[2], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1, wt[3], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1 + 2, wt[4], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p1 + 4, wt[5], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2, wt[6], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2 + 2, wt[7], &s0, &s1, &s2, &s3);
+            tinycc_dw_tap_pairs(p2 + 4, wt[8], &s0, &s1, &s2, &s3);
+#else
+            for (r = 0; r < 9; ++r) {
+                const int16_t *p = (r < 3 ? p0 : r < 6 ? p1 : p2) + 4 * (r % 3);
+                const int8_t *wp = w + r * c;
+                s0 += p[0] * wp[0];
+                s1 += p[1] * wp[1];
+                s2 += p[2] * wp[2];
+                s3 += p[3] * wp[3];
+            }
+#endif
+            {
+                const int8_t o0 = tinycc_requant_ch(s0, mult, shift, 0, mode, zp, lo, hi);
+                const int8_t o1 = tinycc_requant_ch(s1, mult, shift, 1, mode, zp, lo, hi);
+                const int8_t o2 = tinycc_requant_ch(s2, mult, shift, 2, mode, zp, lo, hi);
+                const int8_t o3 = tinycc_requant_ch(s3, mult, shift, 3, mode, zp, lo, hi);
+                o[0] = o0;
+                o[1] = o1;
+                o[2] = o2;
+                o[3] = o3;
+            }
+        }
         }
     }
 }
@@ -541,10 +949,10 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
             tinycc_depthwise_tap_s8x4(xp, wp, &s0, &s1, &s2, &s3);
         }
         {
-            const int8_t o0 = tinycc_requant_out(s0, mult[g], shift[g], double_rounding, zp, lo, hi);
-            const int8_t o1 = tinycc_requant_out(s1, mult[g + 1], shift[g + 1], double_rounding, zp, lo, hi);
-            const int8_t o2 = tinycc_requant_out(s2, mult[g + 2], shift[g + 2], double_rounding, zp, lo, hi);
-            const int8_t o3 = tinycc_requant_out(s3, mult[g + 3], shift[g + 3], double_rounding, zp, lo, hi);
+            const int8_t o0 = tinycc_requant_ch(s0, mult, shift, g, double_rounding, zp, lo, hi);
+            const int8_t o1 = tinycc_requant_ch(s1, mult, shift, g + 1, double_rounding, zp, lo, hi);
+            const int8_t o2 = tinycc_requant_ch(s2, mult, shift, g + 2, double_rounding, zp, lo, hi);
+            const int8_t o3 = tinycc_requant_ch(s3, mult, shift, g + 3, double_rounding, zp, lo, hi);
             out[g] = o0;
             out[g + 1] = o1;
             out[g + 2] = o2;

@@ -24,9 +24,14 @@ def sel(cond, a, b):
 
 
 def srdhm(a, b):
-    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here)."""
+    """gemmlowp SaturatingRoundingDoublingHighMul for b >= 0 (b is always a multiplier here).
+
+    The nudge's sign is taken from a, which for b >= 0 is the sign of a*b (b = 0 gives 0 either
+    way): TVM's simplifier folds a per-tensor 2^shift into a constant b as a wrapped int32 and
+    then got the sign test of a*b wrong for sums such as acc + bias[o]."""
     ab = i64(a) * i64(b)
-    nudge = sel(ab >= tirx.const(0, I64), tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
+    positive = a >= 0 if not isinstance(a, int) else tirx.const(a >= 0, "bool")
+    nudge = sel(positive, tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
     return tirx.Cast(I32, tirx.truncdiv(ab + nudge, tirx.const(1 << 31, I64)))
 
 
@@ -89,6 +94,7 @@ class Requant:
     rounding: str = "single"
     right_shifts_only: bool = False  # every shift <= 0: cheaper double rounding
     small_accumulator: bool = False  # |acc| < 2^30 for every input: no overflow adding half
+    rounding_constants: bool = False  # shift arrays hold (e, r) pairs: see rounding_constants()
 
     def placeholders(self, channels: int) -> list:
         if not self.per_channel:
@@ -110,3 +116,30 @@ def sat_shl(v, exponent: int = 2):
     lim = (1 << (31 - exponent)) - 1
     return sel(v > lim, tirx.const((1 << 31) - 1, I32),
                 sel(v < -lim, tirx.const(-(1 << 31), I32), v * tirx.const(1 << exponent, I32)))
+
+
+def rounding_constants(rq: Requant, shift) -> "np.ndarray | None":
+    """The shift array as per-channel (e, r) pairs for tinycc_requant_fast (modes 4 and 5 of
+    runtime/kernels/tinycc_nn.h), or None when the layer does not qualify.
+
+    Double rounding needs |acc| < 2^30 (rq.small_accumulator) and right shifts e = -shift >= 1;
+    LiteRT's single rounding needs s = 31 - shift >= 33, i.e. e = s - 32 >= 1. Then
+    r = 2^(e-1) + zp * 2^e, and the kernel computes (high product + r [- 1 if negative]) >> e.
+    Both are checked here to stay inside int32 (|high product| < 2^30)."""
+    import numpy as np
+
+    if not rq.per_channel or rq.rounding not in ("single", "double"):
+        return None
+    shift = np.asarray(shift, dtype=np.int64)
+    if rq.rounding == "double":
+        if not (rq.right_shifts_only and rq.small_accumulator):
+            return None
+        e = -shift
+    else:
+        e = -1 - shift
+    if e.min() < 1:
+        return None
+    r = (np.int64(1) << (e - 1)) + np.int64(rq.out_zp) * (np.int64(1) << e)
+    if np.abs(r).max() + (1 << 30) >= (1 << 31):
+        return None
+    return np.stack([e, r], axis=1).reshape(-1).astype(np.int32)

@@ -25,10 +25,14 @@ MAX_STACK_BYTES = 1024
 
 
 def _double_flag(rq: Requant) -> int:
-    """tinycc_requant_out's mode: 0 single rounding, 1 double, 2 double with right shifts only,
-    3 the same with an accumulator known to stay below 2^30, 4 onnxruntime's float32 scale."""
+    """tinycc_requant_ch's mode: 0 single rounding, 1 double, 2 double with right shifts only,
+    3 the same with an accumulator known to stay below 2^30; 4 (double) and 5 (single) with
+    compile-time rounding constants in the shift array (fixedpoint.rounding_constants); -1
+    onnxruntime's float32 scale, whose bit pattern is the multiplier."""
     if rq.rounding == "onnxruntime":
-        return 4
+        return -1
+    if rq.rounding_constants:
+        return 4 if rq.rounding == "double" else 5
     if rq.rounding == "single":
         return 0
     if not rq.right_shifts_only:
@@ -36,7 +40,8 @@ def _double_flag(rq: Requant) -> int:
     return 3 if rq.small_accumulator else 2
 
 
-def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
+                im2col: str = "int8"):
     """NHWC convolution (OHWI weights) as im2col + 2x2 micro-kernel tiles."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
@@ -45,14 +50,21 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     KK, P = KH * KW * C, OH * OW
     ROW = KW * C
     MODE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1  # shift array entries per channel
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
+    KP = (KK + 3) // 4 * 4  # gathered windows padded to whole words (zero weights there)
 
     @T.prim_func(private=True)
-    def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
+    def gather(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
                bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-               shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
-        col = T.alloc_buffer((2 * KK,), "int8")
+               shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
+        col = T.alloc_buffer((2 * KP,), "int8")
+        # windows padded to whole words (zero weights there): no scalar tail in the tiles
+        for q in range(2):
+            if KP > KK:
+                T.evaluate(T.call_extern("void", "tinycc_fill_s8",
+                                         col.access_ptr("w", offset=q * KP + KK, extent=KP - KK), 0, KP - KK))
         for pp in range((P + 1) // 2):
             # (no local variables: TVM 0.27's C host lowering rejects the stack buffers of a
             # function that binds scalars, so the window origin is spelled out)
@@ -62,7 +74,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
                         and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
                     T.evaluate(T.call_extern(
-                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW, extent=ROW),
+                        "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KP + ky * ROW, extent=ROW),
                         T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                         + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
@@ -72,24 +84,24 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
                                 and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C),
+                                "void", "tinycc_copy_s8", col.access_ptr("w", offset=q * KP + ky * ROW + kx * C, extent=C),
                                 T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                                 + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                         else:
                             T.evaluate(T.call_extern("void", "tinycc_fill_s8",
-                                                     col.access_ptr("w", offset=q * KK + ky * ROW + kx * C, extent=C), in_zp, C))
+                                                     col.access_ptr("w", offset=q * KP + ky * ROW + kx * C, extent=C), in_zp, C))
             for oo in range((OC + 1) // 2):
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s8_2x2_out", col.access_ptr("r", offset=0, extent=KK),
-                    col.access_ptr("r", offset=KK, extent=KK), T.address_of(w[oo * 2 * KK]),
-                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KK]), KK, T.address_of(bias[0]),
+                    "void", "tinycc_conv_s8_2x2_out", col.access_ptr("r", offset=0, extent=KP),
+                    col.access_ptr("r", offset=KP, extent=KP), T.address_of(w[oo * 2 * KP]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
                     T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
                     LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
 
     @T.prim_func(private=True)
     def pointwise(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                   bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-                  shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+                  shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
         # one finished 2x2 tile per call; an odd last pixel or channel is computed twice and
         # stored twice with the same value
         for pp, oo in T.grid((P + 1) // 2, (OC + 1) // 2):
@@ -105,7 +117,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     @T.prim_func(private=True)
     def gather1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KK,), "int8"),
                 bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-                shift: T.Buffer((OC,), "int32"), out: T.Buffer((P * OC,), "int8")):
+                shift: T.Buffer((OC * SW_,), "int32"), out: T.Buffer((P * OC,), "int8")):
         col = T.alloc_buffer((KK,), "int8")
         acc = T.alloc_buffer((4,), "int32")
         for p in range(P):
@@ -130,25 +142,108 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                 for t in range(4):
                     if oo * 4 + t < OC:
                         out[p * OC + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
-                            MODE, ZP, LO, HI)
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
 
+    ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
+
+    @T.prim_func(private=True)
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
+             bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KP,), "int8"),
+             out: T.Buffer((P * OC,), "int8")):
+        # the windows of two pixels, sign-extended to int16 in the arena scratch (2 bytes per k)
+        for q in range(2):
+            if KP > KK:
+                T.evaluate(T.call_extern("void", "tinycc_fill_s16_at",
+                                         scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), KK, 0, KP - KK))
+        for pp in range((P + 1) // 2):
+            for q, ky in T.grid(2, KH):
+                if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                        and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
+                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                    if ROW % 4 == 0:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_expand_s8",
+                            scratch.access_ptr("w", offset=(q * KP + ky * ROW) * 2, extent=ROW * 2),
+                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_expand_s8_at",
+                            scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW,
+                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                else:
+                    for kx in range(KW):
+                        if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                            if ALIGNED:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_expand_s8",
+                                    scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
+                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                            else:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_expand_s8_at",
+                                    scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
+                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                        elif ALIGNED:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s16",
+                                scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
+                                in_zp, C))
+                        else:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s16_at",
+                                scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
+                                in_zp, C))
+            for oo in range((OC + 1) // 2):
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KP * 2),
+                    scratch.access_ptr("r", offset=KP * 2, extent=KP * 2), T.address_of(w[oo * 2 * KP]),
+                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
+                    T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
+                    LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
+
+    if im2col == "int16":
+        return wide
     if direct:
         return pointwise
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
     # at a time when two do not fit.
-    return gather if 2 * KK <= MAX_STACK_BYTES else gather1
+    return gather if uses_two_windows(w_shape) else gather1
 
 
-def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
-    """Batch-1 fully connected: one activation row against 4 weight rows per call."""
+def expand_weights(w):
+    """int8 weight rows as int16 blocks in the order tinycc_dot_s8s16_1x4 reads them: rows
+    padded with zeros to a multiple of 4; per block of 4 rows and 4 values of k, the 4 rows in
+    turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob "int16"."""
+    import numpy as np
+
+    rows, k = w.shape
+    padded = np.zeros(((rows + 3) // 4 * 4, k), np.int16)
+    padded[:rows] = w
+    blocks = padded.reshape(-1, 4, k // 4, 2, 2).transpose(0, 2, 1, 4, 3)  # block, k/4, row, odd, even
+    return np.ascontiguousarray(blocks).reshape(-1)
+
+
+def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8"):
+    """Batch-1 fully connected: one activation row against 4 weight rows per call; weights
+    "int16": rows pre-extended at compile time (expand_weights)."""
     MODE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
 
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((batch * K,), "int8"), w: T.Buffer((N * K,), "int8"),
                bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
-               shift: T.Buffer((N,), "int32"), out: T.Buffer((batch * N,), "int8")):
+               shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
         acc = T.alloc_buffer((4,), "int32")
         for b in range(batch):
             for oo in range((N + 3) // 4):
@@ -163,12 +258,35 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant):
                 for t in range(4):
                     if oo * 4 + t < N:
                         out[b * N + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_out", acc[t], mult[oo * 4 + t], shift[oo * 4 + t],
-                            MODE, ZP, LO, HI)
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
+
+    @T.prim_func(private=True)
+    def wide(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int16"),
+             bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
+             shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
+        acc = T.alloc_buffer((4,), "int32")
+        for b in range(batch):
+            for oo in range((N + 3) // 4):
+                for t in range(4):
+                    acc[t] = bias[T.min(oo * 4 + t, N - 1)]
+                T.evaluate(T.call_extern("void", "tinycc_dot_s8s16_1x4", T.address_of(x[b * K]),
+                                         w.access_ptr("r", offset=oo * 4 * K, extent=4 * K), K,
+                                         acc.access_ptr("rw", offset=0, extent=4)))
+                for t in range(4):
+                    if oo * 4 + t < N:
+                        out[b * N + oo * 4 + t] = T.call_extern(
+                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
+                            oo * 4 + t, MODE, ZP, LO, HI)
+    if weights == "int16":
+        if K % 4:
+            raise ValueError(f"int16 weights need a depth that is a multiple of 4, not {K}")
+        return wide
     return kernel
 
 
-def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant):
+def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
+                   variant: str = "rows"):
     """Depthwise convolution (depth multiplier 1, channels a multiple of 4): one micro-kernel
     call per output pixel and group of 4 channels, requantizing as it stores. A pixel whose
     window leaves the input first copies its window into a small patch, the zero point in
@@ -178,6 +296,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     DOUBLE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G, TAPS = C // 4, KH * KW
 
@@ -188,7 +307,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     @T.prim_func(private=True)
     def rows3x3(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
                 bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
-                shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+                shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
         pad = T.alloc_buffer((C,), "int8")
         T.evaluate(T.call_extern("void", "tinycc_fill_s8", pad.access_ptr("w", offset=0, extent=C), in_zp, C))
         for oy in range(OH):
@@ -209,7 +328,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
     @T.prim_func(private=True)
     def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
                bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
-               shift: T.Buffer((C,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+               shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
         patch = T.alloc_buffer((TAPS * 4,), "int8")
         for oy, ox, g in T.grid(OH, OW, G):
             if (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H
@@ -218,7 +337,7 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                     "void", "tinycc_depthwise_s8x4_out",
                     T.address_of(x[((oy * SH - PT) * W + ox * SW - PL) * C + g * 4]), KH, KW, DH * W * C,
                     DW * C, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
-                    T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
             else:
                 for ky, kx in T.grid(KH, KW):
@@ -234,7 +353,59 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                 T.evaluate(T.call_extern(
                     "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
                     KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
-                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4]), DOUBLE, ZP, LO, HI,
+                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
                     T.address_of(out[(oy * OW + ox) * C + g * 4])))
+    LW = (OW - 1) * SW + 3  # pixels per line buffer
+
+    @T.prim_func(private=True)
+    def lines(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+              bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+              shift: T.Buffer((C * SW_,), "int32"), scratch: T.Buffer((LW * 32,), "int8"),
+              out: T.Buffer((OH * OW * C,), "int8")):
+        for g in range(G):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_depthwise3x3_lines_s8x4", T.address_of(x[g * 4]), H, W, C, SH, SW, PT, PL, OH,
+                OW, in_zp, T.address_of(w[g * 4]), T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
+                T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI, T.address_of(out[g * 4]), LW,
+                scratch.access_ptr("w", offset=0, extent=LW * 32)))
+
+    if variant == "lines":
+        if not lines_eligible(w_shape, dilation):
+            raise ValueError(f"depthwise variant 'lines' needs a 3x3 window without dilation, not {w_shape}")
+        return lines
     # the pad row lives on the stack, which TVM allows up to 1 KiB
     return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
+
+
+def uses_two_windows(w_shape) -> bool:
+    """The int8 im2col gathers two windows on the stack when they fit in TVM's 1 KiB."""
+    return 2 * padded_depth(w_shape) <= MAX_STACK_BYTES
+
+
+def padded_depth(w_shape) -> int:
+    """The int16 im2col's window length: KH * KW * C rounded up to a multiple of 4."""
+    return (w_shape[1] * w_shape[2] * w_shape[3] + 3) // 4 * 4
+
+
+def pad_weights(w):
+    """OHWI weights as rows of padded_depth values, zeros after each row's own (int16 im2col)."""
+    import numpy as np
+
+    rows = w.reshape(w.shape[0], -1)
+    out = np.zeros((rows.shape[0], padded_depth(w.shape)), w.dtype)
+    out[:, :rows.shape[1]] = rows
+    return out
+
+
+def conv_scratch_bytes(w_shape) -> int:
+    """The arena scratch of the int16 im2col: two windows of 2 bytes per value."""
+    return 4 * padded_depth(w_shape)
+
+
+def lines_eligible(w_shape, dilation) -> bool:
+    return tuple(w_shape[1:3]) == (3, 3) and tuple(dilation) == (1, 1)
+
+
+def depthwise_scratch_bytes(out_shape, stride) -> int:
+    """The arena scratch of the 'lines' depthwise kernel: 4 lines of 8 bytes per pixel."""
+    return ((out_shape[2] - 1) * stride[1] + 3) * 8 * 4

@@ -21,10 +21,12 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
              **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS}
 
 
-def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "tinycc", target=None) -> list:
+def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "tinycc", target=None,
+          schedules=None) -> list:
     """kernels: "tinycc" (its own kernels) or "cmsis-nn" (the layers CMSIS-NN takes call it,
-    see tinycc.lower.cmsis_nn; the target's CPU picks its code path)."""
-    ctx = LoweringContext(graph, prefix, rounding, target)
+    see tinycc.lower.cmsis_nn; the target's CPU picks its code path). schedules: the knobs per
+    layer (tinycc.kernels.schedule; None: the defaults)."""
+    ctx = LoweringContext(graph, prefix, rounding, target, schedules)
     table = LOWERINGS
     if kernels == "cmsis-nn":
         from . import cmsis_nn

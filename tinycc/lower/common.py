@@ -33,6 +33,7 @@ class Kernel:
     macs: int = 0
     notes: list[str] = field(default_factory=list)
     state: list[int] = field(default_factory=list)  # variable tensors among the inputs it also writes
+    scratch_bytes: int = 0  # an arena scratch buffer for this step only (a Scratch input)
 
 
 @dataclass
@@ -50,7 +51,6 @@ class CKernel(Kernel):
 
     params: str = ""
     body: str = ""
-    scratch_bytes: int = 0
     includes: tuple[str, ...] = ()
 
 
@@ -76,6 +76,7 @@ class LoweringContext:
     prefix: str
     mode: str = "litert"
     target: object = None  # tinycc.targets.Target; the CMSIS-NN lowerings need its CPU
+    schedules: object = None  # tinycc.kernels.schedule.Schedules: knobs per layer (None: defaults)
 
     def rounding(self, op: Operator) -> str:
         if self.mode == "litert":

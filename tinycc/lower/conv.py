@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from .. import kernels as K
+from ..kernels import schedule
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from .common import (
@@ -58,17 +59,43 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     wabs = np.abs(w.data.astype(np.int64)).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
     rq = small_accumulator(rq, wabs, bias)
     name = kernel_name(ctx, op)
+    scratch_bytes = 0
+    weights = w.data
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
-    if not depthwise:
-        func = K.conv2d_gemm(*geometry)
-    elif mult == 1 and c % 4 == 0:
-        func = K.depthwise_gemm(*geometry)
+    knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
+    if not depthwise or (mult == 1 and c % 4 == 0):
+        if knobs.requant == "constants":
+            rq, rq_consts = with_rounding_constants(rq, rq_consts)
+        geometry = (*geometry[:-1], rq)
+        if depthwise:
+            variant = knobs.variant if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
+            func = K.depthwise_gemm(*geometry, variant=variant)
+            if variant == "lines":
+                scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
+        else:
+            # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
+            # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8
+            im2col = knobs.im2col if (kw * c) % 4 == 0 else "int8"
+            func = K.conv2d_gemm(*geometry, im2col=im2col)
+            if im2col == "int16":
+                scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
+            direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
+            if im2col == "int16" or (not direct and K.gemm.uses_two_windows(w.shape)):
+                weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
-    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
+    if scratch_bytes:
+        from .common import Scratch
+        consts.append(Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8)))
     notes = [describe(g, op), f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, "
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
-    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes)
+    if not depthwise or (mult == 1 and c % 4 == 0):
+        form = "rounding constants" if rq.rounding_constants else "plain"
+        used = f"variant {variant}" if depthwise else f"im2col {im2col}"
+        used += f", requantization {form}"
+        notes.append(f"schedule: {used}" + (f"; arena scratch {scratch_bytes} bytes" if scratch_bytes else ""))
+    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes=scratch_bytes)
 
 
 def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -89,11 +116,18 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
     rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
+    knobs = _knobs(ctx, op, x.shape, w.shape, out.shape)
+    if knobs.requant == "constants":
+        rq, rq_consts = with_rounding_constants(rq, rq_consts)
     name = kernel_name(ctx, op)
-    func = K.fully_connected_gemm(batch, depth, units, rq)
-    consts = [Const(f"{name}_weights", w.data), Const(f"{name}_bias", bias), *rq_consts]
+    wide = knobs.weights == "int16" and depth % 4 == 0
+    func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
+    weights = K.gemm.expand_weights(w.data) if wide else w.data
+    consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]
+    if wide:
+        notes.append("schedule: weights int16 (pre-extended for SMLAD, 2 bytes each)")
     return Kernel(name, op, func, [x.index, *consts], out.index, batch * depth * units, notes)
 
 
@@ -102,6 +136,25 @@ def small_accumulator(rq, weight_abs_sums: np.ndarray, bias: np.ndarray):
     weights times inputs in [-128, 127]) to 2^30: the kernels may then round more cheaply."""
     bound = int((weight_abs_sums * 128 + np.abs(bias.astype(np.int64))).max())
     return dataclasses.replace(rq, small_accumulator=bound < (1 << 30))
+
+
+def _knobs(ctx: LoweringContext, op: Operator, *geometry):
+    """The layer's schedule knobs (tinycc.kernels.schedule): per-CPU defaults and tuning records."""
+    sig = schedule.signature(op.kind, *geometry)
+    if ctx.schedules is None:
+        return schedule.KNOBS[op.kind]()
+    return ctx.schedules.knobs(op.kind, sig, op.index)
+
+
+def with_rounding_constants(rq, rq_consts: list):
+    """The micro-kernels' cheaper requantization (SMMUL/SMMULR, rounding constant with the
+    output zero point per channel) when the layer qualifies: the shift array becomes (e, r)
+    pairs. Same results bit for bit (runtime/kernels/tinycc_nn.h, tinycc_requant_fast)."""
+    pairs = K.rounding_constants(rq, rq_consts[1].array)
+    if pairs is None:
+        return rq, rq_consts
+    shift = dataclasses.replace(rq_consts[1], array=pairs)
+    return dataclasses.replace(rq, rounding_constants=True), [rq_consts[0], shift]
 
 
 LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONNECTED": lower_fully_connected}

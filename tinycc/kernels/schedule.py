@@ -1,0 +1,151 @@
+"""Schedule knobs of the convolution, depthwise and fully-connected kernels, as data.
+
+Each kernel family has a small frozen dataclass of the choices its builder in
+`tinycc.kernels.gemm` makes (micro-kernel variant, weight layout, requantization form), a
+default per CPU (`DEFAULTS`), and per-layer overrides from tuning records: JSON files in
+`autotune_logs/` named after the target's CPU (`cortex-m4.json`), each record keyed by the
+layer's op signature (operator, shapes, stride, dilation, padding). `tinycc compile` applies
+the records of its target's CPU by default; `compile_model(..., tuning=False)` ignores them,
+`knobs={"FULLY_CONNECTED": {"weights": "int16"}}` (the command line's `--knob
+FULLY_CONNECTED.weights=int16`) sets a knob on every layer of a kind, and $TINYCC_AUTOTUNE_LOGS names another
+folder of records (what a tuner uses to measure a candidate).
+Every knob value gives the same output bytes: knobs change instructions, arena scratch and
+flash only, so a tuner may try any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TinyccError
+
+LOGS_DIR = Path(__file__).resolve().parent.parent.parent / "autotune_logs"
+
+
+@dataclass(frozen=True)
+class ConvKnobs:
+    """CONV_2D (im2col + 2x2 tiles of tinycc_conv_s8_2x2_out)."""
+
+    # "constants": per-channel rounding constants and SMMULR where the layer qualifies
+    # (fixedpoint.rounding_constants); "plain": the shift array as TFLite computes it
+    requant: str = "constants"
+    # "int8": windows gathered as bytes on the stack (a 1x1 convolution reads its input in
+    # place), every tile unpacks them; "int16": two windows sign-extended once into arena
+    # scratch (4 bytes per window value), the tiles load halfword pairs (layers whose window
+    # rows, KW x C values, are a multiple of 4; others keep int8)
+    im2col: str = "int8"
+
+
+@dataclass(frozen=True)
+class DepthwiseKnobs:
+    """DEPTHWISE_CONV_2D, depth multiplier 1, channels a multiple of 4."""
+
+    requant: str = "constants"
+    # "lines": 3x3 windows from line buffers in arena scratch, a group of 4 channels over the
+    # whole plane (tinycc_depthwise3x3_lines_s8x4); "rows": one output pixel at a time, all
+    # channels, 3x3 row spans plus edge pixels (tinycc_depthwise3x3_row / _edge), no scratch
+    variant: str = "lines"
+
+
+@dataclass(frozen=True)
+class FullyConnectedKnobs:
+    """FULLY_CONNECTED (1x4 tiles of tinycc_dot_s8_1x4)."""
+
+    requant: str = "constants"
+    # "int16": weights stored pre-extended for SMLAD (gemm.expand_weights; twice the flash),
+    # one LDRD per 4 weights instead of LDR + 2 SXTB16 (depth % 4 == 0)
+    weights: str = "int8"
+
+
+KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
+CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2col": ("int8", "int16"),
+           "weights": ("int8", "int16")}
+
+# Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
+# Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
+# buffers do not pay for their copies (KWS's depthwise: 636K -> 855K instructions), so
+# depthwise keeps the row kernel there, and on the host, which has no DSP either.
+# On the DSP cores the int16 im2col pays for its expansion on every convolution measured
+# (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer).
+_DSP = {"CONV_2D": ConvKnobs(im2col="int16")}
+_SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
+DEFAULTS = {
+    "cortex-m3": _SCALAR,
+    "cortex-m0plus": _SCALAR,
+    "host": _SCALAR,
+    "cortex-m4": _DSP,
+    "cortex-m7": _DSP,
+    "cortex-m33": _DSP,
+}
+
+
+def signature(kind: str, in_shape, w_shape, out_shape, stride=(1, 1), dilation=(1, 1), pad=(0, 0)) -> str:
+    """A layer's key in the tuning records: what the kernel's code depends on."""
+    def dims(s):
+        return "x".join(str(int(d)) for d in s)
+    return (f"{kind} in={dims(in_shape)} w={dims(w_shape)} out={dims(out_shape)} "
+            f"stride={dims(stride)} dilation={dims(dilation)} pad={dims(pad)}")
+
+
+@dataclass
+class Schedules:
+    """The knobs for one compile: per-CPU defaults, then the tuning records' overrides."""
+
+    cpu: str = "host"
+    records: dict = dataclasses.field(default_factory=dict)  # signature -> {knob: value}
+    source: Path | None = None
+    applied: list = dataclasses.field(default_factory=list)  # signatures a record changed
+
+    seen: dict = dataclasses.field(default_factory=dict)  # op index -> signature, as lowered
+    overrides: dict = dataclasses.field(default_factory=dict)  # kind -> {knob: value}, every layer
+
+    def knobs(self, kind: str, sig: str, index: int = -1):
+        self.seen[index] = sig
+        base = DEFAULTS.get(self.cpu, {}).get(kind, KNOBS[kind]())
+        override = self.records.get(sig)
+        if override:
+            self.applied.append(sig)
+            base = dataclasses.replace(base, **override)
+        return dataclasses.replace(base, **self.overrides.get(kind, {}))
+
+
+def parse_knobs(specs) -> dict:
+    """["FULLY_CONNECTED.weights=int16", ...] (the command line's --knob) -> {kind: {knob: value}}."""
+    out: dict = {}
+    for spec in specs or []:
+        m = re.fullmatch(r"(\w+)\.(\w+)=(\w+)", spec)
+        kind, knob, value = m.groups() if m else (None, None, None)
+        if kind not in KNOBS or knob not in {f.name for f in dataclasses.fields(KNOBS[kind])} \
+                or value not in CHOICES[knob]:
+            choices = "; ".join(f"{k}.{f.name}={'|'.join(CHOICES[f.name])}" for k, c in KNOBS.items()
+                                for f in dataclasses.fields(c))
+            raise TinyccError(f"bad knob '{spec}'; the knobs are {choices}")
+        out.setdefault(kind, {})[knob] = value
+    return out
+
+
+def load(cpu: str, logs_dir: Path | None = None) -> Schedules:
+    """The defaults for `cpu` with the records of `<logs_dir>/<cpu>.json`, if the file exists
+    (logs_dir: $TINYCC_AUTOTUNE_LOGS, else the repository's autotune_logs/)."""
+    path = Path(logs_dir or os.environ.get("TINYCC_AUTOTUNE_LOGS") or LOGS_DIR) / f"{cpu}.json"
+    if not path.is_file():
+        return Schedules(cpu)
+    try:
+        doc = json.loads(path.read_text())
+        records = {}
+        for rec in doc["records"]:
+            sig, knobs = rec["signature"], dict(rec["knobs"])
+            kind = sig.split(" ", 1)[0]
+            fields = {f.name for f in dataclasses.fields(KNOBS[kind])}
+            for k, v in knobs.items():
+                if k not in fields or v not in CHOICES[k]:
+                    raise ValueError(f"knob {k}={v!r} for {kind}")
+            records[sig] = knobs
+    except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise TinyccError(f"bad tuning record file {path}: {e}") from None
+    return Schedules(cpu, records, path)
