@@ -12,7 +12,8 @@ from .cmsis_nn import KERNELS
 from .quant import ROUNDINGS
 
 ROUNDING_HELP = ("requantization rounding: 'litert' matches LiteRT's reference kernels "
-                 "(default), 'double' matches TFLM and CMSIS-NN (the default with --kernels cmsis-nn)")
+                 "(default), 'double' matches TFLM and CMSIS-NN (the default with --kernels cmsis-nn); "
+                 ".onnx models always match onnxruntime ('onnxruntime')")
 KERNELS_HELP = ("'tinycc' (default): tinycc's own kernels; 'cmsis-nn': convolutions, depthwise, fully-connected, "
                 "pooling, softmax, add and mul call CMSIS-NN (sources from $CMSIS_NN_PATH), the rest tinycc's; "
                 "with --rounding litert only the layers CMSIS-NN then rounds as LiteRT (see README)")

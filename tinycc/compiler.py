@@ -74,6 +74,7 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
     if rounding not in ROUNDINGS:
         raise TinyccError(f"unknown rounding '{rounding}'; choose one of {', '.join(ROUNDINGS)}")
     graph = load_model(model)
+    rounding = reference_rounding(graph, rounding, kernels)
     _check_io(graph)
     name = c_identifier(name or Path(model).stem)
     out_dir = Path(out_dir) if out_dir is not None else Path("build") / name
@@ -103,6 +104,22 @@ def _soft_float_warning(lib: package.Library) -> list[str]:
 
 
 IO_DTYPES = ("int8", "int16", "float32")
+
+
+def reference_rounding(graph, rounding: str, kernels: str = "tinycc") -> str:
+    """An ONNX model is matched against onnxruntime (whatever the TFLite default), a TFLite
+    model against LiteRT or TFLM."""
+    if graph.source_format == "onnx":
+        if kernels != "tinycc":
+            raise TinyccError(f"--kernels {kernels} rounds as TFLite does; an ONNX model is compiled "
+                              "with tinycc's kernels to match onnxruntime")
+        if rounding not in ("litert", "onnxruntime"):
+            raise TinyccError(f"--rounding {rounding} is for .tflite models; an ONNX model is "
+                              "compiled to match onnxruntime")
+        return "onnxruntime"
+    if rounding == "onnxruntime":
+        raise TinyccError("--rounding onnxruntime is for .onnx models")
+    return rounding
 
 
 def _check_io(graph) -> None:

@@ -91,6 +91,8 @@ def _pads(graph, k) -> tuple[int, int]:
     x, w, out = (graph.tensor(k.op.inputs[0]), graph.tensor(k.op.inputs[1]), graph.tensor(k.op.outputs[0]))
     o = k.op.options
     pad = o.get("padding", 0)
+    if o.get("explicit_padding"):  # ONNX pads
+        return tuple(o["explicit_padding"])
     return (padding(pad, x.shape[1], w.shape[1], o.get("stride_h", 1), 1, out.shape[1]),
             padding(pad, x.shape[2], w.shape[2], o.get("stride_w", 1), 1, out.shape[2]))
 

@@ -22,7 +22,8 @@ from .ir import Graph
 from .lower import Alias, Const, Kernel
 from .plan import ALIGN, MemoryPlan
 
-_ROUNDING_NAMES = {"litert": "LiteRT's reference kernels do", "double": "TFLM and CMSIS-NN do (twice)"}
+_ROUNDING_NAMES = {"litert": "LiteRT's reference kernels do", "double": "TFLM and CMSIS-NN do (twice)",
+                   "onnxruntime": "onnxruntime's CPU kernels do (float32, emulated with integers)"}
 MICROKERNELS = Path(__file__).resolve().parent.parent / "runtime" / "kernels" / "tinycc_nn.h"
 ERRORS = {"OK": 0, "ERROR_NULL": -1, "ERROR_ALIGNMENT": -2}
 

@@ -130,7 +130,7 @@ def profile(model: str | Path, target: str | Target = "mps2-an386", rounding: st
         raise TinyccError(f"the profiled run printed {len(counts)} layers for {len(ran)} kernels")
     layers = [LayerProfile(k.op.index, k.op.kind, k.name, list(lib.graph.tensor(k.output).shape), k.macs, n)
               for k, n in zip(ran, counts)]
-    ref = reference_outputs(model, inputs, rounding)[0]
+    ref = reference_outputs(model, inputs, lib.rounding)[0]
     import numpy as np
     exact = compare(np.frombuffer(run.outputs[0], lib.output.dtype), ref, default_tolerance(lib.graph))[0] == 0
     macs = sum(layer.macs for layer in layers)

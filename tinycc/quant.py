@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-ROUNDINGS = ("litert", "double")
+ROUNDINGS = ("litert", "double", "onnxruntime")
 
 
 def wrap32(x: int) -> int:
@@ -215,3 +215,19 @@ def softmax_float_table(beta: float, input_scale: np.float32) -> np.ndarray:
     for v in range(256):
         table[255 - v] = _libm.expf(float(np.float32(scale * np.float32(v))))
     return table
+
+
+# --- onnxruntime's float32 requantization ----------------------------------------------------
+
+def f32_bits(x) -> int:
+    """The bit pattern of float32(x), as a (non-negative for x >= 0) Python int."""
+    return int(np.array(np.float32(x), dtype=np.float32).view(np.uint32))
+
+
+def ort_scale(*factors, divisor) -> np.float32:
+    """A requantization scale as onnxruntime computes it at run time, left to right in float32
+    (QLinearConv: x_scale * w_scale / y_scale)."""
+    acc = np.float32(factors[0])
+    for f in factors[1:]:
+        acc = np.float32(acc * np.float32(f))
+    return np.float32(acc / np.float32(divisor))

@@ -61,6 +61,8 @@ def model_inputs(graph, count_random: int = 2, seed: int = 0) -> list[np.ndarray
 
 def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str = "litert"):
     """The reference interpreter's outputs, flattened, in the output's own dtype."""
+    if rounding == "onnxruntime":
+        return onnxruntime_outputs(model, inputs)
     data = Path(model).read_bytes()
     if rounding == "double":
         from tflite_micro.python.tflite_micro import runtime
@@ -81,6 +83,26 @@ def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str
         interp.invoke()
         outs.append(interp.get_tensor(o["index"]).reshape(-1).copy())
     return outs
+
+
+ONNXRUNTIME = "onnxruntime (CPU, ORT_ENABLE_ALL without CommonSubexpressionElimination)"
+
+
+def onnxruntime_outputs(model: str | Path, inputs: list[np.ndarray], fuse_all: bool = True) -> list[np.ndarray]:
+    """onnxruntime's outputs, flattened: the CPU execution provider, all graph optimizations
+    (which fuse each DQ -> op -> Q group into its QLinear kernel), one thread. fuse_all: without
+    the common-subexpression pass, which merges the duplicated DequantizeLinear nodes of a
+    tensor with several consumers (quantize_static's DedicatedQDQPair) back into one shared
+    node, whose consumers onnxruntime then runs in float (see README, ONNX)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    disabled = ["CommonSubexpressionElimination"] if fuse_all else []
+    sess = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=disabled)
+    i = sess.get_inputs()[0]
+    return [sess.run(None, {i.name: x.reshape(i.shape)})[0].reshape(-1).copy() for x in inputs]
 
 
 def compare(ours: np.ndarray, ref: np.ndarray, tolerance: tuple[float, float] | None = None):
@@ -167,6 +189,7 @@ def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str
         result = compile_model(model, target, work / "lib", rounding=rounding, measure_code=False,
                                fuse_rows=fuse_rows, kernels=kernels, knobs=knobs)
         lib = result.library
+        rounding = lib.rounding  # an ONNX model is matched against onnxruntime
         if tolerance == "auto":
             tolerance = default_tolerance(lib.graph)
         if inputs is None:
@@ -187,6 +210,6 @@ def verify(model: str | Path, target: str | Target = "mps2-an386", rounding: str
     diffs = [compare(a, b, tolerance) for a, b in zip(ours, ref)]
     return VerifyReport(
         model=Path(model).name, target=target.name, ran_on=ran_on, rounding=rounding,
-        reference="TFLM (tflite-micro)" if rounding == "double" else "LiteRT BUILTIN_REF",
+        reference={"double": "TFLM (tflite-micro)", "onnxruntime": ONNXRUNTIME}.get(rounding, "LiteRT BUILTIN_REF"),
         mismatches=[d[0] for d in diffs], max_abs_diff=[d[1] for d in diffs],
         instructions=run.instructions, compile=result, tolerance=tolerance)

@@ -96,14 +96,105 @@ TINYCC_INLINE int32_t tinycc_requant_out32(int32_t acc, int32_t multiplier, int3
 }
 
 /*
+ * onnxruntime's arithmetic, which is float32: (float)acc * scale rounded half to even
+ * (MlasRequantizeOutput), x / scale rounded half to even (QuantizeLinear), (q - zp) * scale
+ * (DequantizeLinear). Emulated exactly on float32 bit patterns with integer instructions, so
+ * a library that matches onnxruntime still has no float instruction.
+ */
+TINYCC_INLINE int32_t tinycc_bits64(uint64_t x)
+{
+#if defined(__GNUC__)
+    return x == 0u ? 0 : 64 - __builtin_clzll(x); /* CLZ on Cortex-M3 and up */
+#else
+    int32_t n = 0;
+    while (x >= 0x10000u) {
+        x >>= 16;
+        n += 16;
+    }
+    while (x != 0u) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* m * 2^e for 0 < m < 2^49, rounded to 24 significant bits then to an integer (both halves to
+ * even), as float32 arithmetic followed by a round-to-nearest conversion computes it; sticky
+ * says that m was already rounded down from a larger value. Saturates at +-2^24. */
+TINYCC_INLINE int32_t tinycc_round_f32_to_int(uint64_t m, int32_t e, int32_t sticky)
+{
+    const int32_t extra = tinycc_bits64(m) - 24;
+    int32_t sh;
+    if (extra > 0) { /* the float32 rounding: add half - 1, plus one for an odd or inexact m */
+        const uint64_t up = ((m >> extra) & 1u) | (sticky != 0 ? 1u : 0u);
+        m = (m + ((uint64_t)1 << (extra - 1)) - 1u + up) >> extra;
+        e += extra;
+    }
+    if (e >= 0) {
+        return e > 0 || m >= 0x1000000u ? 0x1000000 : (int32_t)m;
+    }
+    sh = -e;
+    if (sh > 26) {
+        return 0; /* below 1/4 */
+    }
+    return (int32_t)((m + ((uint64_t)1 << (sh - 1)) - 1u + ((m >> sh) & 1u)) >> sh);
+}
+
+/* round_half_even((float)acc * scale) for a positive normal float32 scale (bit pattern). */
+TINYCC_INLINE int32_t tinycc_requantize_f32(int32_t acc, uint32_t scale)
+{
+    uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    int32_t e = (int32_t)(scale >> 23) - 150, r;
+    const uint64_t ms = (scale & 0x7FFFFFu) | 0x800000u;
+    if (a == 0u) {
+        return 0;
+    }
+    if (a < 0x1000000u) { /* the usual case, in 32-bit steps: (float)acc is exact */
+        const int32_t n = tinycc_bits64(a);
+        const uint64_t p = (uint64_t)(a << (24 - n)) * ms; /* in [2^46, 2^48) */
+        const uint32_t hi = (uint32_t)(p >> 16), sticky = ((uint32_t)p & 0xFFFFu) != 0u ? 1u : 0u;
+        const int32_t k = (hi >> 31) != 0u ? 8 : 7; /* round to 24 significant bits at bit 16 + k */
+        uint32_t q = hi >> k;
+        const uint32_t rem = hi & ((1u << k) - 1u), half = 1u << (k - 1);
+        int32_t sh;
+        if (rem > half || (rem == half && (sticky | (q & 1u)) != 0u)) {
+            q++;
+        }
+        sh = -(e + 16 + k - (24 - n)); /* the product is q * 2^-sh */
+        if (sh <= 0) {
+            r = sh < 0 || q >= 0x1000000u ? 0x1000000 : (int32_t)q;
+        } else if (sh > 26) {
+            r = 0;
+        } else {
+            r = (int32_t)((q + (1u << (sh - 1)) - 1u + ((q >> sh) & 1u)) >> sh);
+        }
+        return acc < 0 ? -r : r;
+    }
+    if (a >= 0x1000000u) { /* (float)acc rounds to 24 bits first */
+        const int32_t extra = tinycc_bits64(a) - 24;
+        const uint32_t rem = a & ((1u << extra) - 1u), half = 1u << (extra - 1);
+        a >>= extra;
+        e += extra;
+        if (rem > half || (rem == half && (a & 1u) != 0u)) {
+            a++;
+        }
+    }
+    r = tinycc_round_f32_to_int((uint64_t)a * ms, e, 0);
+    return acc < 0 ? -r : r;
+}
+
+/*
  * acc -> int8 output: requantize (mode 0 LiteRT's single rounding, 1 TFLM's double rounding,
- * 2 double with right shifts only, 3 the same with a small accumulator), add the output zero
- * point, clamp to the activation range. mode, zp, lo and hi are constants at every call site.
+ * 2 double with right shifts only, 3 the same with a small accumulator, -1 onnxruntime's
+ * float32 scale, whose bit pattern is then the multiplier), add the output zero point, clamp
+ * to the activation range. mode, zp, lo and hi are constants at every call site.
  */
 TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t shift, int32_t mode, int32_t zp,
                                         int32_t lo, int32_t hi)
 {
-    int32_t v = tinycc_requant_out32(acc, multiplier, shift, mode) + zp;
+    int32_t v = (mode == -1 ? tinycc_requantize_f32(acc, (uint32_t)multiplier)
+                            : tinycc_requant_out32(acc, multiplier, shift, mode)) + zp;
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
     return (int8_t)v;
@@ -1017,6 +1108,278 @@ static inline void tinycc_softmax_litert_row(const int8_t *x, int32_t n, const u
     for (j = 0; j < n; ++j) {
         int32_t v = tinycc_f32_round(tinycc_f32_mul(t[x[j]], inv)) + zp;
         out[j] = (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+    }
+}
+
+/* onnxruntime's QuantizeLinear, DequantizeLinear, QLinearSoftmax and QLinearAdd, on float32 bit
+ * patterns with integer instructions (see tinycc_requantize_f32). */
+/* round_half_even(x / d) for float32 bit patterns x >= 0 (normal or zero) and a normal d > 0:
+ * the quotient rounded to float32, then to an integer (saturating at 2^24). */
+TINYCC_INLINE int32_t tinycc_f32_div_round(uint32_t x, uint32_t d)
+{
+    const uint32_t ex = (x >> 23) & 0xFFu, md = (d & 0x7FFFFFu) | 0x800000u;
+    uint32_t q, r;
+    int32_t i;
+    if (ex == 0u) {
+        return 0; /* zero, or a subnormal: below any quantization step */
+    }
+    /* q = (mx << 26) / md, in [2^25, 2^27), by long division in 32-bit steps (a Cortex-M has
+     * no 64-bit division): 7, 7, 7 and 5 quotient bits, the remainder staying below md < 2^24 */
+    r = (x & 0x7FFFFFu) | 0x800000u;
+    q = r / md;
+    r = r % md;
+    for (i = 0; i < 4; ++i) {
+        const int32_t bits = i < 3 ? 7 : 5;
+        r <<= bits;
+        q = (q << bits) | (r / md);
+        r = r % md;
+    }
+    {   /* q has 26 or 27 bits: the float32 rounding, then the integer one, in 32 bits */
+        const int32_t k = q >= 0x4000000u ? 3 : 2;
+        const uint32_t up = ((q >> k) & 1u) | (r != 0u ? 1u : 0u);
+        const int32_t sh = (int32_t)(d >> 23) + 26 - k - (int32_t)ex; /* value = (q >> k) * 2^-sh */
+        q = (q + (1u << (k - 1)) - 1u + up) >> k;
+        if (sh <= 0) {
+            return sh < 0 || q >= 0x1000000u ? 0x1000000 : (int32_t)q;
+        }
+        if (sh > 26) {
+            return 0;
+        }
+        return (int32_t)((q + (1u << (sh - 1)) - 1u + ((q >> sh) & 1u)) >> sh);
+    }
+}
+
+/* QuantizeLinear: clamp(round_half_even(x / scale) + zp) for a float32 x and a positive
+ * normal scale (bit patterns); infinities saturate, NaN gives -128. */
+TINYCC_INLINE int8_t tinycc_quantize_f32(uint32_t x, uint32_t scale, int32_t zp)
+{
+    const uint32_t mag = x & 0x7FFFFFFFu;
+    int32_t v;
+    if (mag > 0x7F800000u) {
+        return -128;
+    }
+    v = mag == 0x7F800000u ? 0x1000000 : tinycc_f32_div_round(mag, scale);
+    v = ((x >> 31) != 0u ? -v : v) + zp;
+    return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+}
+
+/* onnxruntime's int8 QLinearSoftmax on one row (QlinearSoftmaxCPU<int8_t>): table[uint8(127 -
+ * max + x)] = exp(...) as float32 (built at compile time), summed in row order in float32;
+ * each output clamp(round_half_even(table * y_scale / sum) + zp), where y_scale =
+ * floor(1 / scale). (onnxruntime's uint8 kernel, which it runs for a QDQ model on x86, has the
+ * same table and row sum, and its result moved down by 128 is this one.) */
+static inline void tinycc_qlinear_softmax_row(const int8_t *x, int32_t n, const uint32_t *table,
+                                              uint32_t y_scale, int32_t zp, int8_t *out)
+{
+    int32_t j, max = -128;
+    uint32_t sum = 0u;
+    for (j = 0; j < n; ++j) {
+        max = x[j] > max ? x[j] : max;
+    }
+    for (j = 0; j < n; ++j) {
+        sum = tinycc_f32_add(sum, table[(uint8_t)(127 - max + x[j])]);
+    }
+    for (j = 0; j < n; ++j) {
+        const uint32_t t = table[(uint8_t)(127 - max + x[j])];
+        const int32_t v = tinycc_f32_div_round(tinycc_f32_mul(t, y_scale), sum) + zp;
+        out[j] = (int8_t)(v > 127 ? 127 : v);
+    }
+}
+
+/* DequantizeLinear: the float32 bit pattern of (float)v * scale, |v| < 2^24, scale a positive
+ * normal float32; products below 2^-126 come back as zero. */
+TINYCC_INLINE uint32_t tinycc_dequantize_f32(int32_t v, uint32_t scale)
+{
+    const uint32_t a = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+    uint64_t m = (uint64_t)a * ((scale & 0x7FFFFFu) | 0x800000u); /* exact, < 2^48 */
+    const int32_t bits = tinycc_bits64(m);
+    int32_t e = (int32_t)(scale >> 23) - 24 + bits; /* the biased exponent of the product */
+    if (a == 0u) {
+        return 0u;
+    }
+    if (bits > 24) {
+        const int32_t extra = bits - 24;
+        const uint64_t rem = m & (((uint64_t)1 << extra) - 1u), half = (uint64_t)1 << (extra - 1);
+        m >>= extra;
+        if (rem > half || (rem == half && (m & 1u) != 0u)) {
+            m++;
+            if (m == 0x1000000u) {
+                m >>= 1;
+                e++;
+            }
+        }
+    }
+    if (e <= 0) {
+        return 0u;
+    }
+    return (v < 0 ? 0x80000000u : 0u) | ((uint32_t)e << 23) | ((uint32_t)m & 0x7FFFFFu);
+}
+
+/* m * 2^e (signed m, |m| < 2^62) rounded to 24 significant bits, half to even: the value
+ * a float32 operation returns, kept unpacked (|*m| <= 2^24). */
+TINYCC_INLINE void tinycc_round24(int64_t *m, int32_t *e)
+{
+    uint64_t a = *m < 0 ? 0u - (uint64_t)*m : (uint64_t)*m;
+    const int32_t extra = tinycc_bits64(a) - 24;
+    if (extra > 0) {
+        const uint64_t rem = a & (((uint64_t)1 << extra) - 1u), half = (uint64_t)1 << (extra - 1);
+        a >>= extra;
+        *e += extra;
+        if (rem > half || (rem == half && (a & 1u) != 0u)) {
+            a++;
+        }
+    }
+    *m = *m < 0 ? -(int64_t)a : (int64_t)a;
+}
+
+/* x * ym * 2^ye + zm * 2^ze for an 8-bit x and unpacked float32 operands y and z, as *m * 2^*e
+ * (|*m| < 2^62): exact, or with the bits far below the float32 rounding point replaced by a
+ * sticky bit, so that rounding it gives the correctly rounded result. */
+TINYCC_INLINE void tinycc_fma_s8_exact(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
+                                       int32_t *e)
+{
+    int64_t p = (int64_t)x * ym, q = zm;
+    int32_t pe = ye, qe = ze, d;
+    /* both terms with their leading bit at bit 32, exactly */
+    if (p != 0) {
+        d = 33 - tinycc_bits64((uint64_t)(p < 0 ? -p : p));
+        p *= (int64_t)1 << d;
+        pe -= d;
+    }
+    if (q != 0) {
+        d = 33 - tinycc_bits64((uint64_t)(q < 0 ? -q : q));
+        q *= (int64_t)1 << d;
+        qe -= d;
+    }
+    if (p == 0 || q == 0) {
+        *m = p + q;
+        *e = p != 0 ? pe : qe;
+        return;
+    }
+    if (pe < qe) { /* p: the larger exponent */
+        int64_t t = p;
+        int32_t te = pe;
+        p = q;
+        pe = qe;
+        q = t;
+        qe = te;
+    }
+    d = pe - qe;
+    if (d <= 28) { /* exact in 64 bits */
+        *m = p * ((int64_t)1 << d) + q;
+        *e = qe;
+    } else { /* q shifted into p's grid, the bits shifted out kept as a sticky bit: the
+              * rounding point lies 30 bits higher, so the rounding is the same */
+        const uint64_t qa = (uint64_t)(q < 0 ? -q : q);
+        const int32_t sh = d - 28;
+        const int64_t qs = sh >= 63 ? 1 : (int64_t)((qa >> sh) | ((qa & (((uint64_t)1 << sh) - 1u)) != 0u ? 1u : 0u));
+        *m = p * ((int64_t)1 << 28) + (q < 0 ? -qs : qs);
+        *e = pe - 28;
+    }
+}
+
+/* fma(x, ym * 2^ye, zm * 2^ze) in float32 (one rounding), unpacked in *m, *e. */
+TINYCC_INLINE void tinycc_fma_s8(int32_t x, int32_t ym, int32_t ye, int64_t zm, int32_t ze, int64_t *m,
+                                 int32_t *e)
+{
+    tinycc_fma_s8_exact(x, ym, ye, zm, ze, m, e);
+    tinycc_round24(m, e);
+}
+
+/* round_half_even(m * 2^e) for an unpacked float32, saturated to [-128, 127] + offset and
+ * returned minus offset: offset 128 for onnxruntime's uint8 kernels (see tinycc_qlinear_add). */
+TINYCC_INLINE int8_t tinycc_unpacked_to_s8(int64_t m, int32_t e, int32_t offset)
+{
+    const int32_t r = tinycc_round_f32_to_int((uint64_t)(m < 0 ? -m : m), e, 0);
+    const int32_t v = (m < 0 ? -r : r) - offset;
+    return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+}
+
+/* onnxruntime's QLinearAdd on x86-64 (MlasQLinearAddKernelAvx2Helper): with ra = sa / sc,
+ * rb = sb / sc and fixed = zc - (ra * za + rb * zb) in float32, out = saturate(round_half_even(
+ * fma(a, ra, fma(b, rb, fixed)))) on the raw values. The inner fma depends on b only: it comes
+ * from a compile-time table, unpacked as t_m * 2^t_e. offset 128: the uint8 kernel that
+ * onnxruntime runs for a QDQ model on x86 (values and zero points moved up by 128, which
+ * changes the float32 rounding). */
+TINYCC_INLINE int8_t tinycc_qlinear_add(int32_t a, int32_t t_m, int32_t t_e, int32_t ra_m, int32_t ra_e,
+                                        int32_t offset)
+{
+    int64_t m;
+    int32_t e;
+    tinycc_fma_s8_exact(a + offset, ra_m, ra_e, t_m, t_e, &m, &e); /* rounded once, below */
+    return tinycc_unpacked_to_s8(m, e, offset);
+}
+
+/* *m * 2^*e (unpacked float32) divided by a positive dm * 2^de (dm < 2^24), rounded to
+ * float32: the quotient gets two guard bits and a sticky bit before the rounding. */
+TINYCC_INLINE void tinycc_unpacked_div(int64_t *m, int32_t *e, uint32_t dm, int32_t de)
+{
+    uint64_t a = (uint64_t)(*m < 0 ? -*m : *m), q;
+    int32_t ea = *e;
+    const int32_t up = 24 - tinycc_bits64(a), dup = 24 - tinycc_bits64(dm);
+    if (a == 0u) {
+        return;
+    }
+    if (up > 0) { /* a in [2^23, 2^24] */
+        a <<= up;
+        ea -= up;
+    }
+    dm <<= dup; /* in [2^23, 2^24) */
+    de -= dup;
+    q = (a << 26) / dm;
+    q = (q << 1) | ((a << 26) % dm != 0u ? 1u : 0u);
+    q = *m < 0 ? 0u - q : q;
+    *m = (int64_t)q;
+    *e = ea - 27 - de;
+    tinycc_round24(m, e);
+}
+
+/* onnxruntime's QLinearAveragePool for one output value (count_include_pad = 0): the window's
+ * dequantized values (table: float32 bit patterns of x_scale * (v - zp), v = -128..127) summed in
+ * float32 row by row, divided by the number of values in the input, then
+ * clamp(round_half_even(y / y_scale + zp)). x: the input's first pixel, at this channel.
+ * offset 128: onnxruntime's uint8 kernel (zp + 128 added in float32, see tinycc_qlinear_add). */
+static inline int8_t tinycc_qlinear_average(const int8_t *x, int32_t h, int32_t w, int32_t channels, int32_t iy0,
+                                            int32_t ix0, int32_t fh, int32_t fw, const uint32_t *table,
+                                            uint32_t y_scale, int32_t zp, int32_t offset)
+{
+    const int32_t y0 = iy0 > 0 ? iy0 : 0, y1 = iy0 + fh < h ? iy0 + fh : h;
+    const int32_t x0 = ix0 > 0 ? ix0 : 0, x1 = ix0 + fw < w ? ix0 + fw : w;
+    int64_t m = 0;
+    int32_t e = 0, iy, ix;
+    for (iy = y0; iy < y1; ++iy) {
+        for (ix = x0; ix < x1; ++ix) {
+            const uint32_t v = table[x[(iy * w + ix) * channels] + 128];
+            const int32_t biased = (int32_t)((v >> 23) & 0xFFu);
+            int32_t vm = (int32_t)(v & 0x7FFFFFu) | (biased != 0 ? 0x800000 : 0);
+            vm = (v >> 31) != 0u ? -vm : vm;
+            tinycc_fma_s8(1, vm, (biased != 0 ? biased : 1) - 150, m, e, &m, &e);
+        }
+    }
+    tinycc_unpacked_div(&m, &e, (uint32_t)((y1 - y0) * (x1 - x0)), 0);
+    tinycc_unpacked_div(&m, &e, (y_scale & 0x7FFFFFu) | 0x800000u, (int32_t)(y_scale >> 23) - 150);
+    tinycc_fma_s8(zp + offset, 1, 0, m, e, &m, &e);
+    return tinycc_unpacked_to_s8(m, e, offset);
+}
+
+/* QuantizeLinear and DequantizeLinear of n values at the model's float32 edges, read and
+ * written as 4-byte bit patterns (memcpy keeps C's aliasing rules). */
+static inline void tinycc_quantize_f32_row(const void *x, int32_t n, uint32_t scale, int32_t zp, int8_t *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        uint32_t u;
+        memcpy(&u, (const uint8_t *)x + 4 * i, sizeof u);
+        out[i] = tinycc_quantize_f32(u, scale, zp);
+    }
+}
+
+static inline void tinycc_dequantize_f32_row(const int8_t *x, int32_t n, int32_t zp, uint32_t scale, void *out)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const uint32_t u = tinycc_dequantize_f32(x[i] - zp, scale);
+        memcpy((uint8_t *)out + 4 * i, &u, sizeof u);
     }
 }
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from ..errors import ModelError
 from ..ir import Graph
-from . import tflite_reader
+from . import onnx_reader, tflite_reader
 
 # suffix -> loader(path) -> Graph. A new format is one entry here.
 IMPORTERS = {
     ".tflite": tflite_reader.load,
+    ".onnx": onnx_reader.load,
 }
 
 

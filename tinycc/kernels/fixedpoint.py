@@ -60,7 +60,11 @@ def rounding_divide_by_pot(x, exponent):
 
 def requantize(acc, multiplier, shift, rounding: str):
     """MultiplyByQuantizedMultiplier. multiplier/shift: Python ints (per tensor) or int32
-    expressions (per channel; then `shift` holds TFLite's shift, as in quant.py)."""
+    expressions (per channel; then `shift` holds TFLite's shift, as in quant.py).
+    "onnxruntime": multiplier is the bit pattern of onnxruntime's float32 scale (shift unused)."""
+    if rounding == "onnxruntime":
+        m = tirx.const(multiplier, I32) if isinstance(multiplier, int) else multiplier
+        return tirx.call_extern(I32, "tinycc_requantize_f32", acc, tirx.Cast("uint32", m))
     if rounding == "single":
         if isinstance(shift, int):
             total = 31 - shift

@@ -27,7 +27,10 @@ MAX_STACK_BYTES = 1024
 def _double_flag(rq: Requant) -> int:
     """tinycc_requant_ch's mode: 0 single rounding, 1 double, 2 double with right shifts only,
     3 the same with an accumulator known to stay below 2^30; 4 (double) and 5 (single) with
-    compile-time rounding constants in the shift array (fixedpoint.rounding_constants)."""
+    compile-time rounding constants in the shift array (fixedpoint.rounding_constants); -1
+    onnxruntime's float32 scale, whose bit pattern is the multiplier."""
+    if rq.rounding == "onnxruntime":
+        return -1
     if rq.rounding_constants:
         return 4 if rq.rounding == "double" else 5
     if rq.rounding == "single":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, pool, quantize,
-               recurrent, reduce, shape, softmax, transpose_conv)
+from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, onnxruntime,
+               pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
@@ -41,14 +41,22 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "t
         table = _wrapped({**LOWERINGS, **cmsis_nn.LOWERINGS})
     elif kernels != "tinycc":
         raise TinyccError(f"unknown kernels '{kernels}'; choose tinycc or cmsis-nn")
+    if rounding == "onnxruntime":  # an ONNX model: onnxruntime's arithmetic, see lower/onnxruntime.py
+        table = {**{k: LOWERINGS[k] for k in onnxruntime.SHARED}, **onnxruntime.LOWERINGS}
     steps = []
     for op in graph.operators:
         fn = table.get(op.kind)
         if float32.is_float(graph, op):  # float32 arithmetic; byte-moving ops are dtype-agnostic
             fn = float32.LOWERINGS.get(op.kind, fn)
-        if fn is None:
-            raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
-        result = fn(ctx, op)
+        try:
+            if fn is None:
+                raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
+            result = fn(ctx, op)
+        except UnsupportedOpError as exc:
+            if "onnx_op" not in op.options:
+                raise
+            # an ONNX model: name the ONNX node the operator came from
+            raise UnsupportedOpError(*op.options["onnx_op"], f"as {op.kind}: {exc}") from None
         # a list: an operator with several outputs (one kernel each), or none at all (an
         # operator folded to a constant at compile time)
         steps.extend(result if isinstance(result, list) else [result])

@@ -142,8 +142,12 @@ def requant(ctx, op, in_t, w_t, out_t, channels: int,
         raise UnsupportedOpError(op.kind, op.index, "weights with a non-zero zero point")
     if w_scales.size not in (1, channels):
         raise UnsupportedOpError(op.kind, op.index, f"{w_scales.size} weight scales for {channels} channels")
-    pairs = [quant.quantize_multiplier(float(in_scale) * float(s) / float(out_scale), ctx.rounding(op))
-             for s in np.broadcast_to(w_scales, (channels,))]
+    if ctx.rounding(op) == "onnxruntime":  # float32 scale, its bit pattern as the multiplier
+        pairs = [(quant.f32_bits(quant.ort_scale(in_scale, s, divisor=out_scale)), 0)
+                 for s in np.broadcast_to(w_scales, (channels,))]
+    else:
+        pairs = [quant.quantize_multiplier(float(in_scale) * float(s) / float(out_scale), ctx.rounding(op))
+                 for s in np.broadcast_to(w_scales, (channels,))]
     lo, hi = quant.activation_range(activation_code(op), out_scale, out_zp)
     name = kernel_name(ctx, op)
     if len(set(pairs)) == 1 and not arrays:

@@ -32,7 +32,7 @@ def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     fh, fw = op.options["filter_height"], op.options["filter_width"]
     sh, sw = op.options["stride_h"], op.options["stride_w"]
     pad = op.options.get("padding", SAME)
-    pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
+    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow))
     scale, zp = out.quant.scalar()
     lo, hi = quant.activation_range(activation_code(op), scale, zp)
     average = op.kind == "AVERAGE_POOL_2D"
