@@ -2,8 +2,10 @@
 quantized by onnxruntime's quantize_static, QDQ and QOperator): every model compiled and
 compared with onnxruntime on the host, float32 output bit for bit, on random inputs, inputs on
 the quantization grid, exact QuantizeLinear ties and saturating values; one model in QEMU; the
-C warning-free and free of float arithmetic; unsupported operators, float models and damaged
-files refused by name. The C emulation of onnxruntime's float32 arithmetic is checked against
+C warning-free and free of float arithmetic; unsupported operators and damaged files refused
+by name. Float32 models (*_float.onnx, made by examples/make_onnx_float_zoo.py) compiled onto
+the float32 kernels and compared with onnxruntime within ONNX_FLOAT_TOLERANCE, on the host and
+in QEMU. The C emulation of onnxruntime's float32 arithmetic is checked against
 the host FPU by tests/c/ort_f32_emulation.c.
 """
 
@@ -24,11 +26,13 @@ from tinycc import compile_model
 from tinycc.errors import ModelError, UnsupportedOpError
 from tinycc.frontend import load_model
 from tinycc.toolchain import C_FLAGS
-from tinycc.verify import model_inputs, onnxruntime_outputs, verify
+from tinycc.lower.float32 import is_float
+from tinycc.verify import ONNX_FLOAT_TOLERANCE, model_inputs, onnxruntime_outputs, verify
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "tests" / "models" / "onnx"
-ZOO = sorted(p.stem for p in MODELS.glob("*.onnx"))
+ZOO = sorted(p.stem for p in MODELS.glob("*.onnx") if not p.stem.endswith("_float"))
+FLOAT_ZOO = sorted(p.stem for p in MODELS.glob("*_float.onnx"))
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
@@ -116,9 +120,10 @@ def cnn_library(tmp_path_factory):
 @pytest.fixture(scope="module")
 def libraries(cnn_library, tmp_path_factory):
     """Between them every ONNX kernel: QuantizeLinear, transposes, convolutions, pools, Add,
-    dense layers, DequantizeLinear (cnn_qdq); Mul, Add (gated_qop); Softmax (mlp_qop)."""
+    dense layers, DequantizeLinear (cnn_qdq); Mul, Add (gated_qop); Softmax (mlp_qop); float32
+    dilated convolution, Concat, AveragePool, Mul, Sub, Tanh, MatMul (concat_float)."""
     others = [compile_model(MODELS / f"{n}.onnx", "host", tmp_path_factory.mktemp(n) / n, measure_code=False)
-              for n in ("gated_qop", "mlp_qop")]
+              for n in ("gated_qop", "mlp_qop", "concat_float")]
     return [cnn_library, *others]
 
 
@@ -384,14 +389,67 @@ def test_reader_refusal_names_the_onnx_node(tmp_path):
     assert not (tmp_path / "lib").exists()
 
 
-def test_float_model_refused(tmp_path):
-    w = oh.make_tensor("w", TP.FLOAT, [8, 4], np.ones(32, np.float32))
-    graph = oh.make_graph([oh.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                          [oh.make_tensor_value_info("x", TP.FLOAT, [1, 8])],
-                          [oh.make_tensor_value_info("y", TP.FLOAT, [1, 4])], [w])
-    path = tmp_path / "float.onnx"
+def _float_inputs(graph) -> list[np.ndarray]:
+    """verify's inputs, then normal values of growing spread (to +-100)."""
+    shape = graph.tensor(graph.inputs[0]).shape
+    rng = np.random.default_rng(5)
+    return model_inputs(graph) + [rng.normal(0, s, shape).astype(np.float32) for s in (0.1, 3, 30)]
+
+
+def test_float_zoo_is_present():
+    assert len(FLOAT_ZOO) >= 3, "run examples/make_onnx_float_zoo.py"
+    ops = set()
+    for n in FLOAT_ZOO:
+        model = onnx.load(MODELS / f"{n}.onnx")
+        assert not {node.op_type for node in model.graph.node} & {"QuantizeLinear", "DequantizeLinear"}
+        ops |= {node.op_type for node in model.graph.node}
+    assert {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh",
+            "MaxPool", "AveragePool", "GlobalAveragePool", "Softmax", "Reshape", "Flatten", "Concat"} <= ops
+
+
+@pytest.mark.parametrize("name", FLOAT_ZOO)
+def test_float_host_within_bound_of_onnxruntime(name, tmp_path):
+    path = MODELS / f"{name}.onnx"
+    graph = load_model(path)
+    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    session = onnx.load(path).graph
+    assert x.dtype == y.dtype == "float32" and x.quant is None
+    assert list(x.shape) == [d.dim_value for d in session.input[0].type.tensor_type.shape.dim]  # NCHW
+    assert list(y.shape) == [d.dim_value for d in session.output[0].type.tensor_type.shape.dim]
+    assert all(t.dtype != "int8" for t in graph.tensors)
+    assert any(op.kind in ("CONV_2D", "FULLY_CONNECTED") and is_float(graph, op) for op in graph.operators)
+    report = verify(path, "host", inputs=_float_inputs(graph), work_dir=tmp_path)
+    assert report.tolerance == ONNX_FLOAT_TOLERANCE and report.ok, report.summary()
+
+
+def test_float_qemu_within_bound_of_onnxruntime(tmp_path):
+    path = MODELS / "cnn_float.onnx"
+    report = verify(path, "mps2-an386", inputs=_float_inputs(load_model(path))[:3], work_dir=tmp_path)
+    assert report.ok and report.ran_on.startswith("mps2-an386"), report.summary()
+    assert report.tolerance == ONNX_FLOAT_TOLERANCE
+
+
+def _float_model(path: Path, nodes, inits) -> Path:
+    graph = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", TP.FLOAT, [1, 4, 5, 5])],
+                          [oh.make_tensor_value_info("y", TP.FLOAT, None)], inits)
     onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
-    with pytest.raises(UnsupportedOpError, match="MatMul at index 0.*float32"):
+    return path
+
+
+@pytest.mark.parametrize("case", ["grouped", "clip", "erf"])
+def test_float_model_unsupported_refused(case, tmp_path):
+    """Float32 forms tinycc does not compile: named by operator and index."""
+    relu = oh.make_node("Relu", ["x"], ["r"])
+    if case == "grouped":  # group 2 of 4 channels: neither a plain nor a depthwise convolution
+        w = oh.make_tensor("w", TP.FLOAT, [4, 2, 3, 3], np.ones(72, np.float32))
+        nodes, inits, match = [relu, oh.make_node("Conv", ["r", "w"], ["y"], group=2)], [w], "Conv at index 1.*grouped"
+    elif case == "clip":  # a clamp no float32 activation is
+        lo, hi = (oh.make_tensor(n, TP.FLOAT, [], [v]) for n, v in (("lo", 0.0), ("hi", 4.0)))
+        nodes, inits, match = [relu, oh.make_node("Clip", ["r", "lo", "hi"], ["y"])], [lo, hi], "Clip at index 1"
+    else:
+        nodes, inits, match = [relu, oh.make_node("Erf", ["r"], ["y"])], [], "Erf at index 1"
+    path = _float_model(tmp_path / f"{case}.onnx", nodes, inits)
+    with pytest.raises(UnsupportedOpError, match=match):
         load_model(path)
 
 

@@ -130,11 +130,20 @@ def compare(ours: np.ndarray, ref: np.ndarray, tolerance: tuple[float, float] | 
 FLOAT_TOLERANCE = (1e-6, 1e-5)
 
 
+#: The bound for float32 ONNX models against onnxruntime, whose float kernels (MLAS) sum in
+#: another order, with fused multiply-adds, and have their own exp / tanh / logistic
+#: (measured on the float zoo: 7.2e-7 at most where |ref| < 1, 7.6e-6 at |ref| = 80; see
+#: tests/test_onnx.py).
+ONNX_FLOAT_TOLERANCE = (1e-5, 1e-5)
+
+
 def default_tolerance(graph) -> tuple[float, float] | None:
     """FLOAT_TOLERANCE for a model with float kernels that call libm; None (bit for bit) for
     every other model: integer kernels, and float ones that only add, multiply, divide and
-    compare in the reference's order."""
+    compare in the reference's order. ONNX_FLOAT_TOLERANCE for a float32 ONNX model."""
     from .lower.float32 import LIBM_OPS, is_float
+    if graph.source_format == "onnx" and any(is_float(graph, op) for op in graph.operators):
+        return ONNX_FLOAT_TOLERANCE
     uses_libm = any(op.kind in LIBM_OPS and is_float(graph, op) for op in graph.operators)
     return FLOAT_TOLERANCE if uses_libm else None
 

@@ -84,6 +84,7 @@ class _Reader:
         self.uint8_model = any(self.consts.get(n.input[2], np.zeros(0, np.int8)).dtype == np.uint8
                                for n in self.g.node if n.op_type == "QuantizeLinear" and len(n.input) > 2)
         self.outputs: list[int] = []
+        self.act_dtype = "int8"  # float32 in a float model (see onnx_float)
 
     # --- the graph -----------------------------------------------------------------------
 
@@ -93,11 +94,8 @@ class _Reader:
         self.graph_outputs = {o.name for o in self.g.output}
         kinds = {n.op_type for n in self.g.node}
         if not any(k == "QuantizeLinear" or k.startswith("QLinear") for k in kinds):
-            first = next((k for k, n in enumerate(self.g.node) if n.op_type != "Constant"), 0)
-            raise UnsupportedOpError(self.g.node[first].op_type, first,
-                                     "the model is float32 (no QuantizeLinear or QLinear operator); "
-                                     "tinycc compiles int8 ONNX models: quantize it with onnxruntime."
-                                     "quantization.quantize_static (QDQ or QOperator format)")
+            from .onnx_float import read_float  # a float32 model: no QuantizeLinear or QLinear operator
+            return read_float(self)
         for k, node in enumerate(self.g.node):
             if k in self.done:
                 continue
@@ -180,8 +178,8 @@ class _Reader:
     def quant(self, t: int) -> Quant:
         return self.tensors[t].quant
 
-    def new_act(self, name: str, shape, quant: Quant) -> int:
-        t = self.tensor(name, shape, "int8", quant)
+    def new_act(self, name: str, shape, quant: Quant | None) -> int:
+        t = self.tensor(name, shape, self.act_dtype, quant)
         self.acts[name] = t
         for other in self.aliases.pop(name, []):  # the duplicated Qs of DedicatedQDQPair
             self.acts[other] = t
@@ -206,7 +204,7 @@ class _Reader:
 
     def transpose(self, node, src: int, perm, name: str) -> int:
         shape = tuple(self.shape(src)[p] for p in perm)
-        out = self.tensor(name, shape, "int8", self.quant(src))
+        out = self.tensor(name, shape, self.tensors[src].dtype, self.quant(src))
         perm_t = self.const_tensor(f"{name}/perm", np.array(perm, np.int32))
         self.op("TRANSPOSE", [src, perm_t], [out], node)
         return out

@@ -90,7 +90,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
     pad = op.options.get("padding", SAME)
-    pt, pl = padding(pad, h, kh, sh, dh, oh), padding(pad, wd, kw, sw, dw, ow)
+    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, kh, sh, dh, oh), padding(pad, wd, kw, sw, dw, ow))
     if op.kind == "DEPTHWISE_CONV_2D":
         mult = oc // c
         if mult * c != oc or w.shape[3] != oc:
@@ -134,7 +134,7 @@ def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     fh, fw = op.options["filter_height"], op.options["filter_width"]
     sh, sw = op.options["stride_h"], op.options["stride_w"]
     pad = op.options.get("padding", SAME)
-    pt, pl = padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow)
+    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow))
     average = op.kind == "AVERAGE_POOL_2D"
     builder = KF.average_pool if average else KF.max_pool
     func = builder(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), *_activation(op))
