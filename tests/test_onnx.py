@@ -25,8 +25,8 @@ from onnx import helper as oh
 from tinycc import compile_model
 from tinycc.errors import ModelError, UnsupportedOpError
 from tinycc.frontend import load_model
-from tinycc.toolchain import C_FLAGS
 from tinycc.lower.float32 import is_float
+from tinycc.toolchain import C_FLAGS
 from tinycc.verify import ONNX_FLOAT_TOLERANCE, model_inputs, onnxruntime_outputs, verify
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from .onnx_reader import (TO_NHWC, VALID, _attrs, _gemm_attrs, _reshape, _reshape_shape, _window,
-                          _onnx_shape, _Reader)
+from .onnx_reader import (TO_NHWC, VALID, _attrs, _gemm_attrs, _onnx_shape, _Reader, _reshape,
+                          _reshape_shape, _window)
 
 F32 = "float32"
 

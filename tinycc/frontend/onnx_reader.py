@@ -1,4 +1,5 @@
-"""Reads an int8 .onnx model (through the `onnx` package) into a Graph.
+"""Reads an int8 .onnx model (through the `onnx` package) into a Graph; a float32 model (no
+QuantizeLinear or QLinear operator) goes to onnx_float, which shares this reader's helpers.
 
 Two quantized forms are read, as onnxruntime's `quantize_static` writes them:
 
