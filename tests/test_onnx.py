@@ -436,7 +436,7 @@ def _float_model(path: Path, nodes, inits) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["grouped", "clip", "erf"])
+@pytest.mark.parametrize("case", ["grouped", "clip", "broadcast", "erf"])
 def test_float_model_unsupported_refused(case, tmp_path):
     """Float32 forms tinycc does not compile: named by operator and index."""
     relu = oh.make_node("Relu", ["x"], ["r"])
@@ -446,6 +446,11 @@ def test_float_model_unsupported_refused(case, tmp_path):
     elif case == "clip":  # a clamp no float32 activation is
         lo, hi = (oh.make_tensor(n, TP.FLOAT, [], [v]) for n, v in (("lo", 0.0), ("hi", 4.0)))
         nodes, inits, match = [relu, oh.make_node("Clip", ["r", "lo", "hi"], ["y"])], [lo, hi], "Clip at index 1"
+    elif case == "broadcast":  # a 4-D activation (NHWC inside) plus a 5x5 one
+        w = oh.make_tensor("w", TP.FLOAT, [1, 4, 1, 1], np.ones(4, np.float32))
+        nodes = [relu, oh.make_node("Conv", ["r", "w"], ["c"]), oh.make_node("Flatten", ["c"], ["f"], axis=3),
+                 oh.make_node("Add", ["r", "f"], ["y"])]
+        inits, match = [w], "Add at index 3.*broadcasting"
     else:
         nodes, inits, match = [relu, oh.make_node("Erf", ["r"], ["y"])], [], "Erf at index 1"
     path = _float_model(tmp_path / f"{case}.onnx", nodes, inits)

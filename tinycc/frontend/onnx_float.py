@@ -156,6 +156,8 @@ def _binary(r: _Reader, node):
     like = _act(r, node, first)
     a, b = (_operand(r, node, i, like) for i in node.input)
     sa, sb = r.shape(a), r.shape(b)
+    if len(sa) != len(sb) and 4 in (len(sa), len(sb)) and all(i in r.acts for i in node.input):
+        raise r.unsupported(node, f"broadcasting a 4-D activation against {min(sa, sb, key=len)}")
     rank = max(len(sa), len(sb))
     pa, pb = (1,) * (rank - len(sa)) + sa, (1,) * (rank - len(sb)) + sb
     if any(p != q and 1 not in (p, q) for p, q in zip(pa, pb)):
@@ -212,7 +214,9 @@ def _global_average_pool(r: _Reader, node):
 def _softmax(r: _Reader, node):
     x = _act(r, node, node.input[0])
     rank = len(r.shape(x))
-    if rank == 4 or _attrs(node).get("axis", -1) % rank != rank - 1:
+    opset = next((o.version for o in r.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    axis = _attrs(node).get("axis", -1 if opset >= 13 else 1)  # before 13: flattened from axis
+    if rank == 4 or axis % rank != rank - 1:
         raise r.unsupported(node, "softmax over an axis other than the last of a 2-D or 3-D tensor")
     r.op("SOFTMAX", [x], [r.new_act(node.output[0], r.shape(x), None)], node, beta=1.0)
 
