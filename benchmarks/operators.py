@@ -76,6 +76,8 @@ def tflite_support() -> dict[str, set[str]]:
 
 
 def onnx_support() -> dict[str, set[str]]:
+    """ONNX op type -> {"int8", "float32"}: int8 for the quantized models (QDQ or QLinear),
+    float32 for the others."""
     seen: dict[str, set[str]] = defaultdict(set)
     paths = sorted((REPO / "tests" / "models").rglob("*.onnx"))
     if not paths:
@@ -83,8 +85,10 @@ def onnx_support() -> dict[str, set[str]]:
     import onnx
     for path in paths:
         model = onnx.load(str(path))
-        for node in model.graph.node:
-            seen[node.op_type].add(Path(path).parent.name)
+        ops = [node.op_type for node in model.graph.node]
+        kind = "int8" if any(o == "QuantizeLinear" or o.startswith("QLinear") for o in ops) else "float32"
+        for o in ops:
+            seen[o].add(kind)
     return seen
 
 
@@ -103,9 +107,9 @@ def main() -> int:
           + ", ".join(missing))
     onnx_ops = onnx_support()
     if onnx_ops:
-        print("\n| ONNX op type | zoo folders using it |\n|---|---|")
+        print("\n| ONNX op type | int8 (QDQ / QLinear) | float32 |\n|---|:-:|:-:|")
         for n in sorted(onnx_ops):
-            print(f"| {n} | {', '.join(sorted(onnx_ops[n]))} |")
+            print(f"| {n} | {'yes' if 'int8' in onnx_ops[n] else ''} | {'yes' if 'float32' in onnx_ops[n] else ''} |")
     return 0
 
 
