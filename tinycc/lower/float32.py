@@ -84,7 +84,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     w = _weights(ctx, op, op.inputs[1])
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise UnsupportedOpError(op.kind, op.index, "expects a 4-D NHWC input and a 4-D filter")
-    _, h, wd, c = x.shape
+    n, h, wd, c = x.shape
+    if n != 1:  # the float convolution loops take one image
+        raise UnsupportedOpError(op.kind, op.index, f"a batch of {n} images (float32 convolutions take one)")
     _, oh, ow, oc = out.shape
     kh, kw = w.shape[1], w.shape[2]
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
