@@ -40,6 +40,7 @@ from .common import (
     kernel_name,
     padding,
     requant,
+    window_padding,
 )
 
 INCLUDES = ("arm_nnfunctions.h",)
@@ -103,10 +104,7 @@ def lower_conv(ctx: LoweringContext, op: Operator):
         return conv.lower_conv(ctx, op)
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
-    pad = op.options.get("padding", SAME)
-    pt, pl = padding(pad, h, kh, sh, dh, oh), padding(pad, wd, kw, sw, dw, ow)
-    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
-        pt, pl = op.options["explicit_padding"]
+    pt, pl = window_padding(op, (h, wd), (kh, kw), (sh, sw), (dh, dw), (oh, ow))
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     name = kernel_name(ctx, op)

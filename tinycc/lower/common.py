@@ -122,6 +122,15 @@ def activation_code(op) -> int:
     return code
 
 
+def window_padding(op, in_hw, filt, stride, dilation, out_hw) -> tuple[int, int]:
+    """(top, left) padding of a convolution or pool: the operator's `explicit_padding` (an ONNX
+    window, a folded SPACE_TO_BATCH_ND: see dilate.py), else TFLite's SAME/VALID rule."""
+    if op.options.get("explicit_padding"):
+        return tuple(op.options["explicit_padding"])
+    kind = op.options.get("padding", SAME)
+    return tuple(padding(kind, in_hw[k], filt[k], stride[k], dilation[k], out_hw[k]) for k in (0, 1))
+
+
 def padding(kind: int, in_size: int, filt: int, stride: int, dilation: int, out_size: int) -> int:
     """TFLite's ComputePadding: the leading pad; the rest of any SAME pad goes at the end."""
     if kind == VALID:

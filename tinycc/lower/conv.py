@@ -7,11 +7,10 @@ import dataclasses
 import numpy as np
 
 from .. import kernels as K
-from ..kernels import schedule
 from ..errors import UnsupportedOpError
 from ..ir import Operator
+from ..kernels import schedule
 from .common import (
-    SAME,
     Const,
     Kernel,
     LoweringContext,
@@ -20,8 +19,8 @@ from .common import (
     describe,
     folded_bias,
     kernel_name,
-    padding,
     requant,
+    window_padding,
 )
 
 
@@ -38,11 +37,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     kh, kw = w.shape[1], w.shape[2]
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
-    pad = op.options.get("padding", SAME)
-    pt = padding(pad, h, kh, sh, dh, oh)
-    pl = padding(pad, wd, kw, sw, dw, ow)
-    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
-        pt, pl = op.options["explicit_padding"]
+    pt, pl = window_padding(op, (h, wd), (kh, kw), (sh, sw), (dh, dw), (oh, ow))
     in_zp = x.quant.scalar()[1]
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, oc, arrays=True)
     if depthwise:

@@ -17,7 +17,15 @@ from ..errors import UnsupportedOpError
 from ..ir import Graph, Operator
 from ..kernels import float32 as KF
 from .arithmetic import _check_shapes
-from .common import SAME, Const, Kernel, LoweringContext, activation_code, describe, kernel_name, padding
+from .common import (
+    Const,
+    Kernel,
+    LoweringContext,
+    activation_code,
+    describe,
+    kernel_name,
+    window_padding,
+)
 from .reduce import _axes, _kept_shape
 
 F32 = "float32"
@@ -91,8 +99,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     kh, kw = w.shape[1], w.shape[2]
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
-    pad = op.options.get("padding", SAME)
-    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, kh, sh, dh, oh), padding(pad, wd, kw, sw, dw, ow))
+    pt, pl = window_padding(op, (h, wd), (kh, kw), (sh, sw), (dh, dw), (oh, ow))
     if op.kind == "DEPTHWISE_CONV_2D":
         mult = oc // c
         if mult * c != oc or w.shape[3] != oc:
@@ -135,8 +142,7 @@ def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     _, oh, ow, _ = out.shape
     fh, fw = op.options["filter_height"], op.options["filter_width"]
     sh, sw = op.options["stride_h"], op.options["stride_w"]
-    pad = op.options.get("padding", SAME)
-    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow))
+    pt, pl = window_padding(op, (h, w), (fh, fw), (sh, sw), (1, 1), (oh, ow))
     average = op.kind == "AVERAGE_POOL_2D"
     builder = KF.average_pool if average else KF.max_pool
     func = builder(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), *_activation(op))

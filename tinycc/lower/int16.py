@@ -23,7 +23,18 @@ from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator, Tensor
 from ..kernels import int16 as K16
-from .common import SAME, Const, Kernel, LoweringContext, activation_code, const, describe, kernel_name, padding
+from .common import (
+    SAME,
+    Const,
+    Kernel,
+    LoweringContext,
+    activation_code,
+    const,
+    describe,
+    kernel_name,
+    padding,
+    window_padding,
+)
 
 QMIN, QMAX = -32768, 32767
 
@@ -92,10 +103,7 @@ def lower_conv16(ctx: LoweringContext, op: Operator) -> Kernel:
         raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match {x.shape} -> {out.shape}")
     sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
     dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
-    kind = op.options.get("padding", SAME)
-    pt, pl = padding(kind, h, kh, sh, dh, oh), padding(kind, wd, kw, sw, dw, ow)
-    if "explicit_padding" in op.options:  # a folded SPACE_TO_BATCH_ND (see dilate.py)
-        pt, pl = op.options["explicit_padding"]
+    pt, pl = window_padding(op, (h, wd), (kh, kw), (sh, sw), (dh, dw), (oh, ow))
     lo, hi = _range(op, out)
     name = kernel_name(ctx, op)
     func = K16.conv2d(x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), mult, lo, hi)

@@ -7,14 +7,13 @@ from .. import quant
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from .common import (
-    SAME,
     Kernel,
     LoweringContext,
     act,
     activation_code,
     describe,
     kernel_name,
-    padding,
+    window_padding,
 )
 
 
@@ -31,8 +30,7 @@ def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     _, oh, ow, _ = out.shape
     fh, fw = op.options["filter_height"], op.options["filter_width"]
     sh, sw = op.options["stride_h"], op.options["stride_w"]
-    pad = op.options.get("padding", SAME)
-    pt, pl = op.options.get("explicit_padding") or (padding(pad, h, fh, sh, 1, oh), padding(pad, w, fw, sw, 1, ow))
+    pt, pl = window_padding(op, (h, w), (fh, fw), (sh, sw), (1, 1), (oh, ow))
     scale, zp = out.quant.scalar()
     lo, hi = quant.activation_range(activation_code(op), scale, zp)
     average = op.kind == "AVERAGE_POOL_2D"
