@@ -372,6 +372,25 @@ TINYCC_INLINE void tinycc_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const i
 }
 
 /*
+ * The end of a finished 2x2 tile: the four accumulators (pixel-major: acc[0], acc[1] are
+ * channels o0, o1 of the first pixel) requantized, all four first, then stored.
+ */
+TINYCC_INLINE void tinycc_store_2x2(const int32_t *acc, const int32_t *mult, const int32_t *shift, int32_t o0,
+                                    int32_t o1, int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                    int8_t *out1)
+{
+    int8_t r[4];
+    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
+    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
+    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
+    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
+    out0[o0] = r[0];
+    out0[o1] = r[1];
+    out1[o0] = r[2];
+    out1[o1] = r[3];
+}
+
+/*
  * A 2x2 output tile, finished: out0[j] and out1[j] (j = 0, 1: channels o0 and o1) for
  * activation rows a0, a1 against weight rows b0, b1, from the bias to the clamped int8
  * value. The caller may pass the same pixel or channel twice for odd sizes: both stores then
@@ -384,18 +403,10 @@ TINYCC_INLINE void tinycc_conv_s8_2x2_out(const int8_t *a0, const int8_t *a1, co
                                           int8_t *out1)
 {
     int32_t acc[4];
-    int8_t r[4];
     acc[0] = acc[2] = bias[o0];
     acc[1] = acc[3] = bias[o1];
     tinycc_dot_s8_2x2(a0, a1, b0, b1, k, acc);
-    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
-    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
-    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
-    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
-    out0[o0] = r[0];
-    out0[o1] = r[1];
-    out1[o0] = r[2];
-    out1[o1] = r[3];
+    tinycc_store_2x2(acc, mult, shift, o0, o1, mode, zp, lo, hi, out0, out1);
 }
 
 /*
@@ -522,18 +533,10 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
                                            int8_t *out1)
 {
     int32_t acc[4];
-    int8_t r[4];
     acc[0] = acc[2] = bias[o0];
     acc[1] = acc[3] = bias[o1];
     tinycc_dot_s16_2x2(a0, a1, b0, b1, k, acc);
-    r[0] = tinycc_requant_ch(acc[0], mult, shift, o0, mode, zp, lo, hi);
-    r[1] = tinycc_requant_ch(acc[1], mult, shift, o1, mode, zp, lo, hi);
-    r[2] = tinycc_requant_ch(acc[2], mult, shift, o0, mode, zp, lo, hi);
-    r[3] = tinycc_requant_ch(acc[3], mult, shift, o1, mode, zp, lo, hi);
-    out0[o0] = r[0];
-    out0[o1] = r[1];
-    out1[o0] = r[2];
-    out1[o1] = r[3];
+    tinycc_store_2x2(acc, mult, shift, o0, o1, mode, zp, lo, hi, out0, out1);
 }
 
 /* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
