@@ -103,7 +103,9 @@ def _soft_float_warning(lib: package.Library) -> list[str]:
             "many times slower than the same model quantized to int8"]
 
 
-IO_DTYPES = ("int8", "int16", "float32")
+IO_DTYPES = ("int8", "int16", "float32", "int32", "int64", "bool")
+#: element types taken as they are, without quantization (indices, masks, arg-max results)
+PLAIN_IO_DTYPES = ("float32", "int32", "int64", "bool")
 
 
 def reference_rounding(graph, rounding: str, kernels: str = "tinycc") -> str:
@@ -127,10 +129,10 @@ def _check_io(graph) -> None:
         if len(ids) != 1:
             raise TinyccError(f"the model has {len(ids)} {kind}s; tinycc supports one {kind} tensor")
         t = graph.tensor(ids[0])
-        if t.dtype not in IO_DTYPES or (t.dtype != "float32" and t.quant is None):
+        if t.dtype not in IO_DTYPES or (t.dtype not in PLAIN_IO_DTYPES and t.quant is None):
             raise TinyccError(f"the model's {kind} '{t.name}' is {t.dtype}"
                               f"{'' if t.quant else ' without quantization'}; tinycc takes int8 or "
-                              "int16 quantized, or float32, inputs and outputs")
+                              "int16 quantized, or float32, int32, int64 or bool, inputs and outputs")
 
 
 def _check_fit(lib: package.Library, code_bytes: int | None) -> None:

@@ -107,7 +107,13 @@ def _dims(shape) -> str:
     return "{" + ", ".join(str(d) for d in shape) + "}"
 
 
-IO_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "float32": "float"}
+#: bool tensors are C99 `bool` (<stdbool.h>): one byte holding 0 or 1, as TFLite's kTfLiteBool
+IO_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "float32": "float", "int32": "int32_t", "int64": "int64_t",
+              "bool": "bool"}
+
+
+def _uses_bool(tensors) -> bool:
+    return any(t.dtype == "bool" for t in tensors)
 
 
 def io_c_type(tensor) -> str:
@@ -137,6 +143,7 @@ def header(lib: Library) -> str:
         f"#define {N}_H",
         "",
         "#include <stdint.h>",
+        *(["#include <stdbool.h>"] if _uses_bool([i, o]) else []),
         "",
         "#ifdef __cplusplus",
         'extern "C" {',
@@ -182,7 +189,8 @@ def weights_header(lib: Library) -> str:
     decls = [f"extern const {c_type_of(c.array)} {c.name}[{c.array.size}];" for c in lib.consts]
     return "\n".join([f"/* Constants of {n}: weights, folded biases, requantization parameters. */",
                       f"#ifndef {n.upper()}_WEIGHTS_H", f"#define {n.upper()}_WEIGHTS_H", "",
-                      "#include <stdint.h>", "", *decls, "", "#endif", ""])
+                      "#include <stdint.h>", *(["#include <stdbool.h>"] if any(c.array.dtype == bool for c in lib.consts)
+                                               else []), "", *decls, "", "#endif", ""])
 
 
 def weights_source(lib: Library) -> str:
@@ -207,7 +215,8 @@ def kernels_header(lib: Library) -> str:
     n = lib.name
     protos = [_signature(lib, k) + ";" for k in lib.kernels]
     return "\n".join([f"/* Kernels of {n}, one per fused layer. */", f"#ifndef {n.upper()}_KERNELS_H",
-                      f"#define {n.upper()}_KERNELS_H", "", "#include <stdint.h>", "", *protos, "",
+                      f"#define {n.upper()}_KERNELS_H", "", "#include <stdint.h>",
+                      *(["#include <stdbool.h>"] if _uses_bool(lib.graph.tensors) else []), "", *protos, "",
                       "#endif", ""])
 
 
@@ -377,7 +386,8 @@ def entry_source(lib: Library) -> str:
     copy_in, copy_out, null_check = _io_copies(lib)
     return "\n".join([
         f"/* Entry point of {n}: the kernels in order, at their offsets in the arena. */",
-        "#include <stddef.h>", "#include <stdint.h>", f'#include "{n}.h"',
+        "#include <stddef.h>", "#include <stdint.h>",
+        *(["#include <stdbool.h>"] if _uses_bool(lib.graph.tensors) else []), f'#include "{n}.h"',
         f'#include "{n}_kernels.h"', f'#include "{n}_weights.h"', "",
         "/* Per-layer hooks for the profiler and the layer-by-layer checker; compiled out unless",
         f" * {N}_HOOKS is defined, in which case the caller provides the two functions. */",

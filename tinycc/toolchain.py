@@ -117,7 +117,8 @@ def _run_compiler(cmd: list[str], what: str) -> None:
         raise ToolchainError(f"{Path(cmd[0]).name} failed {what}:\n{msg}")
 
 
-_IO_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "float32": "float"}
+_IO_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "float32": "float", "int32": "int32_t", "int64": "int64_t",
+               "bool": "bool"}
 
 
 def _io_c_type(dtype: str) -> str:
@@ -141,6 +142,8 @@ def _as_bytes(x, index: int, dtype: str = "int8") -> bytes:
         info = np.iinfo(want)
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
             raise ToolchainError(f"harness input {index} has values outside {dtype} range")
+        arr = arr.astype(want)
+    elif want.kind == "b" and (arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all()):
         arr = arr.astype(want)
     elif want.kind == "f" and np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(want)

@@ -20,14 +20,27 @@ from .targets import Target, load_target
 
 
 def standard_inputs(shape, count_random: int = 2, seed: int = 0, dtype: str = "int8",
-                    scale: float | None = None, zero_point: int = 0) -> list[np.ndarray]:
+                    scale: float | None = None, zero_point: int = 0,
+                    bounds: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Test inputs for one tensor: `count_random` random tensors, then the two extremes.
 
+    bool: random, then all false and all true. int32 and int64 (indices, counts): random in
+    `bounds` (inclusive; default the type's range, then the first random tensor on -100..100
+    and the others on -3..3, so that equal values occur), then both bounds.
     int8 and int16: uniform over the type, then all minimum and all maximum. float32: when
     `scale` is given (the model quantizes its input with it), random values on the quantized
     range and just beyond it, values on the rounding ties (q + 1/2) * scale, then far below
     and far above the range; without it, standard normal values, then -100 and 100."""
     rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        xs = [rng.integers(0, 2, size=shape).astype(bool) for _ in range(count_random)]
+        return xs + [np.zeros(shape, bool), np.ones(shape, bool)]
+    if dtype in ("int32", "int64"):
+        info = np.iinfo(dtype)
+        lo, hi = bounds or (int(info.min), int(info.max))
+        ranges = [(lo, hi)] * count_random if bounds else [(-100, 100)] + [(-3, 3)] * (count_random - 1)
+        xs = [rng.integers(a, b + 1, size=shape).astype(dtype) for a, b in ranges]
+        return xs + [np.full(shape, lo, dtype), np.full(shape, hi, dtype)]
     if dtype in ("int8", "int16"):
         info = np.iinfo(dtype)
         xs = [rng.integers(info.min, info.max + 1, size=shape, dtype=dtype) for _ in range(count_random)]
@@ -49,6 +62,12 @@ def model_inputs(graph, count_random: int = 2, seed: int = 0) -> list[np.ndarray
     quantizes first, on the quantized range."""
     t = graph.tensor(graph.inputs[0])
     scale, zp = None, 0
+    if t.dtype in ("int32", "int64"):  # indices: within the rows of the table they pick from
+        rows = [graph.tensor(op.inputs[1]).shape[0] for op in graph.consumers(t.index)
+                if op.kind == "EMBEDDING_LOOKUP" and op.inputs[0] == t.index]
+        return standard_inputs(t.shape, count_random, seed, t.dtype, bounds=(0, min(rows) - 1) if rows else None)
+    if t.dtype == "bool":
+        return standard_inputs(t.shape, count_random, seed, "bool")
     if t.dtype == "float32":
         for op in graph.consumers(t.index):
             out = graph.tensor(op.outputs[0])

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Build the logic zoo: small .tflite models with bool and int32 tensors (comparisons, logic,
+ARG_MAX / ARG_MIN, SELECT_V2, CAST) and the data operators (BROADCAST_TO, ZEROS_LIKE,
+REVERSE_V2, GATHER_ND, ...), written to tests/models/logic/. tests/test_logic_ops.py compiles
+every one and compares it byte for byte with LiteRT's reference kernels.
+
+Each model is a tf.function with a batch-1 input signature, converted by TFLiteConverter:
+"int8" models fully to int8 with a representative dataset (int8 input; a bool or int32 output
+stays as it is), "float" models as they are (float32, int32 or bool input).
+
+    python examples/make_logic_zoo.py               # every model
+    python examples/make_logic_zoo.py argmax_int8   # some of them
+    python examples/make_logic_zoo.py --list        # names and the operators each one has
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_op_zoo import op_names  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models", "logic")
+SEED = 11
+
+# name -> (input shape with batch, input dtype, builder(x) -> y, "int8" or "float")
+ZOO = {}
+
+
+def model(name, shape, dtype=tf.float32, kind="float"):
+    def deco(fn):
+        ZOO[name] = (shape, dtype, fn, kind)
+        return fn
+    return deco
+
+
+def _const(shape, lo=-1.0, hi=1.0, seed=0):
+    return tf.constant(np.random.default_rng(SEED + seed).uniform(lo, hi, shape).astype(np.float32))
+
+
+def _conv(x, ch, seed=0):
+    w = _const((3, 3, x.shape[-1], ch), -0.5, 0.5, seed)
+    return tf.nn.conv2d(x, w, 1, "SAME")
+
+
+# --- ARG_MAX / ARG_MIN ------------------------------------------------------------------------
+
+@model("argmax_int8", (1, 6, 6, 3), kind="int8")
+def _(x):
+    """A tiny classifier head per pixel: int8 convolution -> ARG_MAX over channels (int32)."""
+    return tf.math.argmax(tf.nn.relu(_conv(x, 5)), axis=-1, output_type=tf.int32)
+
+
+@model("argmin_int8", (1, 7, 9), kind="int8")
+def _(x):
+    """ARG_MIN along axis 1, int64 result (TensorFlow's default)."""
+    return tf.math.argmin(x, axis=1)
+
+
+@model("argmax_float", (1, 5, 8))
+def _(x):
+    """float32 ARG_MAX along the middle axis, int64 (the tests' inputs include ties)."""
+    return tf.math.argmax(tf.maximum(x * 2.0, -1.0), axis=1)
+
+
+# --- comparisons and logic ----------------------------------------------------------------------
+
+@model("compare_int8", (1, 5, 5, 4), kind="int8")
+def _(x):
+    """GREATER, LESS_EQUAL, EQUAL on int8 tensors of different scales, LOGICAL_AND / OR."""
+    a = _conv(x, 4)
+    b = tf.nn.max_pool2d(x, 3, 1, "SAME")                  # equal to x where x is the window max
+    m = tf.reduce_mean(x, axis=[1, 2], keepdims=True)      # broadcast (1,1,1,4)
+    return tf.logical_or(tf.logical_and(tf.greater(x, a), tf.less_equal(a, m)), tf.equal(x, b))
+
+
+@model("compare2_int8", (1, 6, 8), kind="int8")
+def _(x):
+    """NOT_EQUAL, GREATER_EQUAL, LESS against a constant and a broadcast row, LOGICAL_NOT."""
+    row = tf.reduce_max(x, axis=1, keepdims=True)           # (1,1,8)
+    c = _const((8,), -2.0, 2.0, 3)
+    return tf.logical_or(tf.logical_and(tf.not_equal(x, row), tf.greater_equal(x, c)),
+                         tf.logical_not(tf.less(x * 0.5, c)))
+
+
+@model("compare_float", (1, 4, 6))
+def _(x):
+    """All six comparisons on float32, with broadcasting; the output is bool (the tests'
+    inputs include whole numbers, so that values compare equal)."""
+    r = tf.maximum(x, -1.0)
+    c = tf.constant([[0.0], [1.0], [-1.0], [0.5]])          # (4,1)
+    e = tf.logical_or(tf.equal(r, c), tf.not_equal(r, tf.reverse(r, [2])))
+    g = tf.logical_and(tf.greater(x, c), tf.greater_equal(r, 0.0))
+    s = tf.logical_or(tf.less(x, -c), tf.less_equal(r, tf.reduce_max(r, axis=2, keepdims=True) - 1.0))
+    return tf.logical_and(tf.logical_or(e, g), tf.logical_not(s))
+
+
+@model("compare_int32", (1, 12), tf.int32)
+def _(x):
+    """int32 comparisons against constants and a reversed copy."""
+    y = tf.reverse(x, [1])
+    return tf.logical_or(tf.logical_and(tf.greater(x, y), tf.less(x, 50)), tf.equal(x, -2))
+
+
+@model("select_int8", (1, 6, 6, 4), kind="int8")
+def _(x):
+    """SELECT_V2 on int8 values, the condition broadcast from (1,1,1,4)."""
+    cond = tf.greater(tf.reduce_mean(x, axis=[1, 2], keepdims=True), 0.0)
+    return tf.where(cond, x, tf.nn.relu(x))
+
+
+@model("select_float", (1, 5, 6))
+def _(x):
+    """SELECT_V2 on float32 with a full-shape condition and a broadcast operand."""
+    return tf.where(x > 0.25, x * 3.0, tf.reduce_max(x, axis=1, keepdims=True) - 1.0)
+
+
+@model("reduce_bool", (1, 4, 6), tf.bool)
+def _(x):
+    """REDUCE_ANY and REDUCE_ALL over a bool input, LOGICAL_NOT."""
+    return tf.logical_and(tf.reduce_any(x, axis=1), tf.logical_not(tf.reduce_all(x, axis=1)))
+
+
+@model("cast", (1, 10), tf.int32)
+def _(x):
+    """CAST int32 -> float32 -> int32 (truncation toward zero), int32 -> bool -> int32."""
+    t = tf.cast(tf.cast(x, tf.float32) * 0.37, tf.int32)
+    return tf.cast(tf.logical_and(tf.cast(x, tf.bool), tf.not_equal(t, 1)), tf.int32)
+
+
+# --- data operators --------------------------------------------------------------------------
+
+@model("reverse_int8", (1, 4, 5, 3), kind="int8")
+def _(x):
+    """REVERSE_V2 over two axes of an int8 tensor."""
+    return tf.reverse(tf.nn.relu(x), [1, 2])
+
+
+@model("broadcast_to", (1, 1, 6))
+def _(x):
+    """BROADCAST_TO of an input, FILL with a computed value (float32)."""
+    b = tf.broadcast_to(x, (2, 3, 6))
+    f = tf.fill([2, 3, 6], tf.reduce_max(x))
+    return b * 2.0 + f
+
+
+@model("broadcast_to_int8", (1, 5, 1), kind="int8")
+def _(x):
+    return tf.broadcast_to(x, (1, 5, 4))
+
+
+@model("zeros_like", (1, 3, 4))
+def _(x):
+    """ZEROS_LIKE of an input and of a computed tensor."""
+    return tf.maximum(x, tf.zeros_like(x)) + tf.zeros_like(x * 3.0)
+
+
+@model("gather_nd", (1, 4, 5, 3))
+def _(x):
+    """GATHER_ND with constant indices picking (h, w) positions."""
+    idx = tf.constant([[0, 1, 2], [0, 3, 0], [0, 0, 4], [0, 1, 2]], tf.int32)
+    return tf.gather_nd(x, idx)
+
+
+@model("gather_nd_int8", (1, 6, 4), kind="int8")
+def _(x):
+    idx = tf.constant([[[0, 5], [0, 0]], [[0, 2], [0, 2]]], tf.int32)
+    return tf.gather_nd(x, idx)
+
+
+@model("embedding_lookup", (1, 6), tf.int32)
+def _(ids):
+    """A table lookup of int32 ids (an embedding layer's), float32 rows."""
+    table = _const((10, 4), -1.0, 1.0, 5)
+    return tf.nn.embedding_lookup(table, ids)
+
+
+@model("dynamic_update_slice", (1, 6, 5))
+def _(x):
+    """DYNAMIC_UPDATE_SLICE of a computed block into the input at constant indices."""
+    from tensorflow.compiler.tf2xla.python import xla
+    upd = x[:, 0:2, 0:3] * 2.0
+    return xla.dynamic_update_slice(x, upd, tf.constant([0, 3, 1], tf.int32))
+
+
+@model("broadcast_args", (1, 1, 4))
+def _(x):
+    """BROADCAST_ARGS of the input's shape and a constant shape, feeding BROADCAST_TO."""
+    s = tf.raw_ops.BroadcastArgs(s0=tf.shape(x), s1=tf.constant([3, 1], tf.int32))
+    return tf.broadcast_to(x, s)
+
+
+def _rep(shape, dtype):
+    rng = np.random.default_rng(SEED)
+
+    def rep_data():
+        for _ in range(64):
+            yield [rng.uniform(-3, 3, shape).astype(np.float32)]
+    return rep_data
+
+
+def to_tflite(name):
+    shape, dtype, fn, kind = ZOO[name]
+    f = tf.function(fn, input_signature=[tf.TensorSpec(shape, dtype)])
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], None)
+    if kind == "int8":
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = _rep(shape, dtype)
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        c.inference_input_type = tf.int8
+        c.inference_output_type = tf.int8
+    return c.convert()
+
+
+def make(name, out_dir):
+    data = to_tflite(name)
+    path = os.path.join(out_dir, f"{name}.tflite")
+    with open(path, "wb") as f:
+        f.write(data)
+    print(f"{name}: {len(data)} B, {', '.join(op_names(data))}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*")
+    p.add_argument("--out", default=DEFAULT_OUT)
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    tf.random.set_seed(SEED)
+    for name in args.names or ZOO:
+        if args.list:
+            print(name, ZOO[name][3])
+            continue
+        make(name, args.out)
+
+
+if __name__ == "__main__":
+    main()
