@@ -23,7 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zoo_rewrite  # noqa: E402
 from make_op_zoo import op_names  # noqa: E402
+from tensorflow.lite.python import schema_py_generated as fb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models", "logic")
@@ -174,11 +176,25 @@ def _(x):
     return tf.gather_nd(x, idx)
 
 
-@model("embedding_lookup", (1, 6), tf.int32)
+@model("embedding_lookup", (6,), tf.int32)
 def _(ids):
-    """A table lookup of int32 ids (an embedding layer's), float32 rows."""
+    """A table lookup of int32 ids, float32 rows: the converter writes GATHER, the rewrite
+    below the EMBEDDING_LOOKUP that older converters and hand-built models carry."""
     table = _const((10, 4), -1.0, 1.0, 5)
-    return tf.nn.embedding_lookup(table, ids)
+    return tf.gather(table, ids)
+
+
+@model("fill", (1, 3, 4))
+def _(x):
+    """A FILL of a computed value (rewritten below: the converter broadcasts the scalar)."""
+    return x * 2.0 + tf.reduce_max(x)
+
+
+@model("fill_zeros", (1, 3, 4))
+def _(x):
+    """Rewritten below: the constants become ZEROS_LIKE(x) and FILL(dims, 1.5), which tinycc
+    folds at import."""
+    return x * _const((1, 3, 4), 0.5, 1.0, 6) + _const((1, 3, 4), -1.0, 1.0, 7)
 
 
 @model("dynamic_update_slice", (1, 6, 5))
@@ -191,9 +207,94 @@ def _(x):
 
 @model("broadcast_args", (1, 1, 4))
 def _(x):
-    """BROADCAST_ARGS of the input's shape and a constant shape, feeding BROADCAST_TO."""
+    """BROADCAST_ARGS of two constant shapes feeding BROADCAST_TO (the converter folds it; the
+    rewrite below puts it back)."""
     s = tf.raw_ops.BroadcastArgs(s0=tf.shape(x), s1=tf.constant([3, 1], tf.int32))
     return tf.broadcast_to(x, s)
+
+
+# --- rewrites: operators today's converter folds away or writes otherwise ------------------------
+
+def _model_t(data):
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    return m, m.subgraphs[0]
+
+
+def _find(m, sg, code):
+    return next(k for k, op in enumerate(sg.operators) if m.operatorCodes[op.opcodeIndex].builtinCode == code
+                or m.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode == code)
+
+
+def _insert(m, sg, at, code, inputs, like, name, shape, dtype=None):
+    """A new operator before operator `at` writing a new tensor shaped like tensor `like`."""
+    out = zoo_rewrite._like(sg, like, name, shape)
+    if dtype is not None:
+        sg.tensors[out].type, sg.tensors[out].quantization = dtype, None
+    op = fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = zoo_rewrite._opcode(m, code), list(inputs), [out]
+    sg.operators.insert(at, op)
+    return out
+
+
+def _f32_const(m, sg, name, values):
+    k = zoo_rewrite._const(m, sg, name, np.zeros(np.shape(values), np.int32))
+    m.buffers[sg.tensors[k].buffer].data = np.asarray(values, np.float32).tobytes()
+    sg.tensors[k].type = fb.TensorType.FLOAT32
+    return k
+
+
+def rewrite_embedding_lookup(data):
+    m, sg = _model_t(data)
+    op = sg.operators[_find(m, sg, fb.BuiltinOperator.GATHER)]
+    op.opcodeIndex = zoo_rewrite._opcode(m, fb.BuiltinOperator.EMBEDDING_LOOKUP)
+    op.inputs = [op.inputs[1], op.inputs[0]]  # (ids, table)
+    op.builtinOptionsType, op.builtinOptions = 0, None
+    return zoo_rewrite._pack(m)
+
+
+def rewrite_fill(data):
+    m, sg = _model_t(data)
+    k = _find(m, sg, fb.BuiltinOperator.ADD)
+    add = sg.operators[k]
+    scalar = next(i for i in add.inputs if not list(sg.tensors[i].shape))
+    full = next(i for i in add.inputs if i != scalar)
+    dims = zoo_rewrite._const(m, sg, "fill_dims", list(sg.tensors[full].shape))
+    filled = _insert(m, sg, k, fb.BuiltinOperator.FILL, [dims, scalar], full, "filled", sg.tensors[full].shape)
+    add.inputs = [full, filled]
+    return zoo_rewrite._pack(m)
+
+
+def rewrite_fill_zeros(data):
+    m, sg = _model_t(data)
+    x = sg.inputs[0]
+    shape = list(sg.tensors[x].shape)
+    k = _find(m, sg, fb.BuiltinOperator.MUL)
+    mul = sg.operators[k]
+    zeros = _insert(m, sg, k, fb.BuiltinOperator.ZEROS_LIKE, [x], x, "zeros", shape)
+    mul.inputs = [i if i == x else zeros for i in mul.inputs]
+    k = _find(m, sg, fb.BuiltinOperator.ADD)
+    add = sg.operators[k]
+    dims = zoo_rewrite._const(m, sg, "fill_dims", shape)
+    value = _f32_const(m, sg, "fill_value", 1.5)
+    filled = _insert(m, sg, k, fb.BuiltinOperator.FILL, [dims, value], x, "filled", shape)
+    add.inputs = [add.inputs[0] if add.inputs[0] == mul.outputs[0] else add.inputs[1], filled]
+    return zoo_rewrite._pack(m)
+
+
+def rewrite_broadcast_args(data):
+    m, sg = _model_t(data)
+    k = _find(m, sg, fb.BuiltinOperator.BROADCAST_TO)
+    op = sg.operators[k]
+    s0 = zoo_rewrite._const(m, sg, "shape_a", list(sg.tensors[op.inputs[0]].shape))
+    s1 = zoo_rewrite._const(m, sg, "shape_b", [3, 1])
+    shape = _insert(m, sg, k, fb.BuiltinOperator.BROADCAST_ARGS, [s0, s1], op.inputs[1], "shape",
+                    [3], fb.TensorType.INT32)
+    op.inputs = [op.inputs[0], shape]
+    return zoo_rewrite._pack(m)
+
+
+REWRITES = {"embedding_lookup": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
+            "broadcast_args": rewrite_broadcast_args}
 
 
 def _rep(shape, dtype):
@@ -220,6 +321,8 @@ def to_tflite(name):
 
 def make(name, out_dir):
     data = to_tflite(name)
+    if name in REWRITES:
+        data = REWRITES[name](data)
     path = os.path.join(out_dir, f"{name}.tflite")
     with open(path, "wb") as f:
         f.write(data)

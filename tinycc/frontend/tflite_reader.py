@@ -13,6 +13,7 @@ from tflite.TensorType import TensorType
 
 from ..errors import ModelError, TinyccError
 from ..ir import Graph, Operator, Quant, Tensor
+from .fold import fold_constants
 from .variables import resolve_resource_variables
 
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
@@ -65,6 +66,7 @@ def _read(data: bytes, name: str) -> Graph:
         graph.extra_subgraphs = model.SubgraphsLength() - 1
     if any(op.kind == "VAR_HANDLE" for op in ops):
         resolve_resource_variables(graph, lambda k: _subgraph(model, k, buffers, data))
+    fold_constants(graph)
     return graph
 
 
