@@ -194,7 +194,7 @@ def _(x):
 def _(x):
     """Rewritten below: the constants become ZEROS_LIKE(x) and FILL(dims, 1.5), which tinycc
     folds at import."""
-    return x * _const((1, 3, 4), 0.5, 1.0, 6) + _const((1, 3, 4), -1.0, 1.0, 7)
+    return tf.maximum(x, _const((1, 3, 4), 0.5, 1.0, 6)) + _const((1, 3, 4), -1.0, 1.0, 7)
 
 
 @model("dynamic_update_slice", (1, 6, 5))
@@ -268,7 +268,7 @@ def rewrite_fill_zeros(data):
     m, sg = _model_t(data)
     x = sg.inputs[0]
     shape = list(sg.tensors[x].shape)
-    k = _find(m, sg, fb.BuiltinOperator.MUL)
+    k = _find(m, sg, fb.BuiltinOperator.MAXIMUM)
     mul = sg.operators[k]
     zeros = _insert(m, sg, k, fb.BuiltinOperator.ZEROS_LIKE, [x], x, "zeros", shape)
     mul.inputs = [i if i == x else zeros for i in mul.inputs]

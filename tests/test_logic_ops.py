@@ -1,0 +1,128 @@
+"""bool and int32 tensors: comparisons, logic, SELECT_V2, CAST, ARG_MAX / ARG_MIN, REDUCE_ALL /
+REDUCE_ANY and the data operators (tests/models/logic/, made by examples/make_logic_zoo.py).
+
+Every model is compiled and compared byte for byte with LiteRT's reference kernels
+(BUILTIN_REF) on the host, on inputs with ties and equal values (whole numbers for float
+models, a few distinct values for int8 ones); with TFLM (`--rounding double`) where TFLM has
+the operators; two models with a bool and an int32 output in QEMU on a Cortex-M4. The
+generated C is strict C99 with bool and int64 at the API, and unsupported forms are refused
+by operator name and index.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinycc import compile_model
+from tinycc.errors import UnsupportedOpError
+from tinycc.frontend import load_model
+from tinycc.lower import lower
+from tinycc.verify import model_inputs, reference_outputs, verify
+
+MODELS = Path(__file__).resolve().parent / "models" / "logic"
+ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
+# TFLM has no REDUCE_ANY, and its ARG_MAX / ARG_MIN write int32 only
+NOT_IN_TFLM = {"reduce_bool", "argmin_int8", "argmax_float"}
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def _inputs(name):
+    """verify's inputs plus inputs with many equal values: few distinct int8 values, whole
+    (and half) numbers for float32, so that comparisons meet equal sides and arg-max ties."""
+    g = load_model(MODELS / f"{name}.tflite")
+    t = g.tensor(g.inputs[0])
+    rng = np.random.default_rng(5)
+    xs = model_inputs(g)
+    if t.dtype == "int8":
+        xs += [rng.integers(-2, 3, t.shape).astype(np.int8), rng.integers(-128, 128, t.shape).astype(np.int8)]
+    elif t.dtype == "float32":
+        xs += [rng.integers(-2, 3, t.shape).astype(np.float32), (rng.integers(-6, 7, t.shape) / 2).astype(np.float32)]
+    return xs
+
+
+def test_logic_zoo_is_present():
+    assert len(ZOO) >= 20, f"run examples/make_logic_zoo.py (found {ZOO})"
+    kinds = {op.kind for n in ZOO for op in load_model(MODELS / f"{n}.tflite").operators}
+    wanted = {"ARG_MAX", "ARG_MIN", "EQUAL", "NOT_EQUAL", "GREATER", "GREATER_EQUAL", "LESS", "LESS_EQUAL",
+              "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "REDUCE_ALL", "REDUCE_ANY", "SELECT_V2", "CAST",
+              "BROADCAST_TO", "FILL", "REVERSE_V2", "GATHER_ND", "EMBEDDING_LOOKUP", "DYNAMIC_UPDATE_SLICE"}
+    assert wanted <= kinds, wanted - kinds
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_logic_model_matches_litert(name, tmp_path):
+    xs = _inputs(name)
+    report = verify(MODELS / f"{name}.tflite", "host", inputs=xs, work_dir=tmp_path)
+    assert report.ok, report.summary()
+    # the inputs exercise the model: its outputs are not all one value
+    refs = np.concatenate(reference_outputs(MODELS / f"{name}.tflite", xs))
+    assert len(np.unique(refs)) > 1, f"{name}: every output is {refs[0]}"
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_TFLM])
+def test_logic_model_matches_tflm(name, tmp_path):
+    report = verify(MODELS / f"{name}.tflite", "host", rounding="double", inputs=_inputs(name), work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("name", ["argmax_int8", "compare_int8"])
+def test_bool_and_int32_outputs_in_qemu(name, tmp_path):
+    """int8 convolution -> ARG_MAX (int32 output) and int8 comparisons (bool output) on an M4."""
+    report = verify(MODELS / f"{name}.tflite", "mps2-an386", inputs=_inputs(name), work_dir=tmp_path)
+    assert report.ok and report.ran_on.startswith("mps2-an386"), report.summary()
+    assert all(n > 0 for n in report.instructions)
+
+
+def test_argmax_ties_keep_the_first_index(tmp_path):
+    """ARG_MIN of an all-equal row is index 0, of a row whose minimum appears twice the first."""
+    g = load_model(MODELS / "argmin_int8.tflite")
+    x = np.full(g.tensor(g.inputs[0]).shape, 5, np.int8)
+    x[0, 3, :] = -7
+    x[0, 5, :] = -7
+    report = verify(MODELS / "argmin_int8.tflite", "host", inputs=[x], work_dir=tmp_path)
+    assert report.ok, report.summary()
+    assert np.all(reference_outputs(MODELS / "argmin_int8.tflite", [x])[0] == 3)
+
+
+@pytest.mark.parametrize("name, c_in, c_out", [("compare_int8", "int8_t", "bool"), ("argmin_int8", "int8_t", "int64_t"),
+                                               ("reduce_bool", "bool", "bool"), ("embedding_lookup", "int32_t", "float")])
+def test_api_types_and_strict_c(name, c_in, c_out, tmp_path):
+    res = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / name, measure_code=False)
+    header = (res.out_dir / "include" / f"{name}.h").read_text()
+    assert f"int {name}_run(const {c_in} *input, {c_out} *output, void *arena);" in header
+    assert ("#include <stdbool.h>" in header) == ("bool" in (c_in, c_out))
+    for cc in ("gcc", "clang"):
+        cmd = [cc, "-O2", *STRICT, "-I", str(res.out_dir / "include"), "-c",
+               *map(str, sorted((res.out_dir / "src").glob("*.c")))]
+        run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 0, f"{cc}: {run.stderr}"
+
+
+def test_constants_fold_at_import():
+    """FILL of constants, ZEROS_LIKE and BROADCAST_ARGS leave no operator behind."""
+    assert [op.kind for op in load_model(MODELS / "fill_zeros.tflite").operators] == ["MAXIMUM", "ADD"]
+    assert [op.kind for op in load_model(MODELS / "broadcast_args.tflite").operators] == ["BROADCAST_TO"]
+    assert "FILL" in [op.kind for op in load_model(MODELS / "fill.tflite").operators]  # its value is computed
+
+
+def test_unsupported_forms_name_the_operator():
+    g = load_model(MODELS / "argmax_int8.tflite")
+    arg = next(op for op in g.operators if op.kind == "ARG_MAX")
+    g.tensor(arg.inputs[1]).data = None  # an axis computed at run time
+    with pytest.raises(UnsupportedOpError, match=rf"ARG_MAX at index {arg.index}.*axis"):
+        lower(g, "m")
+    g = load_model(MODELS / "gather_nd.tflite")
+    op = g.operators[0]
+    g.tensor(op.inputs[1]).data = np.full(g.tensor(op.inputs[1]).shape, 9, np.int32)
+    with pytest.raises(UnsupportedOpError, match=r"GATHER_ND at index 0.*outside"):
+        lower(g, "m")
+    g = load_model(MODELS / "select_int8.tflite")
+    sel = next(op for op in g.operators if op.kind == "SELECT_V2")
+    t = g.tensor(sel.inputs[1])
+    t.quant = type(t.quant)(t.quant.scale * 2, t.quant.zero_point)
+    with pytest.raises(UnsupportedOpError, match=rf"SELECT_V2 at index {sel.index}.*quantization"):
+        lower(g, "m")
