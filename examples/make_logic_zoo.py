@@ -297,6 +297,20 @@ REWRITES = {"embedding_lookup": rewrite_embedding_lookup, "fill": rewrite_fill, 
             "broadcast_args": rewrite_broadcast_args}
 
 
+@model("select_v1", (4, 5))
+def _(x):
+    """SELECT (version 1) with a rank-1 condition that picks whole rows."""
+    cond = tf.reduce_max(x, axis=1) > 0.5
+    return tf.raw_ops.Select(condition=cond, x=x, y=x * -2.0)
+
+
+@model("cast_float", (1, 8))
+def _(x):
+    """CAST float32 -> bool, -> int8 (truncation toward zero), int8 -> float32, bool -> float32."""
+    whole = tf.cast(tf.cast(x, tf.int8), tf.float32)
+    return tf.where(tf.cast(x, tf.bool), whole, tf.cast(x > 1.0, tf.float32) + 0.5)
+
+
 def _rep(shape, dtype):
     rng = np.random.default_rng(SEED)
 

@@ -138,6 +138,8 @@ def header(lib: Library) -> str:
         f" * {N}_OUTPUT_SIZE bytes and an arena of {N}_ARENA_SIZE bytes aligned to",
         *_arena_doc(lib),
         *_float_note(lib),
+        *([" *", " * A bool input or output is C99 bool (<stdbool.h>): one byte per value, 0 or 1, as TFLite's",
+           " * kTfLiteBool. Write only 0 or 1 into a bool input."] if _uses_bool([i, o]) else []),
         " */",
         f"#ifndef {N}_H",
         f"#define {N}_H",

@@ -33,8 +33,8 @@ def _tensor(ctx, op, index: int, dtypes=VALUE_DTYPES):
     if t.dtype not in dtypes:
         raise UnsupportedOpError(op.kind, op.index, f"tensor '{t.name}' is {t.dtype}; this operator takes "
                                  f"{', '.join(dtypes)}")
-    if t.dtype == "int8" and (t.quant is None or t.quant.per_channel):
-        raise UnsupportedOpError(op.kind, op.index, f"int8 tensor '{t.name}' is not quantized per tensor")
+    if t.dtype == "int8" and t.quant is not None and t.quant.per_channel:
+        raise UnsupportedOpError(op.kind, op.index, f"int8 tensor '{t.name}' is quantized per channel")
     return t
 
 
@@ -56,7 +56,8 @@ def _check_broadcast(op, shapes, out_shape):
 def _same_type(op, tensors):
     a = tensors[0]
     for t in tensors[1:]:
-        if t.dtype != a.dtype or (t.dtype == "int8" and t.quant.scalar() != a.quant.scalar()):
+        if t.dtype != a.dtype or (t.quant is None) != (a.quant is None) or \
+                (t.quant is not None and t.quant.scalar() != a.quant.scalar()):
             raise UnsupportedOpError(op.kind, op.index, f"'{a.name}' and '{t.name}' differ in type or quantization")
 
 
@@ -88,6 +89,8 @@ def lower_comparison(ctx: LoweringContext, op: Operator) -> Kernel:
     cmp = COMPARISONS[op.kind]
     if a.dtype != "int8":
         return _map(ctx, op, [a, b], out, cmp, f"{a.dtype} comparison")
+    if a.quant is None or b.quant is None:
+        raise UnsupportedOpError(op.kind, op.index, "int8 operands without quantization")
     (fa, na), (fb, nb) = _rescale(ctx, op, a), _rescale(ctx, op, b)
     note = f"int8 sides rescaled ({ctx.rounding(op)} rounding): a {na}; b {nb}"
     return _map(ctx, op, [a, b], out, cmp, note, pre=[fa, fb])
