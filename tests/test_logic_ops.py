@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinycc import compile_model
+from tinycc import compile_model, toolchain
 from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
 from tinycc.lower import lower
@@ -126,3 +126,22 @@ def test_unsupported_forms_name_the_operator():
     t.quant = type(t.quant)(t.quant.scale * 2, t.quant.zero_point)
     with pytest.raises(UnsupportedOpError, match=rf"SELECT_V2 at index {sel.index}.*quantization"):
         lower(g, "m")
+
+
+@pytest.mark.parametrize("name", ["cast_float", "argmin_int8", "embedding_lookup", "reduce_bool"])
+def test_sanitized_run(name, tmp_path):
+    """ASan + UBSan in an arena of exactly the planned size (float -> int conversions, int64
+    stores, ids as indices, bool loads)."""
+    report = verify(MODELS / f"{name}.tflite", "host", sanitize=True, inputs=_inputs(name), work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+def test_io_in_arena_with_bool_input_and_output(tmp_path):
+    res = compile_model(MODELS / "reduce_bool.tflite", "host", tmp_path / "lib", io_in_arena=True, measure_code=False)
+    xs = _inputs("reduce_bool")
+    exe = toolchain.build_host(tmp_path / "lib", res.library.name, xs, tmp_path / "build", sanitize=True)
+    outs = toolchain.run_host(exe).outputs
+    for got, want in zip(outs, reference_outputs(MODELS / "reduce_bool.tflite", xs)):
+        assert np.array_equal(np.frombuffer(got, bool), want)
+    header = (tmp_path / "lib" / "include" / "reduce_bool.h").read_text()
+    assert "static inline bool *reduce_bool_input(void *arena)" in header
