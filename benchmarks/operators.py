@@ -41,7 +41,7 @@ RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT_V2 SHAPE SIN SLICE SOFTMAX
 SPACE_TO_DEPTH SPLIT SPLIT_V SQUEEZE SQRT SQUARE SQUARED_DIFFERENCE STRIDED_SLICE SUB SUM SVDF
 TANH TRANSPOSE_CONV TRANSPOSE UNPACK UNIDIRECTIONAL_SEQUENCE_LSTM VAR_HANDLE WHILE ZEROS_LIKE""".split()
 
-TYPES = ("int8", "int16", "float32")
+TYPES = ("int8", "int16", "float32", "int32", "bool")
 
 
 def activation_type(graph, op) -> str:
@@ -95,8 +95,8 @@ def onnx_support() -> dict[str, set[str]]:
 def main() -> int:
     seen = tflite_support()
     names = sorted(set(seen) | set(TFLM_OPS) | set(LOWERINGS))
-    print("| TFLite operator | int8 | int16 | float32 | in TFLM's resolver |")
-    print("|---|:-:|:-:|:-:|:-:|")
+    print(f"| TFLite operator | {' | '.join(TYPES)} | in TFLM's resolver |")
+    print("|---|" + ":-:|" * (len(TYPES) + 1))
     for n in names:
         marks = ["yes" if t in seen.get(n, ()) else "" for t in TYPES]
         if n in LOWERINGS and not any(marks):
