@@ -184,6 +184,13 @@ def _(ids):
     return tf.gather(table, ids)
 
 
+@model("embedding_lookup_int8", (5,), tf.int32, kind="int8")
+def _(ids):
+    """EMBEDDING_LOOKUP of an int8 table (rows quantized with the model), int8 rows out."""
+    table = _const((7, 6), -1.0, 1.0, 8)
+    return tf.nn.relu(tf.gather(table, ids) * 3.0)
+
+
 @model("fill", (1, 3, 4))
 def _(x):
     """A FILL of a computed value (rewritten below: the converter broadcasts the scalar)."""
@@ -293,7 +300,7 @@ def rewrite_broadcast_args(data):
     return zoo_rewrite._pack(m)
 
 
-REWRITES = {"embedding_lookup": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
+REWRITES = {"embedding_lookup": rewrite_embedding_lookup, "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
             "broadcast_args": rewrite_broadcast_args}
 
 
@@ -316,7 +323,10 @@ def _rep(shape, dtype):
 
     def rep_data():
         for _ in range(64):
-            yield [rng.uniform(-3, 3, shape).astype(np.float32)]
+            if dtype == tf.int32:  # ids
+                yield [rng.integers(0, 7, shape).astype(np.int32)]
+            else:
+                yield [rng.uniform(-3, 3, shape).astype(np.float32)]
     return rep_data
 
 
