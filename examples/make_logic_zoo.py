@@ -110,6 +110,15 @@ def _(x):
     return tf.logical_or(tf.logical_and(tf.greater(x, y), tf.less(x, 50)), tf.equal(x, -2))
 
 
+@model("bool_layout", (1, 4, 6))
+def _(x):
+    """bool masks moved by the layout operators: TRANSPOSE, CONCATENATION, SLICE, PAD."""
+    m = x > 0.0
+    t = tf.transpose(m, [0, 2, 1])                                   # (1,6,4)
+    c = tf.concat([t[:, 1:5, :], tf.logical_not(t[:, 0:4, :])], axis=2)   # (1,4,8)
+    return tf.pad(c, [[0, 0], [1, 0], [0, 2]])
+
+
 @model("select_int8", (1, 6, 6, 4), kind="int8")
 def _(x):
     """SELECT_V2 on int8 values, the condition broadcast from (1,1,1,4)."""

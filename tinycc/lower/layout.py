@@ -25,9 +25,9 @@ I32 = "int32"
 
 
 def _data(ctx, op, t):
-    """An int8 quantized activation, an int16 one (16x8 models) or a float32 one: these
+    """An int8 quantized activation, an int16 one (16x8 models), a float32 or a bool one: these
     operators move any."""
-    if (t.dtype == "float32" and t.quant is None) or (t.dtype == "int16" and t.quant is not None
+    if (t.dtype in ("float32", "bool") and t.quant is None) or (t.dtype == "int16" and t.quant is not None
                                                       and not t.quant.per_channel):
         return t
     return act(ctx, op, t)
