@@ -166,12 +166,6 @@ def _(x):
     return tf.broadcast_to(x, (1, 5, 4))
 
 
-@model("zeros_like", (1, 3, 4))
-def _(x):
-    """ZEROS_LIKE of an input and of a computed tensor."""
-    return tf.maximum(x, tf.zeros_like(x)) + tf.zeros_like(x * 3.0)
-
-
 @model("gather_nd", (1, 4, 5, 3))
 def _(x):
     """GATHER_ND with constant indices picking (h, w) positions."""

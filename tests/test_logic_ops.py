@@ -146,3 +146,17 @@ def test_io_in_arena_with_bool_input_and_output(tmp_path):
         assert np.array_equal(np.frombuffer(got, bool), want)
     header = (tmp_path / "lib" / "include" / "reduce_bool.h").read_text()
     assert "static inline bool *reduce_bool_input(void *arena)" in header
+
+
+def test_zeros_like_at_the_output_is_a_kernel():
+    """The importer folds ZEROS_LIKE, except at the model's output, where a kernel must write it."""
+    from tinycc.emit import generate_kernels_c
+    from tinycc.frontend.fold import fold_constants
+    from tinycc.ir import Graph, Operator, Tensor
+    g = Graph("z", [Tensor(0, "x", (1, 5), "float32"), Tensor(1, "zeros", (1, 5), "float32")],
+              [Operator(0, "ZEROS_LIKE", [0], [1])], [0], [1])
+    fold_constants(g)
+    assert [op.kind for op in g.operators] == ["ZEROS_LIKE"]
+    (kernel,) = lower(g, "z")
+    body = generate_kernels_c([kernel])[kernel.name][1]
+    assert "output[" in body and "0.000000e+00f" in body
