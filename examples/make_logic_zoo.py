@@ -91,6 +91,15 @@ def _(x):
                          tf.logical_not(tf.less(x * 0.5, c)))
 
 
+@model("compare_rounding_int8", (1, 8), kind="int8")
+def _(x):
+    """EQUAL and GREATER_EQUAL of the input and a constant, quantized (rewrite below) with
+    scales where rescaling with single rounding would give other answers than double rounding
+    (found by search): the tests tell which one the reference uses."""
+    c = _const((8,), -0.5, 0.5, 9)
+    return tf.concat([tf.equal(x, c), tf.greater_equal(x, c)], axis=1)
+
+
 @model("compare_float", (1, 4, 6))
 def _(x):
     """All six comparisons on float32, with broadcasting; the output is bool (the tests'
@@ -303,7 +312,27 @@ def rewrite_broadcast_args(data):
     return zoo_rewrite._pack(m)
 
 
-REWRITES = {"embedding_lookup": rewrite_embedding_lookup, "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
+# (scale, zero point) of the input and of the constant, and the constant's values
+ROUNDING_CASE = ((0.016014203429222107, 4), (0.003346310229972005, -3), [-123, -122, -75, -74, -26, 0, 50, -100])
+
+
+def rewrite_compare_rounding(data):
+    m, sg = _model_t(data)
+    (sa, za), (sb, zb), values = ROUNDING_CASE
+    x = sg.inputs[0]
+    for op in sg.operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode in (fb.BuiltinOperator.EQUAL, fb.BuiltinOperator.GREATER_EQUAL):
+            a, b = op.inputs
+            assert a == x and sg.tensors[b].buffer, "the comparison reads the input and a constant"
+            q = sg.tensors[b].quantization
+            q.scale, q.zeroPoint = [sb], [zb]
+            m.buffers[sg.tensors[b].buffer].data = np.asarray(values, np.int8).tobytes()
+    q = sg.tensors[x].quantization
+    q.scale, q.zeroPoint = [sa], [za]
+    return zoo_rewrite._pack(m)
+
+
+REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "embedding_lookup": rewrite_embedding_lookup, "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
             "broadcast_args": rewrite_broadcast_args}
 
 

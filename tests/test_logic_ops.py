@@ -160,3 +160,31 @@ def test_zeros_like_at_the_output_is_a_kernel():
     (kernel,) = lower(g, "z")
     body = generate_kernels_c([kernel])[kernel.name][1]
     assert "output[" in body and "0.000000e+00f" in body
+
+
+def test_int8_comparison_rounds_twice(tmp_path):
+    """On scales where single and double rounding of the rescaled sides give other answers
+    (compare_rounding_int8), LiteRT and TFLM both answer as double rounding does."""
+    from tinycc import quant
+    path = MODELS / "compare_rounding_int8.tflite"
+    g = load_model(path)
+    eq = next(op for op in g.operators if op.kind == "EQUAL")
+    a, b = g.tensor(eq.inputs[0]), g.tensor(eq.inputs[1])
+    rng = np.random.default_rng(2)
+    xs = [np.array([[-21, -21, -11, -11, -1, 0, 40, -90]], np.int8)] + \
+        [rng.integers(-128, 128, (1, 8)).astype(np.int8) for _ in range(40)]
+
+    def answers(rounding):
+        def scaled(t, q):
+            s, z = t.quant.scalar()
+            m, shift = quant.quantize_multiplier(float(s), rounding)
+            return quant.mul_by_quantized_multiplier((int(q) - z) * 256, m, shift, rounding)
+        return [np.array([scaled(a, qa) == scaled(b, qb) for qa, qb in zip(x[0], b.data)] +
+                         [scaled(a, qa) >= scaled(b, qb) for qa, qb in zip(x[0], b.data)]) for x in xs]
+    single, double = answers("single"), answers("double")
+    assert any(not np.array_equal(s, d) for s, d in zip(single, double)), "the case does not tell the roundings apart"
+    for rounding in ("litert", "double"):
+        ref = reference_outputs(path, xs, rounding)
+        assert all(np.array_equal(r, d) for r, d in zip(ref, double))
+        report = verify(path, "host", rounding=rounding, inputs=xs, work_dir=tmp_path / rounding)
+        assert report.ok, report.summary()
