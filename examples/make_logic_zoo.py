@@ -128,6 +128,16 @@ def _(x):
     return tf.pad(c, [[0, 0], [1, 0], [0, 2]])
 
 
+@model("int32_layout", (1, 4, 6))
+def _(x):
+    """int32 indices moved by the layout operators: CONCATENATION, STRIDED_SLICE, PACK, GATHER."""
+    a = tf.math.argmax(x, axis=2, output_type=tf.int32)             # (1,4)
+    b = tf.math.argmin(x, axis=2, output_type=tf.int32)
+    c = tf.concat([a, b], axis=1)                                    # (1,8)
+    d = tf.stack([c, c[:, ::-1]], axis=1)                            # (1,2,8)
+    return tf.gather(d, [7, 0, 3], axis=2)
+
+
 @model("select_int8", (1, 6, 6, 4), kind="int8")
 def _(x):
     """SELECT_V2 on int8 values, the condition broadcast from (1,1,1,4)."""

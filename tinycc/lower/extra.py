@@ -50,8 +50,8 @@ def lower_mirror_pad(ctx: LoweringContext, op: Operator) -> Kernel:
 def lower_pack(ctx: LoweringContext, op: Operator):
     g = ctx.graph
     out = g.tensor(op.outputs[0])
-    if out.dtype == "int32":  # shape arithmetic
-        return layout.lower_shape_arithmetic(ctx, op)
+    if layout._folded(ctx, op):  # shape arithmetic
+        return layout._fold_unsupported(ctx, op)
     out = act(ctx, op, out)
     ins = [act(ctx, op, g.tensor(i)) for i in op.inputs]
     for t in ins:

@@ -25,9 +25,9 @@ I32 = "int32"
 
 
 def _data(ctx, op, t):
-    """An int8 quantized activation, an int16 one (16x8 models), a float32 or a bool one: these
-    operators move any."""
-    if (t.dtype in ("float32", "bool") and t.quant is None) or (t.dtype == "int16" and t.quant is not None
+    """An int8 quantized activation, an int16 one (16x8 models), a float32, int32 or bool one:
+    these operators move any."""
+    if (t.dtype in ("float32", "bool", "int32") and t.quant is None) or (t.dtype == "int16" and t.quant is not None
                                                       and not t.quant.per_channel):
         return t
     return act(ctx, op, t)
@@ -71,17 +71,41 @@ def _kernel(ctx, op, in_tensors, out, index_fn, note: str, suffix: str = "") -> 
     return Kernel(name, op, func, args, out.index, 0, notes)
 
 
+SHAPE_OPS = ("SHAPE", "PACK", "STRIDED_SLICE", "CONCATENATION")
+
+
+def _shape_only(g, t: int) -> bool:
+    """The int32 tensor feeds only RESHAPE shapes, directly or through more shape arithmetic."""
+    return all((c.kind == "RESHAPE" and c.inputs[0] != t) or
+               (c.kind in SHAPE_OPS and all(g.tensor(o).dtype == "int32" and _shape_only(g, o) for o in c.outputs))
+               for c in g.consumers(t))
+
+
+def _shape_derived(g, t: int) -> bool:
+    """The int32 tensor is computed from a SHAPE (whose output no kernel writes)."""
+    producer = next((op for op in g.operators if t in op.outputs), None)
+    if producer is None or producer.kind not in SHAPE_OPS:
+        return False
+    return producer.kind == "SHAPE" or any(_shape_derived(g, i) for i in producer.inputs
+                                           if i >= 0 and not g.tensor(i).is_const)
+
+
 def _folded(ctx, op) -> bool:
-    """True when the operator computes on int32 shape data that is known at compile time."""
+    """True when the operator computes on int32 shape data that is known at compile time: its
+    outputs only shape RESHAPEs, or it computes on a SHAPE's output. Other int32 tensors
+    (an ARG_MAX's indices, an int32 input) are data, moved like any other."""
     g = ctx.graph
-    return all(g.tensor(o).dtype == "int32" for o in op.outputs)
+    if not all(g.tensor(o).dtype == "int32" for o in op.outputs):
+        return False
+    return all(_shape_only(g, o) for o in op.outputs) or \
+        any(_shape_derived(g, i) for i in op.inputs if i >= 0 and not g.tensor(i).is_const)
 
 
 def _fold_unsupported(ctx, op):
     g = ctx.graph
     for o in op.outputs:
         for consumer in g.consumers(o):
-            if consumer.kind != "RESHAPE" or consumer.inputs[0] == o:
+            if not _shape_only(g, o):
                 raise UnsupportedOpError(op.kind, op.index, "int32 shape arithmetic that feeds "
                                          f"{consumer.kind} #{consumer.index}, not a RESHAPE's shape")
     return []
