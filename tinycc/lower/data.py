@@ -16,7 +16,7 @@ from tvm import tirx
 
 from ..errors import UnsupportedOpError
 from ..ir import Operator
-from .common import Kernel, LoweringContext
+from .common import Const, Kernel, LoweringContext
 from .layout import _kernel, _same_quant
 from .logic import _map, _tensor
 
@@ -78,7 +78,9 @@ def lower_gather_nd(ctx: LoweringContext, op: Operator) -> Kernel:
         row = sum((idx[d] * strides[d] for d in range(len(lead))), tirx.const(0, "int32"))
         picked = tuple(ins[1][row, j] for j in range(k))
         return ins[0][picked + tuple(idx[len(lead):])]
-    return _kernel(ctx, op, [x, idx_t], out, index, f"{flat.shape[0]} constant index tuples of {k}")
+    kernel = _kernel(ctx, op, [x, idx_t], out, index, f"{flat.shape[0]} constant index tuples of {k}")
+    kernel.inputs[1] = Const(f"{kernel.name}_indices", flat)
+    return kernel
 
 
 def lower_embedding_lookup(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -100,8 +102,10 @@ def lower_embedding_lookup(ctx: LoweringContext, op: Operator) -> Kernel:
     def index(ins, idx):
         row = tirx.max(tirx.min(ins[0][idx[0]], tirx.const(rows - 1, "int32")), tirx.const(0, "int32"))
         return ins[1][(row,) + tuple(idx[1:])]
-    return _kernel(ctx, op, [ids, table], out, index, f"rows of a {list(table.shape)} table; ids clamped to "
-                   f"0..{rows - 1}")
+    k = _kernel(ctx, op, [ids, table], out, index, f"rows of a {list(table.shape)} table; ids clamped to "
+                f"0..{rows - 1}")
+    k.inputs[1] = Const(f"{k.name}_table", k.inputs[1].array)
+    return k
 
 
 def lower_dynamic_update_slice(ctx: LoweringContext, op: Operator) -> Kernel:
