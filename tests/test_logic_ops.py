@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_plan import check_plan
 from tinycc import compile_model, toolchain
 from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
@@ -59,6 +60,7 @@ def test_logic_model_matches_litert(name, tmp_path):
     xs = _inputs(name)
     report = verify(MODELS / f"{name}.tflite", "host", inputs=xs, work_dir=tmp_path)
     assert report.ok, report.summary()
+    check_plan(report.compile.library)  # the arena plan, checked independently of the planner
     # the inputs exercise the model: its outputs are not all one value
     refs = np.concatenate(reference_outputs(MODELS / f"{name}.tflite", xs))
     assert len(np.unique(refs)) > 1, f"{name}: every output is {refs[0]}"
