@@ -138,6 +138,13 @@ def _(x):
     return tf.gather(d, [7, 0, 3], axis=2)
 
 
+@model("compare_int64", (1, 9), tf.int64)
+def _(x):
+    """int64 input: comparisons with a reversed copy and a constant, CAST to int32 output."""
+    m = tf.logical_or(tf.greater_equal(x, tf.reverse(x, [1])), tf.equal(x, 2))
+    return tf.cast(m, tf.int32)
+
+
 @model("select_int8", (1, 6, 6, 4), kind="int8")
 def _(x):
     """SELECT_V2 on int8 values, the condition broadcast from (1,1,1,4)."""
