@@ -349,7 +349,8 @@ def rewrite_compare_rounding(data):
     return zoo_rewrite._pack(m)
 
 
-REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "embedding_lookup": rewrite_embedding_lookup, "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
+REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "embedding_lookup": rewrite_embedding_lookup,
+            "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
             "broadcast_args": rewrite_broadcast_args}
 
 

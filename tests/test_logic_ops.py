@@ -92,7 +92,8 @@ def test_argmax_ties_keep_the_first_index(tmp_path):
 
 
 @pytest.mark.parametrize("name, c_in, c_out", [("compare_int8", "int8_t", "bool"), ("argmin_int8", "int8_t", "int64_t"),
-                                               ("reduce_bool", "bool", "bool"), ("embedding_lookup", "int32_t", "float")])
+                                               ("reduce_bool", "bool", "bool"),
+                                               ("embedding_lookup", "int32_t", "float")])
 def test_api_types_and_strict_c(name, c_in, c_out, tmp_path):
     res = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / name, measure_code=False)
     header = (res.out_dir / "include" / f"{name}.h").read_text()

@@ -86,7 +86,6 @@ def lower_gather_nd(ctx: LoweringContext, op: Operator) -> Kernel:
 def lower_embedding_lookup(ctx: LoweringContext, op: Operator) -> Kernel:
     """Rows of a constant table picked by int32 ids. TFLite's interpreter fails the invoke on
     an id outside the table; a library function cannot, so an id is clamped into range."""
-    g = ctx.graph
     ids = _tensor(ctx, op, op.inputs[0], ("int32",))
     table, out = _tensor(ctx, op, op.inputs[1], ("int8", "float32")), _tensor(ctx, op, op.outputs[0])
     if not table.is_const:

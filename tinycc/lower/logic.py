@@ -18,7 +18,7 @@ from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels import logic as KL
 from ..kernels.fixedpoint import I32, requantize
-from .common import Const, Kernel, LoweringContext, const, describe, kernel_name
+from .common import Const, Kernel, LoweringContext, describe, kernel_name
 from .reduce import _axes, _kept_shape
 
 VALUE_DTYPES = ("int8", "int16", "int32", "int64", "float32", "bool")
