@@ -100,6 +100,18 @@ def _(x):
     return tf.concat([tf.equal(x, c), tf.greater_equal(x, c)], axis=1)
 
 
+@model("compare3_int8", (1, 5, 6), kind="int8")
+def _(x):
+    """LESS and NOT_EQUAL on int8 (the second against a max pool: equal where x is the max;
+    rewritten below to run on the int8 tensors)."""
+    p = tf.nn.max_pool1d(x, 3, 1, "SAME")
+    return tf.logical_and(tf.less(x, _conv1(x)), tf.not_equal(x, p))
+
+
+def _conv1(x):
+    return tf.nn.conv1d(x, _const((1, x.shape[-1], x.shape[-1]), -0.5, 0.5, 10), 1, "SAME")
+
+
 @model("compare_float", (1, 4, 6))
 def _(x):
     """All six comparisons on float32, with broadcasting; the output is bool (the tests'
@@ -329,6 +341,20 @@ def rewrite_broadcast_args(data):
     return zoo_rewrite._pack(m)
 
 
+def rewrite_int8_comparisons(data):
+    """The converter leaves NOT_EQUAL in float (DEQUANTIZE -> NOT_EQUAL); TFLite's kernel takes
+    the int8 tensors directly."""
+    m, sg = _model_t(data)
+    deq = {op.outputs[0]: op for op in sg.operators
+           if m.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.DEQUANTIZE}
+    for op in sg.operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.NOT_EQUAL:
+            op.inputs = [deq[i].inputs[0] if i in deq else i for i in op.inputs]
+    used = {i for op in sg.operators for i in op.inputs}
+    sg.operators = [op for op in sg.operators if not (op.outputs[0] in deq and op.outputs[0] not in used)]
+    return zoo_rewrite._pack(m)
+
+
 # (scale, zero point) of the input and of the constant, and the constant's values
 ROUNDING_CASE = ((0.016014203429222107, 4), (0.003346310229972005, -3), [-123, -122, -75, -74, -26, 0, 50, -100])
 
@@ -349,7 +375,7 @@ def rewrite_compare_rounding(data):
     return zoo_rewrite._pack(m)
 
 
-REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "embedding_lookup": rewrite_embedding_lookup,
+REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "compare3_int8": rewrite_int8_comparisons, "embedding_lookup": rewrite_embedding_lookup,
             "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
             "broadcast_args": rewrite_broadcast_args}
 
