@@ -253,6 +253,15 @@ def _(x):
     return xla.dynamic_update_slice(x, upd, tf.constant([0, 3, 1], tf.int32))
 
 
+@model("dynamic_update_slice_runtime", (1, 6, 5))
+def _(x):
+    """DYNAMIC_UPDATE_SLICE at a row computed at run time (the ARG_MAX of the row maxima, so
+    that the start is clamped when the update would not fit)."""
+    from tensorflow.compiler.tf2xla.python import xla
+    row = tf.math.argmax(tf.reduce_max(x, axis=2), axis=1, output_type=tf.int32)
+    return xla.dynamic_update_slice(x, x[:, 0:3, 0:2] * -2.0, tf.stack([0, row[0], 2]))
+
+
 @model("broadcast_args", (1, 1, 4))
 def _(x):
     """BROADCAST_ARGS of two constant shapes feeding BROADCAST_TO (the converter folds it; the

@@ -191,3 +191,20 @@ def test_int8_comparison_rounds_twice(tmp_path):
         assert all(np.array_equal(r, d) for r, d in zip(ref, double))
         report = verify(path, "host", rounding=rounding, inputs=xs, work_dir=tmp_path / rounding)
         assert report.ok, report.summary()
+
+
+def test_dynamic_update_slice_clamps_a_run_time_start(tmp_path):
+    """The start row is the ARG_MAX of the row maxima: rows 4 and 5 do not leave room for the
+    3-row update, and TFLite clamps the start to row 3."""
+    path = MODELS / "dynamic_update_slice_runtime.tflite"
+    xs = []
+    for row in range(6):
+        x = np.random.default_rng(row).uniform(-1, 1, (1, 6, 5)).astype(np.float32)
+        x[0, row, 1] = 5.0
+        xs.append(x)
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path)
+    assert report.ok, report.summary()
+    ref = reference_outputs(path, xs)
+    for row in (4, 5):  # clamped: rows 3..5, columns 2..3 replaced
+        got = ref[row].reshape(1, 6, 5)
+        assert np.array_equal(got[0, 3:6, 2:4], xs[row][0, 0:3, 0:2] * -2.0)

@@ -108,21 +108,33 @@ def lower_embedding_lookup(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 def lower_dynamic_update_slice(ctx: LoweringContext, op: Operator) -> Kernel:
+    """The update written over the operand at start indices that TFLite clamps so that the update
+    fits (each start into 0..dim - update_dim): at compile time for constant indices, in the
+    kernel for indices computed at run time."""
+    g = ctx.graph
     x, upd = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.inputs[1])
     out = _tensor(ctx, op, op.outputs[0])
     _same_quant(op, x, out)
     _same_quant(op, upd, out)
-    start = _const_ints(ctx, op, 2, "start indices").reshape(-1)
-    if len(start) != len(x.shape) or len(upd.shape) != len(x.shape):
-        raise UnsupportedOpError(op.kind, op.index, f"start {start.tolist()} for shapes {x.shape}, {upd.shape}")
-    # TFLite clamps each start so that the update fits inside the operand
-    start = [int(max(0, min(s, d - u))) for s, d, u in zip(start, x.shape, upd.shape)]
+    idx_t = _tensor(ctx, op, op.inputs[2], INDEX_DTYPES)
+    if idx_t.size != len(x.shape) or len(upd.shape) != len(x.shape):
+        raise UnsupportedOpError(op.kind, op.index, f"{idx_t.size} start indices for shapes {x.shape}, {upd.shape}")
+    if idx_t.is_const:
+        start = [int(max(0, min(s, d - u))) for s, d, u in zip(idx_t.data.reshape(-1), x.shape, upd.shape)]
+        ins, note = [x, upd], f"update {list(upd.shape)} written at {start}"
+    else:
+        ins, note = [x, upd, idx_t], f"update {list(upd.shape)} written at the run-time start indices, clamped"
 
-    def index(ins, idx):
-        inside = tirx.all(*[tirx.all(i >= s, i < s + u) for i, s, u in zip(idx, start, upd.shape)])
-        src = tuple(tirx.max(tirx.min(i - s, u - 1), 0) for i, s, u in zip(idx, start, upd.shape))
-        return tirx.if_then_else(inside, ins[1][src], ins[0][tuple(idx)])
-    return _kernel(ctx, op, [x, upd], out, index, f"update {list(upd.shape)} written at {start}")
+    def index(phs, idx):
+        starts = start if idx_t.is_const else \
+            [tirx.max(tirx.min(phs[2][(d,)].astype("int32"), tirx.const(dim - u, "int32")), tirx.const(0, "int32"))
+             for d, (dim, u) in enumerate(zip(x.shape, upd.shape))]
+        inside = tirx.all(*[tirx.all(i >= s, i < s + u) for i, s, u in zip(idx, starts, upd.shape)])
+        src = tuple(tirx.max(tirx.min(i - s, u - 1), 0) for i, s, u in zip(idx, starts, upd.shape))
+        return tirx.if_then_else(inside, phs[1][src], phs[0][tuple(idx)])
+    if not idx_t.is_const and len(g.tensor(op.inputs[2]).shape) != 1:
+        raise UnsupportedOpError(op.kind, op.index, "start indices that are not one axis")
+    return _kernel(ctx, op, ins, out, index, note)
 
 
 def lower_broadcast_args(ctx: LoweringContext, op: Operator):
