@@ -217,6 +217,13 @@ def _(x):
     return tf.gather_nd(x, idx)
 
 
+@model("gather_nd_runtime", (1, 5, 4))
+def _(x):
+    """GATHER_ND at indices computed at run time: the row holding the largest value."""
+    row = tf.math.argmax(tf.reduce_max(x, axis=2), axis=1, output_type=tf.int32)
+    return tf.gather_nd(tf.reshape(x, [5, 4]), tf.reshape(row, [1, 1])) * 2.0
+
+
 @model("embedding_lookup", (6,), tf.int32)
 def _(ids):
     """A table lookup of int32 ids, float32 rows: the converter writes GATHER, the rewrite

@@ -62,24 +62,34 @@ def lower_zeros_like(ctx: LoweringContext, op: Operator) -> Kernel:
 
 
 def lower_gather_nd(ctx: LoweringContext, op: Operator) -> Kernel:
+    """Constant indices are checked at compile time; indices computed at run time are clamped
+    into the params shape in the kernel (TFLite's interpreter fails the invoke on one outside)."""
     g = ctx.graph
     x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
     _same_quant(op, x, out)
-    indices = _const_ints(ctx, op, 1, "indices")
-    k = indices.shape[-1]
-    if k > len(x.shape) or (indices.size and (np.any(indices < 0) or np.any(indices >= np.array(x.shape[:k])))):
-        raise UnsupportedOpError(op.kind, op.index, f"an index outside the params shape {list(x.shape)}")
-    lead = indices.shape[:-1]
-    flat = indices.reshape(-1, k).astype(np.int32)
-    idx_t = dataclasses.replace(g.tensor(op.inputs[1]), data=flat, dtype="int32", shape=flat.shape)
-    strides = [int(np.prod(lead[d + 1:], dtype=np.int64)) for d in range(len(lead))]
+    idx_t = _tensor(ctx, op, op.inputs[1], INDEX_DTYPES)
+    k = idx_t.shape[-1] if idx_t.shape else 0
+    if not 0 < k <= len(x.shape):
+        raise UnsupportedOpError(op.kind, op.index, f"indices of shape {list(idx_t.shape)} for params {list(x.shape)}")
+    lead = idx_t.shape[:-1]
+    if idx_t.is_const:
+        indices = idx_t.data.astype(np.int64)
+        if np.any(indices < 0) or np.any(indices >= np.array(x.shape[:k])):
+            raise UnsupportedOpError(op.kind, op.index, f"an index outside the params shape {list(x.shape)}")
+        idx_t = dataclasses.replace(idx_t, data=indices.astype(np.int32), dtype="int32")
 
     def index(ins, idx):
-        row = sum((idx[d] * strides[d] for d in range(len(lead))), tirx.const(0, "int32"))
-        picked = tuple(ins[1][row, j] for j in range(k))
-        return ins[0][picked + tuple(idx[len(lead):])]
-    kernel = _kernel(ctx, op, [x, idx_t], out, index, f"{flat.shape[0]} constant index tuples of {k}")
-    kernel.inputs[1] = Const(f"{kernel.name}_indices", flat)
+        picked = []
+        for j in range(k):
+            v = ins[1][tuple(idx[:len(lead)]) + (j,)].astype("int32")
+            if not idx_t.is_const:
+                v = tirx.max(tirx.min(v, tirx.const(x.shape[j] - 1, "int32")), tirx.const(0, "int32"))
+            picked.append(v)
+        return ins[0][tuple(picked) + tuple(idx[len(lead):])]
+    what = "constant" if idx_t.is_const else "run-time (clamped)"
+    kernel = _kernel(ctx, op, [x, idx_t], out, index, f"{int(np.prod(lead, dtype=np.int64))} {what} index tuples of {k}")
+    if idx_t.is_const:
+        kernel.inputs[1] = Const(f"{kernel.name}_indices", idx_t.data)
     return kernel
 
 
