@@ -391,7 +391,8 @@ def rewrite_compare_rounding(data):
     return zoo_rewrite._pack(m)
 
 
-REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "compare3_int8": rewrite_int8_comparisons, "embedding_lookup": rewrite_embedding_lookup,
+REWRITES = {"compare_rounding_int8": rewrite_compare_rounding, "compare3_int8": rewrite_int8_comparisons,
+            "embedding_lookup": rewrite_embedding_lookup,
             "embedding_lookup_int8": rewrite_embedding_lookup, "fill": rewrite_fill, "fill_zeros": rewrite_fill_zeros,
             "broadcast_args": rewrite_broadcast_args}
 

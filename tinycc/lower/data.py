@@ -64,7 +64,6 @@ def lower_zeros_like(ctx: LoweringContext, op: Operator) -> Kernel:
 def lower_gather_nd(ctx: LoweringContext, op: Operator) -> Kernel:
     """Constant indices are checked at compile time; indices computed at run time are clamped
     into the params shape in the kernel (TFLite's interpreter fails the invoke on one outside)."""
-    g = ctx.graph
     x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
     _same_quant(op, x, out)
     idx_t = _tensor(ctx, op, op.inputs[1], INDEX_DTYPES)
@@ -87,7 +86,8 @@ def lower_gather_nd(ctx: LoweringContext, op: Operator) -> Kernel:
             picked.append(v)
         return ins[0][tuple(picked) + tuple(idx[len(lead):])]
     what = "constant" if idx_t.is_const else "run-time (clamped)"
-    kernel = _kernel(ctx, op, [x, idx_t], out, index, f"{int(np.prod(lead, dtype=np.int64))} {what} index tuples of {k}")
+    count = int(np.prod(lead, dtype=np.int64))
+    kernel = _kernel(ctx, op, [x, idx_t], out, index, f"{count} {what} index tuples of {k}")
     if idx_t.is_const:
         kernel.inputs[1] = Const(f"{kernel.name}_indices", idx_t.data)
     return kernel
