@@ -224,6 +224,19 @@ def _(x):
     return tf.gather_nd(tf.reshape(x, [5, 4]), tf.reshape(row, [1, 1])) * 2.0
 
 
+@model("gather_ids", (1, 6), tf.int32)
+def _(ids):
+    """GATHER of table rows at int32 ids given at run time (how the converter writes an
+    embedding layer), float32 rows."""
+    return tf.gather(_const((10, 4), -1.0, 1.0, 12), ids)
+
+
+@model("gather_ids_int8", (7,), tf.int32, kind="int8")
+def _(ids):
+    """The same with an int8 table, in an int8 model."""
+    return tf.gather(_const((9, 3), -1.0, 1.0, 13), ids) * 2.0
+
+
 @model("embedding_lookup", (6,), tf.int32)
 def _(ids):
     """A table lookup of int32 ids, float32 rows: the converter writes GATHER, the rewrite

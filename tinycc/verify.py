@@ -65,6 +65,8 @@ def model_inputs(graph, count_random: int = 2, seed: int = 0) -> list[np.ndarray
     if t.dtype in ("int32", "int64"):  # indices: within the rows of the table they pick from
         rows = [graph.tensor(op.inputs[1]).shape[0] for op in graph.consumers(t.index)
                 if op.kind == "EMBEDDING_LOOKUP" and op.inputs[0] == t.index]
+        rows += [graph.tensor(op.inputs[0]).shape[op.options.get("axis", 0)] for op in graph.consumers(t.index)
+                 if op.kind == "GATHER" and op.inputs[1] == t.index]
         return standard_inputs(t.shape, count_random, seed, t.dtype, bounds=(0, min(rows) - 1) if rows else None)
     if t.dtype == "bool":
         return standard_inputs(t.shape, count_random, seed, "bool")

@@ -85,26 +85,34 @@ def lower_unpack(ctx: LoweringContext, op: Operator):
 
 
 def lower_gather(ctx: LoweringContext, op: Operator) -> Kernel:
-    """GATHER with constant indices (batch_dims 0): the indices become a constant array the
-    kernel reads; an index out of range is refused at compile time."""
+    """GATHER (batch_dims 0): constant indices become a constant array the kernel reads (an
+    index out of range is refused at compile time); indices computed at run time (an
+    embedding's ids) are clamped into range in the kernel, where TFLite fails the invoke."""
     g = ctx.graph
     x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
     _same_quant(op, x, out)
     idx_t = g.tensor(op.inputs[1])
-    if not idx_t.is_const or idx_t.dtype not in ("int32", "int64") or op.options.get("batch_dims", 0):
-        raise UnsupportedOpError(op.kind, op.index, "indices must be a constant int32 tensor (batch_dims 0)")
+    if idx_t.dtype not in ("int32", "int64") or op.options.get("batch_dims", 0):
+        raise UnsupportedOpError(op.kind, op.index, "indices must be an int32 tensor (batch_dims 0)")
     axis = op.options.get("axis", 0) % len(x.shape)
-    indices = idx_t.data.astype("int32")
-    if indices.size and (indices.min() < 0 or indices.max() >= x.shape[axis]):
-        raise UnsupportedOpError(op.kind, op.index, f"an index outside 0..{x.shape[axis] - 1}")
     r = len(idx_t.shape)  # 0 for a scalar index: the axis disappears
     shape = idx_t.shape or (1,)
-    idx_t = dataclasses.replace(idx_t, data=indices.reshape(shape), dtype="int32", shape=shape)
+    if idx_t.is_const:
+        indices = idx_t.data.astype("int32")
+        if indices.size and (indices.min() < 0 or indices.max() >= x.shape[axis]):
+            raise UnsupportedOpError(op.kind, op.index, f"an index outside 0..{x.shape[axis] - 1}")
+        idx_t = dataclasses.replace(idx_t, data=indices.reshape(shape), dtype="int32", shape=shape)
+        note = f"indices {indices.reshape(-1).tolist()[:16]} along axis {axis}"
+    else:
+        idx_t = dataclasses.replace(idx_t, shape=shape)
+        note = f"indices computed at run time, clamped to 0..{x.shape[axis] - 1}, along axis {axis}"
 
     def index(ins, idx):
-        picked = ins[1][tuple(idx[axis:axis + r]) or (0,)]
+        picked = ins[1][tuple(idx[axis:axis + r]) or (0,)].astype("int32")
+        if not idx_t.is_const:
+            picked = tirx.max(tirx.min(picked, tirx.const(x.shape[axis] - 1, "int32")), tirx.const(0, "int32"))
         return ins[0][tuple(idx[:axis]) + (picked,) + tuple(idx[axis + r:])]
-    return _kernel(ctx, op, [x, idx_t], out, index, f"indices {indices.reshape(-1).tolist()[:16]} along axis {axis}")
+    return _kernel(ctx, op, [x, idx_t], out, index, note)
 
 
 def lower_elu(ctx: LoweringContext, op: Operator) -> Kernel:
