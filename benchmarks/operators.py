@@ -60,7 +60,19 @@ def zoo_models() -> list[Path]:
     return found
 
 
+def file_op_names(path: Path) -> set[str]:
+    """The operators written in the file, before the importer folds any away."""
+    import tflite
+    m = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    codes = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    sg = m.Subgraphs(0)
+    return {codes.get(max(m.OperatorCodes(sg.Operators(i).OpcodeIndex()).BuiltinCode(),
+                          m.OperatorCodes(sg.Operators(i).OpcodeIndex()).DeprecatedBuiltinCode()), "?")
+            for i in range(sg.OperatorsLength())}
+
+
 def tflite_support() -> dict[str, set[str]]:
+    """operator -> the types it is tested in; "folded" for one the importer folds to constants."""
     seen: dict[str, set[str]] = defaultdict(set)
     for path in zoo_models():
         try:
@@ -72,6 +84,8 @@ def tflite_support() -> dict[str, set[str]]:
             continue
         for op in graph.operators:
             seen[op.kind].add(activation_type(graph, op))
+        for kind in file_op_names(path) - {op.kind for op in graph.operators}:
+            seen[kind].add("folded")
     return seen
 
 
@@ -99,10 +113,14 @@ def main() -> int:
     print("|---|" + ":-:|" * (len(TYPES) + 1))
     for n in names:
         marks = ["yes" if t in seen.get(n, ()) else "" for t in TYPES]
-        if n in LOWERINGS and not any(marks):
+        if seen.get(n) == {"folded"}:
+            marks[0] = "folded at import"
+        elif n in LOWERINGS and not any(marks):
             marks[0] = "lowered, no zoo model"
         print(f"| {n} | {' | '.join(marks)} | {'yes' if n in TFLM_OPS else ''} |")
-    missing = [n for n in TFLM_OPS if not any(t in seen.get(n, ()) for t in TYPES)]
+    folded = sorted(n for n in seen if seen[n] == {"folded"})
+    print(f"\nFolded to constants at import (tested in a zoo model): {', '.join(folded)}")
+    missing = [n for n in TFLM_OPS if not any(t in seen.get(n, ()) for t in TYPES) and n not in folded]
     print(f"\nTFLM operators with no tested support in tinycc ({len(missing)} of {len(TFLM_OPS)}): "
           + ", ".join(missing))
     onnx_ops = onnx_support()
