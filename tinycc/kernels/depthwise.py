@@ -1,0 +1,113 @@
+"""Depthwise convolution kernels (depth multiplier 1, channels a multiple of 4) for
+microcontrollers: TIR loops emitted by TVM's C code generator around the depthwise
+micro-kernels of runtime/kernels/tinycc_nn.h (tinycc_depthwise*). The schedule's choice is
+`DEPTHWISE_CONV_2D.variant` (tinycc.kernels.schedule).
+"""
+
+from __future__ import annotations
+
+from tvm.script import tirx as T
+
+from .fixedpoint import Requant
+from .gemm import MAX_STACK_BYTES, _double_flag
+
+
+def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
+                   variant: str = "rows"):
+    """Depthwise convolution (depth multiplier 1, channels a multiple of 4): one micro-kernel
+    call per output pixel and group of 4 channels, requantizing as it stores. A pixel whose
+    window leaves the input first copies its window into a small patch, the zero point in
+    place of the missing taps."""
+    _, H, W, C = in_shape
+    _, OH, OW, OC = out_shape
+    KH, KW = w_shape[1], w_shape[2]
+    (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
+    DOUBLE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
+    ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
+    G, TAPS = C // 4, KH * KW
+
+    # output columns whose whole window lies inside the input, for the row-span fast path
+    X0 = max(0, -(-PL // SW))
+    X1 = max(X0, min(OW, (W - 1 - (KW - 1) * DW + PL) // SW + 1))
+
+    @T.prim_func(private=True)
+    def rows3x3(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+                bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+                shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+        pad = T.alloc_buffer((C,), "int8")
+        T.evaluate(T.call_extern("void", "tinycc_fill_s8", pad.access_ptr("w", offset=0, extent=C), in_zp, C))
+        for oy in range(OH):
+            if oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and X1 > X0:
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise3x3_row",
+                    T.address_of(x[((oy * SH - PT) * W + X0 * SW - PL) * C]), X1 - X0, SW * C, DH * W * C,
+                    DW * C, T.address_of(w[0]), C, T.address_of(bias[0]), T.address_of(mult[0]),
+                    T.address_of(shift[0]), DOUBLE, ZP, LO, HI, T.address_of(out[(oy * OW + X0) * C]), C))
+            for ox in range(OW):
+                if not (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H and ox >= X0 and ox < X1):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_depthwise3x3_edge", T.address_of(x[0]), H, W, oy * SH - PT,
+                        ox * SW - PL, DH, DW, pad.access_ptr("r", offset=0, extent=C), T.address_of(w[0]), C,
+                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), DOUBLE, ZP, LO,
+                        HI, T.address_of(out[(oy * OW + ox) * C])))
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+               bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+               shift: T.Buffer((C * SW_,), "int32"), out: T.Buffer((OH * OW * C,), "int8")):
+        patch = T.alloc_buffer((TAPS * 4,), "int8")
+        for oy, ox, g in T.grid(OH, OW, G):
+            if (oy * SH - PT >= 0 and oy * SH - PT + (KH - 1) * DH < H
+                    and ox * SW - PL >= 0 and ox * SW - PL + (KW - 1) * DW < W):
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise_s8x4_out",
+                    T.address_of(x[((oy * SH - PT) * W + ox * SW - PL) * C + g * 4]), KH, KW, DH * W * C,
+                    DW * C, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
+                    T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
+                    T.address_of(out[(oy * OW + ox) * C + g * 4])))
+            else:
+                for ky, kx in T.grid(KH, KW):
+                    if (oy * SH - PT + ky * DH >= 0 and oy * SH - PT + ky * DH < H
+                            and ox * SW - PL + kx * DW >= 0 and ox * SW - PL + kx * DW < W):
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_copy_s8", patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
+                            T.address_of(x[((oy * SH - PT + ky * DH) * W + ox * SW - PL + kx * DW) * C + g * 4]), 4))
+                    else:
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_fill_s8", patch.access_ptr("w", offset=(ky * KW + kx) * 4, extent=4),
+                            in_zp, 4))
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_depthwise_s8x4_out", patch.access_ptr("r", offset=0, extent=TAPS * 4),
+                    KH, KW, KW * 4, 4, T.address_of(w[g * 4]), C, T.address_of(bias[g * 4]),
+                    T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
+                    T.address_of(out[(oy * OW + ox) * C + g * 4])))
+    LW = (OW - 1) * SW + 3  # pixels per line buffer
+
+    @T.prim_func(private=True)
+    def lines(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((KH * KW * C,), "int8"),
+              bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+              shift: T.Buffer((C * SW_,), "int32"), scratch: T.Buffer((LW * 32,), "int8"),
+              out: T.Buffer((OH * OW * C,), "int8")):
+        for g in range(G):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_depthwise3x3_lines_s8x4", T.address_of(x[g * 4]), H, W, C, SH, SW, PT, PL, OH,
+                OW, in_zp, T.address_of(w[g * 4]), T.address_of(bias[g * 4]), T.address_of(mult[g * 4]),
+                T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI, T.address_of(out[g * 4]), LW,
+                scratch.access_ptr("w", offset=0, extent=LW * 32)))
+
+    if variant == "lines":
+        if not lines_eligible(w_shape, dilation):
+            raise ValueError(f"depthwise variant 'lines' needs a 3x3 window without dilation, not {w_shape}")
+        return lines
+    # the pad row lives on the stack, which TVM allows up to 1 KiB
+    return rows3x3 if (KH, KW) == (3, 3) and C <= MAX_STACK_BYTES else kernel
+
+
+def lines_eligible(w_shape, dilation) -> bool:
+    return tuple(w_shape[1:3]) == (3, 3) and tuple(dilation) == (1, 1)
+
+
+def depthwise_scratch_bytes(out_shape, stride) -> int:
+    """The arena scratch of the 'lines' depthwise kernel: 4 lines of 8 bytes per pixel."""
+    return ((out_shape[2] - 1) * stride[1] + 3) * 8 * 4
