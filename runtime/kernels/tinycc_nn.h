@@ -318,6 +318,22 @@ static inline int32_t tinycc_load_s8x4(const int8_t *p)
     return v;
 }
 
+/* (bottom half of a, bottom half of b) and (top half of b, top half of a): PKHBT and PKHTB,
+ * which gcc 12 does not form from the shifts and masks. */
+TINYCC_INLINE uint32_t tinycc_pkhbt(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+TINYCC_INLINE uint32_t tinycc_pkhtb(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
 /* Two words from a word-aligned p, then p += 8: one LDRD with writeback. */
 TINYCC_INLINE void tinycc_ldrd_post(const int8_t **p, uint32_t *lo, uint32_t *hi)
 {
@@ -960,6 +976,213 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
             out[g + 1] = o1;
             out[g + 2] = o2;
             out[g + 3] = o3;
+        }
+    }
+}
+
+/*
+ * Channel o's requantization with its constants in locals (m, s0, s1: mult[o], then shift[o]
+ * or the (e, r) pair of modes 4 and 5): int8 stores may alias the arrays, so a loop that
+ * stores would otherwise reload them after every output.
+ */
+TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, int32_t s1, int32_t mode, int32_t zp,
+                                          int32_t lo, int32_t hi)
+{
+    return mode >= 4 ? tinycc_requant_fast(acc, m, s0, s1, mode, lo, hi) : tinycc_requant_out(acc, m, s0, mode, zp, lo, hi);
+}
+
+/*
+ * Two neighbouring outputs (2k, 2k+1) of one channel of a 3x3 depthwise line sweep, from the
+ * bias b: r0, r1, r2 point at the 3 line buffers' taps of output 2k, wt holds the channel's
+ * weights (per row (w0, w1), (w1, w2); as words on DSP cores), s is the stride along the line.
+ */
+#if TINYCC_NN_DSP
+TINYCC_INLINE void tinycc_dw_pair_row(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
+                                      int32_t *a1)
+{
+    if (s == 1) { /* taps (t0, t1), (t2, t3) */
+        *a0 = __smlad((int16x2_t)t[0], (int16x2_t)wa, *a0);
+        *a1 = __smlatb(t[0], wa, *a1);
+        *a0 = __smlabt(t[1], wb, *a0);
+        *a1 = __smlad((int16x2_t)t[1], (int16x2_t)wb, *a1);
+    } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
+        *a0 = __smlad((int16x2_t)t[0], (int16x2_t)wa, *a0);
+        *a1 = __smlad((int16x2_t)t[1], (int16x2_t)wa, *a1);
+        *a0 = __smlabt(t[1], wb, *a0);
+        *a1 = __smlabt(t[2], wb, *a1);
+    }
+}
+
+/* written out: gcc 12 keeps a loop over the 3 rows, with the weights on the stack */
+TINYCC_INLINE void tinycc_dw_pair(const int32_t *r0, const int32_t *r1, const int32_t *r2, const int32_t *wt,
+                                  int32_t s, int32_t b, int32_t *acc0, int32_t *acc1)
+{
+    int32_t a0 = b, a1 = b;
+    tinycc_dw_pair_row(r0, wt[0], wt[1], s, &a0, &a1);
+    tinycc_dw_pair_row(r1, wt[2], wt[3], s, &a0, &a1);
+    tinycc_dw_pair_row(r2, wt[4], wt[5], s, &a0, &a1);
+    *acc0 = a0;
+    *acc1 = a1;
+}
+#else
+TINYCC_INLINE void tinycc_dw_pair(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int16_t *wt,
+                                  int32_t s, int32_t b, int32_t *acc0, int32_t *acc1)
+{
+    int32_t a0 = b, a1 = b, r;
+    for (r = 0; r < 3; ++r) {
+        const int16_t *t = r == 0 ? r0 : r == 1 ? r1 : r2, *w = wt + 4 * r;
+        a0 += t[0] * w[0] + t[1] * w[1] + t[2] * w[3];
+        a1 += t[s] * w[0] + t[s + 1] * w[1] + t[s + 2] * w[3];
+    }
+    *acc0 = a0;
+    *acc1 = a1;
+}
+#endif
+
+/*
+ * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
+ * two outputs per step with SMLAD over adjacent taps. The plane is swept along "lines" (the
+ * output rows, or the output columns when the caller swaps the axes: every step and stride is
+ * a parameter): each input line the window needs is sign-extended once into line buffers in
+ * `scratch`, one int16 line of lw values per channel (channel-planar, so that a word holds two
+ * neighbouring taps of one channel), the padding and the lines outside the input holding the
+ * input zero point (which the folded bias expects). For one channel and one line of outputs,
+ * outputs 2k and 2k+1 with stride 1 read the words (t0, t1) and (t2, t3) of each of the 3
+ * buffered lines:
+ *   acc0 += SMLAD((t0, t1), (w0, w1)) + SMLABT((t2, .), (., w2))
+ *   acc1 += SMLATB((., t1), (w0, .)) + SMLAD((t2, t3), (w1, w2))
+ * and with stride 2 the words (t0, t1), (t2, t3), (t4, t5): 4 multiply instructions per 6
+ * MACs either way. wq: the group's weights as int16, per channel 3 rows of (w0, w1, w1, w2)
+ * (tinycc.kernels.depthwise.pair_weights), rows along the sweep's row axis.
+ *   x, out:     the group's first channel of the input and output
+ *   n_in, m_in: input pixels along a line, input lines; in_step, in_line: their byte steps
+ *   n_out, m_out, out_step, out_line: the same for the output
+ *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
+ *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 26 * lw bytes, word-aligned
+ * bias, mult, shift: the group's (mode as in tinycc_requant_ch).
+ */
+TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
+                                                  int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
+                                                  int32_t out_line, int32_t s, int32_t sr, int32_t p, int32_t pr,
+                                                  int32_t in_zp, const int16_t *wq, const int32_t *bias,
+                                                  const int32_t *mult, const int32_t *shift, int32_t mode,
+                                                  int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
+                                                  int8_t *scratch)
+{
+    /* lines of lw int16: the zero line, then 3 slots of 4 channels */
+#if TINYCC_NN_DSP
+    int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
+    const int32_t half = lw / 2;                      /* words per line */
+    const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
+#else
+    int16_t *const buf = (int16_t *)(void *)scratch;
+    const int32_t half = lw;
+#endif
+    int32_t held[3] = {-1, -1, -1};
+    const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
+    const int32_t pairs = n_out / 2;
+    const int32_t step = (TINYCC_NN_DSP ? 1 : 2) * s; /* a pair's advance in the line */
+    int32_t i, j, ch, oy;
+    for (i = 0; i < 13 * half; ++i) { /* every line starts as padding */
+#if TINYCC_NN_DSP
+        buf[i] = zw;
+#else
+        buf[i] = (int16_t)in_zp;
+#endif
+    }
+    for (oy = 0; oy < m_out; ++oy) {
+        int32_t base[3], inc[3], r;
+        for (r = 0; r < 3; ++r) {
+            const int32_t iy = oy * sr - pr + r;
+            const int8_t *src;
+            if (iy < 0 || iy >= m_in) {
+                base[r] = 0; /* the zero line, for every channel */
+                inc[r] = 0;
+                continue;
+            }
+            base[r] = (1 + 4 * (iy % 3)) * half;
+            inc[r] = half;
+            if (held[iy % 3] == iy) {
+                continue;
+            }
+            held[iy % 3] = iy;
+            src = x + iy * in_line;
+#if TINYCC_NN_DSP
+            {
+                int32_t *l0 = buf + base[r], *l1 = l0 + half, *l2 = l1 + half, *l3 = l2 + half;
+                j = p; /* line index of input pixel 0 */
+                if (j & 1) { /* a word of (padding, pixel 0) */
+                    const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
+                    const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+                    const uint32_t zlo = (uint32_t)zw & 0xFFFFu;
+                    l0[j >> 1] = (int32_t)(zlo | (e << 16));
+                    l1[j >> 1] = (int32_t)(zlo | (o << 16));
+                    l2[j >> 1] = (int32_t)(zlo | (e & 0xFFFF0000u));
+                    l3[j >> 1] = (int32_t)(zlo | (o & 0xFFFF0000u));
+                    ++j;
+                }
+                for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
+                    const int8_t *q = src + (j - p) * in_step;
+                    const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
+                    const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
+                    const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
+                    l0[j >> 1] = (int32_t)tinycc_pkhbt(e0, e1);
+                    l1[j >> 1] = (int32_t)tinycc_pkhbt(o0, o1);
+                    l2[j >> 1] = (int32_t)tinycc_pkhtb(e1, e0);
+                    l3[j >> 1] = (int32_t)tinycc_pkhtb(o1, o0);
+                }
+                if (j < p + n) { /* a word of (last pixel, padding) */
+                    const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
+                    const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+                    const uint32_t zhi = (uint32_t)zw & 0xFFFF0000u;
+                    l0[j >> 1] = (int32_t)(zhi | (e & 0xFFFFu));
+                    l1[j >> 1] = (int32_t)(zhi | (o & 0xFFFFu));
+                    l2[j >> 1] = (int32_t)(zhi | (e >> 16));
+                    l3[j >> 1] = (int32_t)(zhi | (o >> 16));
+                }
+            }
+#else
+            for (j = 0; j < n; ++j) {
+                for (ch = 0; ch < 4; ++ch) {
+                    buf[base[r] + ch * half + p + j] = src[j * in_step + ch];
+                }
+            }
+#endif
+        }
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t b = bias[ch], m = mult[ch];
+            const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
+            int8_t *o = out + oy * out_line + ch;
+            int32_t k, a0, a1;
+#if TINYCC_NN_DSP
+            const int32_t *r0 = buf + base[0] + ch * inc[0], *r1 = buf + base[1] + ch * inc[1];
+            const int32_t *r2 = buf + base[2] + ch * inc[2];
+            const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
+            int32_t wt[6];
+            wt[0] = tinycc_load_s8x4(wb);
+            wt[1] = tinycc_load_s8x4(wb + 4);
+            wt[2] = tinycc_load_s8x4(wb + 8);
+            wt[3] = tinycc_load_s8x4(wb + 12);
+            wt[4] = tinycc_load_s8x4(wb + 16);
+            wt[5] = tinycc_load_s8x4(wb + 20);
+#else
+            const int16_t *r0 = buf + base[0] + ch * inc[0], *r1 = buf + base[1] + ch * inc[1];
+            const int16_t *r2 = buf + base[2] + ch * inc[2];
+            const int16_t *wt = wq + 12 * ch;
+#endif
+            for (k = 0; k < pairs; ++k, r0 += step, r1 += step, r2 += step, o += 2 * out_step) {
+                tinycc_dw_pair(r0, r1, r2, wt, s, b, &a0, &a1);
+                {
+                    const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, mode, zp, lo, hi);
+                    const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, mode, zp, lo, hi);
+                    o[0] = q0;
+                    o[out_step] = q1;
+                }
+            }
+            if (n_out & 1) { /* an odd line's last output */
+                tinycc_dw_pair(r0, r1, r2, wt, s, b, &a0, &a1);
+                o[0] = tinycc_requant_local(a0, m, s0, s1, mode, zp, lo, hi);
+            }
         }
     }
 }

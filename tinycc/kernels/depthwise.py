@@ -96,6 +96,12 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                 T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI, T.address_of(out[g * 4]), LW,
                 scratch.access_ptr("w", offset=0, extent=LW * 32)))
 
+    if variant == "pairs":
+        sweep = pairs_sweep(in_shape, out_shape, stride)
+        if sweep is None or not lines_eligible(w_shape, dilation):
+            raise ValueError(f"depthwise variant 'pairs' needs a 3x3 window without dilation and a stride "
+                             f"of 1 or 2 along its lines, not {w_shape} with stride {stride}")
+        return _pairs(in_shape, out_shape, stride, pad, in_zp, rq, sweep)
     if variant == "lines":
         if not lines_eligible(w_shape, dilation):
             raise ValueError(f"depthwise variant 'lines' needs a 3x3 window without dilation, not {w_shape}")
@@ -111,3 +117,89 @@ def lines_eligible(w_shape, dilation) -> bool:
 def depthwise_scratch_bytes(out_shape, stride) -> int:
     """The arena scratch of the 'lines' depthwise kernel: 4 lines of 8 bytes per pixel."""
     return ((out_shape[2] - 1) * stride[1] + 3) * 8 * 4
+
+
+# --- the 'pairs' variant: channel-planar line buffers, two outputs per step ----------------
+
+def pairs_sweep(in_shape, out_shape, stride) -> str | None:
+    """The axis the 'pairs' kernel sweeps along ("rows" or "columns"), or None when its stride
+    along both is above 2. Each line of outputs costs a fixed setup per channel and its last
+    pair computes a wasted output when the line is odd: the axis with the lower estimate wins
+    (KWS's 25x5 planes sweep columns: 13 pairs per line instead of 3)."""
+    _, OH, OW, _ = out_shape
+    sh, sw = stride
+
+    def cost(n_out, m_out):
+        return m_out * (15 + 36 * ((n_out + 1) // 2))
+    options = []
+    if sw <= 2:
+        options.append((cost(OW, OH), 0, "rows"))
+    if sh <= 2:
+        options.append((cost(OH, OW), 1, "columns"))
+    return min(options)[2] if options else None
+
+
+def pairs_line(out_shape, stride, sweep: str) -> int:
+    """int16 values per line buffer of the 'pairs' kernel: the taps of ceil(n / 2) pairs."""
+    n_out, s = (out_shape[2], stride[1]) if sweep == "rows" else (out_shape[1], stride[0])
+    return 2 * s * ((n_out + 1) // 2) + 2
+
+
+def pairs_scratch_bytes(out_shape, stride, sweep: str) -> int:
+    """The zero line and 3 slots of 4 channel lines, int16."""
+    return 26 * pairs_line(out_shape, stride, sweep)
+
+
+def pair_weights(w, sweep: str):
+    """(1, 3, 3, C) int8 weights as tinycc_depthwise3x3_pairs_s8x4 reads them: per channel, per
+    row of the sweep (input rows, or columns when it sweeps columns) (w0, w1, w1, w2) as int16."""
+    import numpy as np
+
+    k = w[0].astype(np.int16)  # ky, kx, c
+    if sweep == "columns":
+        k = k.transpose(1, 0, 2)
+    rows = np.stack([k[:, 0], k[:, 1], k[:, 1], k[:, 2]], axis=1)  # row, 4, c
+    return np.ascontiguousarray(rows.transpose(2, 0, 1)).reshape(-1)
+
+
+def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str):
+    _, H, W, C = in_shape
+    _, OH, OW, _ = out_shape
+    (SH, SW), (PT, PL) = stride, pad
+    DOUBLE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
+    ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
+    G, LWP = C // 4, pairs_line(out_shape, stride, sweep)
+    SCRATCH = pairs_scratch_bytes(out_shape, stride, sweep)
+    if sweep == "rows":  # along a line, then across lines
+        N_IN, M_IN, IN_STEP, IN_LINE, N_OUT, M_OUT, OUT_STEP, OUT_LINE = W, H, C, W * C, OW, OH, C, OW * C
+        S, SR, P, PR = SW, SH, PL, PT
+    else:
+        N_IN, M_IN, IN_STEP, IN_LINE, N_OUT, M_OUT, OUT_STEP, OUT_LINE = H, W, W * C, C, OH, OW, OW * C, C
+        S, SR, P, PR = SH, SW, PT, PL
+
+    @T.prim_func(private=True)
+    def pairs(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((C * 12,), "int16"),
+              bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+              shift: T.Buffer((C * SW_,), "int32"), scratch: T.Buffer((SCRATCH,), "int8"),
+              out: T.Buffer((OH * OW * C,), "int8")):
+        for g in range(G):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_depthwise3x3_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M_IN, IN_STEP, IN_LINE,
+                N_OUT, M_OUT, OUT_STEP, OUT_LINE, S, SR, P, PR, in_zp, T.address_of(w[g * 48]),
+                T.address_of(bias[g * 4]), T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE,
+                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH)))
+    return pairs
+
+
+def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation):
+    """(the variant a layer gets, its weights as stored, its arena scratch bytes) for the knob
+    value `variant`: layers the 'lines' or 'pairs' kernels do not take keep 'rows'."""
+    if variant == "pairs":
+        sweep = pairs_sweep(in_shape, out_shape, stride)
+        if sweep is not None and lines_eligible(w.shape, dilation):
+            return "pairs", pair_weights(w, sweep), pairs_scratch_bytes(out_shape, stride, sweep)
+        variant = "lines"
+    if variant == "lines" and lines_eligible(w.shape, dilation):
+        return "lines", w, depthwise_scratch_bytes(out_shape, stride)
+    return "rows", w, 0

@@ -1,0 +1,52 @@
+"""The 'pairs' 3x3 depthwise kernel (tinycc_depthwise3x3_pairs_s8x4, the default on cores
+with DSP): bit-exact with LiteRT on the host and Cortex-M3 (its plain C) and Cortex-M4 (SMLAD),
+on the shapes of tests/models/dw/ (examples/make_dw_zoo.py): odd and even lines, stride 1, 2
+and 3, SAME and VALID padding, sweeps along rows and columns."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinycc import compile_model
+from tinycc.kernels import depthwise
+from tinycc.verify import verify
+
+DW = Path(__file__).resolve().parent / "models" / "dw"
+MODELS = sorted(p.stem for p in DW.glob("*.tflite"))
+KNOBS = {"DEPTHWISE_CONV_2D": {"variant": "pairs"}}
+
+
+@pytest.mark.parametrize("target", ["host", "mps2-an385", "mps2-an386"])
+@pytest.mark.parametrize("name", MODELS)
+def test_pairs_bit_exact(name, target, tmp_path):
+    if target != "host" and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (scripts/setup.sh installs it)")
+    report = verify(DW / f"{name}.tflite", target, work_dir=tmp_path, knobs=KNOBS)
+    assert report.ok, report.summary()
+
+
+def test_pairs_is_the_m4_default(tmp_path):
+    """Every depthwise layer of the zoo takes the 'pairs' kernel on the M4 but the one whose
+    stride across and along every axis is above 2 (none here), with its scratch planned."""
+    res = compile_model(DW / "dw_columns.tflite", "mps2-an386", tmp_path / "c", measure_code=False)
+    src = (res.out_dir / "src" / "dw_columns_kernels.c").read_text()
+    assert src.count("tinycc_depthwise3x3_pairs_s8x4(") == 3
+    assert "variant pairs" in src
+
+
+def test_sweep_and_weights():
+    # KWS's 25x5 planes: lines along the 25 (13 pairs) rather than 25 lines of 3 pairs
+    assert depthwise.pairs_sweep((1, 25, 5, 64), (1, 25, 5, 64), (1, 1)) == "columns"
+    assert depthwise.pairs_sweep((1, 48, 48, 8), (1, 48, 48, 8), (1, 1)) == "rows"
+    assert depthwise.pairs_sweep((1, 9, 9, 8), (1, 3, 3, 8), (3, 3)) is None
+    assert depthwise.pairs_line((1, 4, 5, 8), (2, 2), "rows") == 2 * 2 * 3 + 2
+    w = np.arange(1, 1 + 9 * 4, dtype=np.int8).reshape(1, 3, 3, 4)
+    rows = depthwise.pair_weights(w, "rows").reshape(4, 3, 4)
+    cols = depthwise.pair_weights(w, "columns").reshape(4, 3, 4)
+    k = w[0, :, :, 1]  # channel 1: ky, kx
+    assert rows[1, 2].tolist() == [k[2, 0], k[2, 1], k[2, 1], k[2, 2]]
+    assert cols[1, 2].tolist() == [k[0, 2], k[1, 2], k[1, 2], k[2, 2]]
