@@ -227,16 +227,19 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
                                          int32_t lo, int32_t hi)
 {
     int32_t y;
-    if (mode == 4) {
+    if (mode == 4 || mode == 6) {
         /* r + SaturatingRoundingDoublingHighMul(acc, m) in one SMMLAR; then the rounding
          * division's minus one for negatives, taken from acc's sign: where the product rounds
-         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e */
+         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e.
+         * Mode 6: mode 4 for a kernel whose accumulator already holds 2 acc (doubled weights
+         * and bias), which saves the shift */
+        const int32_t acc2 = mode == 4 ? acc * 2 : acc;
 #if TINYCC_NN_DSP
-        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc * 2), "r"(multiplier), "r"(r));
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc2), "r"(multiplier), "r"(r));
 #else
-        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32);
 #endif
-        y = (y + (acc >> 31)) >> e;
+        y = (y + (acc2 >> 31)) >> e;
     } else {
         /* r + floor(acc m / 2^32) in one SMMLA */
 #if TINYCC_NN_DSP
@@ -993,46 +996,57 @@ TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, in
 
 /*
  * Two neighbouring outputs (2k, 2k+1) of one channel of a 3x3 depthwise line sweep, from the
- * bias b: r0, r1, r2 point at the 3 line buffers' taps of output 2k, wt holds the channel's
- * weights (per row (w0, w1), (w1, w2); as words on DSP cores), s is the stride along the line.
+ * bias b. The channel's line buffers interleave the 3 ring slots word by word (word j of slot
+ * s at 3j + s, a word holding two neighbouring taps), so that one pointer p, at the pair's
+ * first word of slot 0, reaches every tap at a fixed offset. ws holds the weights of the rows
+ * the slots hold, in slot order (per slot (w0, w1), (w1, w2); as words on DSP cores), s is the
+ * stride along the line.
  */
 #if TINYCC_NN_DSP
-TINYCC_INLINE void tinycc_dw_pair_row(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
-                                      int32_t *a1)
+TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
+                                       int32_t *a1)
 {
     if (s == 1) { /* taps (t0, t1), (t2, t3) */
-        *a0 = __smlad((int16x2_t)t[0], (int16x2_t)wa, *a0);
-        *a1 = __smlatb(t[0], wa, *a1);
-        *a0 = __smlabt(t[1], wb, *a0);
-        *a1 = __smlad((int16x2_t)t[1], (int16x2_t)wb, *a1);
+        const int32_t x0 = t[0], x1 = t[3];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlatb(x0, wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wb, *a1);
     } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
-        *a0 = __smlad((int16x2_t)t[0], (int16x2_t)wa, *a0);
-        *a1 = __smlad((int16x2_t)t[1], (int16x2_t)wa, *a1);
-        *a0 = __smlabt(t[1], wb, *a0);
-        *a1 = __smlabt(t[2], wb, *a1);
+        const int32_t x0 = t[0], x1 = t[3], x2 = t[6];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlabt(x2, wb, *a1);
     }
 }
 
-/* written out: gcc 12 keeps a loop over the 3 rows, with the weights on the stack */
-TINYCC_INLINE void tinycc_dw_pair(const int32_t *r0, const int32_t *r1, const int32_t *r2, const int32_t *wt,
-                                  int32_t s, int32_t b, int32_t *acc0, int32_t *acc1)
+/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack */
+TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, const int32_t *ws, int32_t s, int32_t b, int32_t *acc0,
+                                  int32_t *acc1)
 {
     int32_t a0 = b, a1 = b;
-    tinycc_dw_pair_row(r0, wt[0], wt[1], s, &a0, &a1);
-    tinycc_dw_pair_row(r1, wt[2], wt[3], s, &a0, &a1);
-    tinycc_dw_pair_row(r2, wt[4], wt[5], s, &a0, &a1);
+    tinycc_dw_pair_slot(p, ws[0], ws[1], s, &a0, &a1);
+    tinycc_dw_pair_slot(p + 1, ws[2], ws[3], s, &a0, &a1);
+    tinycc_dw_pair_slot(p + 2, ws[4], ws[5], s, &a0, &a1);
     *acc0 = a0;
     *acc1 = a1;
 }
 #else
-TINYCC_INLINE void tinycc_dw_pair(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int16_t *wt,
-                                  int32_t s, int32_t b, int32_t *acc0, int32_t *acc1)
+/* tap j of the slot whose first value is q */
+TINYCC_INLINE int32_t tinycc_dw_tap(const int16_t *q, int32_t j)
+{
+    return q[(j >> 1) * 6 + (j & 1)];
+}
+
+TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s, int32_t b, int32_t *acc0,
+                                  int32_t *acc1)
 {
     int32_t a0 = b, a1 = b, r;
     for (r = 0; r < 3; ++r) {
-        const int16_t *t = r == 0 ? r0 : r == 1 ? r1 : r2, *w = wt + 4 * r;
-        a0 += t[0] * w[0] + t[1] * w[1] + t[2] * w[3];
-        a1 += t[s] * w[0] + t[s + 1] * w[1] + t[s + 2] * w[3];
+        const int16_t *q = p + 2 * r, *w = ws + 4 * r;
+        a0 += tinycc_dw_tap(q, 0) * w[0] + tinycc_dw_tap(q, 1) * w[1] + tinycc_dw_tap(q, 2) * w[3];
+        a1 += tinycc_dw_tap(q, s) * w[0] + tinycc_dw_tap(q, s + 1) * w[1] + tinycc_dw_tap(q, s + 2) * w[3];
     }
     *acc0 = a0;
     *acc1 = a1;
@@ -1043,22 +1057,23 @@ TINYCC_INLINE void tinycc_dw_pair(const int16_t *r0, const int16_t *r1, const in
  * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
  * two outputs per step with SMLAD over adjacent taps. The plane is swept along "lines" (the
  * output rows, or the output columns when the caller swaps the axes: every step and stride is
- * a parameter): each input line the window needs is sign-extended once into line buffers in
- * `scratch`, one int16 line of lw values per channel (channel-planar, so that a word holds two
- * neighbouring taps of one channel), the padding and the lines outside the input holding the
- * input zero point (which the folded bias expects). For one channel and one line of outputs,
- * outputs 2k and 2k+1 with stride 1 read the words (t0, t1) and (t2, t3) of each of the 3
- * buffered lines:
+ * a parameter): each input line the window needs is sign-extended once into a ring of 3 slots
+ * of line buffers in `scratch`, lw int16 per channel (channel-planar, so that a word holds two
+ * neighbouring taps of one channel; the slots interleaved word by word), the padding and the
+ * lines outside the input holding the input zero point (which the folded bias expects). For one
+ * channel and one line of outputs, outputs 2k and 2k+1 with stride 1 read the words (t0, t1)
+ * and (t2, t3) of each of the 3 buffered lines:
  *   acc0 += SMLAD((t0, t1), (w0, w1)) + SMLABT((t2, .), (., w2))
  *   acc1 += SMLATB((., t1), (w0, .)) + SMLAD((t2, t3), (w1, w2))
  * and with stride 2 the words (t0, t1), (t2, t3), (t4, t5): 4 multiply instructions per 6
  * MACs either way. wq: the group's weights as int16, per channel 3 rows of (w0, w1, w1, w2)
- * (tinycc.kernels.depthwise.pair_weights), rows along the sweep's row axis.
+ * (tinycc.kernels.depthwise.pair_weights), rows along the sweep's row axis; with mode 4 they
+ * are stored doubled, so that the accumulators hold 2 acc, which SMMLAR takes as it is.
  *   x, out:     the group's first channel of the input and output
  *   n_in, m_in: input pixels along a line, input lines; in_step, in_line: their byte steps
  *   n_out, m_out, out_step, out_line: the same for the output
  *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
- *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 26 * lw bytes, word-aligned
+ *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 24 * lw bytes, word-aligned
  * bias, mult, shift: the group's (mode as in tinycc_requant_ch).
  */
 TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
@@ -1069,56 +1084,62 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
                                                   int8_t *scratch)
 {
-    /* lines of lw int16: the zero line, then 3 slots of 4 channels */
+    /* per channel lw / 2 words of 3 slots: word j of slot sl of channel ch at (ch * half + j) * 3 + sl */
+    const int32_t half = lw / 2;
 #if TINYCC_NN_DSP
     int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
-    const int32_t half = lw / 2;                      /* words per line */
     const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
 #else
-    int16_t *const buf = (int16_t *)(void *)scratch;
-    const int32_t half = lw;
+    int16_t *const buf = (int16_t *)(void *)scratch; /* two int16 a word */
 #endif
     int32_t held[3] = {-1, -1, -1};
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
     const int32_t pairs = n_out / 2;
-    const int32_t step = (TINYCC_NN_DSP ? 1 : 2) * s; /* a pair's advance in the line */
+    const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
+    const int32_t rq_mode = mode == 4 ? 6 : mode;
     int32_t i, j, ch, oy;
-    for (i = 0; i < 13 * half; ++i) { /* every line starts as padding */
+    for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
 #if TINYCC_NN_DSP
         buf[i] = zw;
 #else
-        buf[i] = (int16_t)in_zp;
+        buf[2 * i] = (int16_t)in_zp;
+        buf[2 * i + 1] = (int16_t)in_zp;
 #endif
     }
     for (oy = 0; oy < m_out; ++oy) {
-        int32_t base[3], inc[3], r;
+        int32_t r, row_of[3]; /* the kernel row each slot holds */
         for (r = 0; r < 3; ++r) {
-            const int32_t iy = oy * sr - pr + r;
-            const int8_t *src;
-            if (iy < 0 || iy >= m_in) {
-                base[r] = 0; /* the zero line, for every channel */
-                inc[r] = 0;
+            const int32_t iy = oy * sr - pr + r, sl = ((iy % 3) + 3) % 3;
+            const int8_t *src = x + iy * in_line;
+            row_of[sl] = r;
+            if (held[sl] == iy) {
                 continue;
             }
-            base[r] = (1 + 4 * (iy % 3)) * half;
-            inc[r] = half;
-            if (held[iy % 3] == iy) {
+            held[sl] = iy;
+            if (iy < 0 || iy >= m_in) { /* a line of padding */
+                for (i = 0; i < 4 * half; ++i) {
+#if TINYCC_NN_DSP
+                    buf[3 * i + sl] = zw;
+#else
+                    buf[6 * i + 2 * sl] = (int16_t)in_zp;
+                    buf[6 * i + 2 * sl + 1] = (int16_t)in_zp;
+#endif
+                }
                 continue;
             }
-            held[iy % 3] = iy;
-            src = x + iy * in_line;
 #if TINYCC_NN_DSP
             {
-                int32_t *l0 = buf + base[r], *l1 = l0 + half, *l2 = l1 + half, *l3 = l2 + half;
+                int32_t *l0 = buf + sl, *l1 = l0 + 3 * half, *l2 = l1 + 3 * half, *l3 = l2 + 3 * half;
                 j = p; /* line index of input pixel 0 */
                 if (j & 1) { /* a word of (padding, pixel 0) */
                     const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
                     const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
                     const uint32_t zlo = (uint32_t)zw & 0xFFFFu;
-                    l0[j >> 1] = (int32_t)(zlo | (e << 16));
-                    l1[j >> 1] = (int32_t)(zlo | (o << 16));
-                    l2[j >> 1] = (int32_t)(zlo | (e & 0xFFFF0000u));
-                    l3[j >> 1] = (int32_t)(zlo | (o & 0xFFFF0000u));
+                    const int32_t at = 3 * (j >> 1);
+                    l0[at] = (int32_t)(zlo | (e << 16));
+                    l1[at] = (int32_t)(zlo | (o << 16));
+                    l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
+                    l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
                     ++j;
                 }
                 for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
@@ -1126,62 +1147,67 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                     const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
                     const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
                     const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
-                    l0[j >> 1] = (int32_t)tinycc_pkhbt(e0, e1);
-                    l1[j >> 1] = (int32_t)tinycc_pkhbt(o0, o1);
-                    l2[j >> 1] = (int32_t)tinycc_pkhtb(e1, e0);
-                    l3[j >> 1] = (int32_t)tinycc_pkhtb(o1, o0);
+                    const int32_t at = 3 * (j >> 1);
+                    l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
+                    l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
+                    l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
+                    l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
                 }
                 if (j < p + n) { /* a word of (last pixel, padding) */
                     const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
                     const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
                     const uint32_t zhi = (uint32_t)zw & 0xFFFF0000u;
-                    l0[j >> 1] = (int32_t)(zhi | (e & 0xFFFFu));
-                    l1[j >> 1] = (int32_t)(zhi | (o & 0xFFFFu));
-                    l2[j >> 1] = (int32_t)(zhi | (e >> 16));
-                    l3[j >> 1] = (int32_t)(zhi | (o >> 16));
+                    const int32_t at = 3 * (j >> 1);
+                    l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
+                    l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
+                    l2[at] = (int32_t)(zhi | (e >> 16));
+                    l3[at] = (int32_t)(zhi | (o >> 16));
                 }
             }
 #else
             for (j = 0; j < n; ++j) {
                 for (ch = 0; ch < 4; ++ch) {
-                    buf[base[r] + ch * half + p + j] = src[j * in_step + ch];
+                    const int32_t v = p + j; /* line index */
+                    buf[((ch * half + (v >> 1)) * 3 + sl) * 2 + (v & 1)] = src[j * in_step + ch];
                 }
             }
 #endif
         }
         for (ch = 0; ch < 4; ++ch) {
-            const int32_t b = bias[ch], m = mult[ch];
+            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
             const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
 #if TINYCC_NN_DSP
-            const int32_t *r0 = buf + base[0] + ch * inc[0], *r1 = buf + base[1] + ch * inc[1];
-            const int32_t *r2 = buf + base[2] + ch * inc[2];
+            const int32_t *q = buf + 3 * ch * half;
             const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
-            int32_t wt[6];
-            wt[0] = tinycc_load_s8x4(wb);
-            wt[1] = tinycc_load_s8x4(wb + 4);
-            wt[2] = tinycc_load_s8x4(wb + 8);
-            wt[3] = tinycc_load_s8x4(wb + 12);
-            wt[4] = tinycc_load_s8x4(wb + 16);
-            wt[5] = tinycc_load_s8x4(wb + 20);
+            const int8_t *w0 = wb + 8 * row_of[0], *w1 = wb + 8 * row_of[1], *w2 = wb + 8 * row_of[2];
+            int32_t ws[6]; /* the weights in slot order (written out: gcc 12 keeps a loop) */
+            ws[0] = tinycc_load_s8x4(w0);
+            ws[1] = tinycc_load_s8x4(w0 + 4);
+            ws[2] = tinycc_load_s8x4(w1);
+            ws[3] = tinycc_load_s8x4(w1 + 4);
+            ws[4] = tinycc_load_s8x4(w2);
+            ws[5] = tinycc_load_s8x4(w2 + 4);
 #else
-            const int16_t *r0 = buf + base[0] + ch * inc[0], *r1 = buf + base[1] + ch * inc[1];
-            const int16_t *r2 = buf + base[2] + ch * inc[2];
-            const int16_t *wt = wq + 12 * ch;
+            const int16_t *q = buf + 6 * ch * half;
+            int16_t ws[12];
+            for (r = 0; r < 12; ++r) {
+                ws[r] = wq[12 * ch + 4 * row_of[r >> 2] + (r & 3)];
+            }
 #endif
-            for (k = 0; k < pairs; ++k, r0 += step, r1 += step, r2 += step, o += 2 * out_step) {
-                tinycc_dw_pair(r0, r1, r2, wt, s, b, &a0, &a1);
+            for (k = 0; k < pairs; ++k, q += step, o += 2 * out_step) {
+                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
                 {
-                    const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, mode, zp, lo, hi);
-                    const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, mode, zp, lo, hi);
+                    const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                    const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
                     o[0] = q0;
                     o[out_step] = q1;
                 }
             }
             if (n_out & 1) { /* an odd line's last output */
-                tinycc_dw_pair(r0, r1, r2, wt, s, b, &a0, &a1);
-                o[0] = tinycc_requant_local(a0, m, s0, s1, mode, zp, lo, hi);
+                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
             }
         }
     }

@@ -146,16 +146,17 @@ def pairs_line(out_shape, stride, sweep: str) -> int:
 
 
 def pairs_scratch_bytes(out_shape, stride, sweep: str) -> int:
-    """The zero line and 3 slots of 4 channel lines, int16."""
-    return 26 * pairs_line(out_shape, stride, sweep)
+    """3 ring slots of 4 channel lines, int16."""
+    return 24 * pairs_line(out_shape, stride, sweep)
 
 
-def pair_weights(w, sweep: str):
+def pair_weights(w, sweep: str, doubled: bool = False):
     """(1, 3, 3, C) int8 weights as tinycc_depthwise3x3_pairs_s8x4 reads them: per channel, per
-    row of the sweep (input rows, or columns when it sweeps columns) (w0, w1, w1, w2) as int16."""
+    row of the sweep (input rows, or columns when it sweeps columns) (w0, w1, w1, w2) as int16;
+    doubled for the requantization mode 4 (the kernel then accumulates 2 acc)."""
     import numpy as np
 
-    k = w[0].astype(np.int16)  # ky, kx, c
+    k = w[0].astype(np.int16) * (2 if doubled else 1)  # ky, kx, c
     if sweep == "columns":
         k = k.transpose(1, 0, 2)
     rows = np.stack([k[:, 0], k[:, 1], k[:, 1], k[:, 2]], axis=1)  # row, 4, c
@@ -192,13 +193,14 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
     return pairs
 
 
-def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation):
+def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation, rq: Requant):
     """(the variant a layer gets, its weights as stored, its arena scratch bytes) for the knob
     value `variant`: layers the 'lines' or 'pairs' kernels do not take keep 'rows'."""
     if variant == "pairs":
         sweep = pairs_sweep(in_shape, out_shape, stride)
         if sweep is not None and lines_eligible(w.shape, dilation):
-            return "pairs", pair_weights(w, sweep), pairs_scratch_bytes(out_shape, stride, sweep)
+            return ("pairs", pair_weights(w, sweep, _double_flag(rq) == 4),
+                    pairs_scratch_bytes(out_shape, stride, sweep))
         variant = "lines"
     if variant == "lines" and lines_eligible(w.shape, dilation):
         return "lines", w, depthwise_scratch_bytes(out_shape, stride)
