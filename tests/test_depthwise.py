@@ -50,3 +50,11 @@ def test_sweep_and_weights():
     k = w[0, :, :, 1]  # channel 1: ky, kx
     assert rows[1, 2].tolist() == [k[2, 0], k[2, 1], k[2, 1], k[2, 2]]
     assert cols[1, 2].tolist() == [k[0, 2], k[1, 2], k[1, 2], k[2, 2]]
+
+
+@pytest.mark.parametrize("name", ["dw_rows", "dw_columns"])
+def test_pairs_sanitized_in_an_exact_arena(name, tmp_path):
+    """The plain C path under ASan and UBSan in an arena of exactly the planned size: the line
+    buffers stay inside the kernel's scratch, and the traced in-place overlap holds."""
+    report = verify(DW / f"{name}.tflite", "host", sanitize=True, knobs=KNOBS, work_dir=tmp_path)
+    assert report.ok, report.summary()
