@@ -76,8 +76,8 @@ CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "row
 # On the DSP cores the int16 im2col pays for its expansion on every convolution measured
 # (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer).
 # On the DSP cores the 'pairs' depthwise kernel beats the line buffers on every MLPerf Tiny
-# layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 227K instructions per layer;
-# VWW's 3.70M -> 2.94M), which its tuning record keeps on the row kernel.
+# layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 201K instructions per layer;
+# VWW's depthwise layers 3.70M -> 2.58M), which its tuning record keeps on the row kernel.
 _DSP = {"CONV_2D": ConvKnobs(im2col="int16"), "DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="pairs")}
 _SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
 DEFAULTS = {
