@@ -2,7 +2,8 @@
 """Build the small int8 models that exercise the 3x3 depthwise kernels' shapes the MLPerf Tiny
 models do not (the 'pairs' kernel of tinycc_nn.h: odd and even line lengths, stride 1 and 2
 along and across its lines, SAME and VALID padding, sweeps along rows and along columns,
-an input longer than the lines need, ReLU6 and no activation), written to tests/models/dw/
+an input longer than the lines need, ReLU6 and no activation; Kx1 and 1xK windows), written
+to tests/models/dw/
 (tests/test_depthwise.py runs them on the host, Cortex-M3 and Cortex-M4).
 
 Same conversion as examples/make_cmsis_nn_models.py (Keras, batch-1 signature, full int8).
@@ -42,6 +43,13 @@ def _(x):
 def _(x):
     a = layers.DepthwiseConv2D(3, padding="same", strides=2)(x)            # 4x5 from even sizes, pad 0/1
     return layers.DepthwiseConv2D(3, padding="same", activation="relu")(a)
+
+
+@cm.model("dw_kx1", (21, 3, 8))
+def _(x):
+    a = layers.DepthwiseConv2D((5, 1), padding="same", activation="relu")(x)  # 21x3: Kx1, padding along
+    b = layers.DepthwiseConv2D((1, 2), padding="valid", strides=(2, 1))(a)    # 11x2: 1xK, stride 2 across
+    return layers.DepthwiseConv2D((10, 1), padding="valid")(b)                # 2x2: 10 taps
 
 
 def main() -> int:

@@ -1,7 +1,8 @@
-"""The 'pairs' 3x3 depthwise kernel (tinycc_depthwise3x3_pairs_s8x4, the default on cores
-with DSP): bit-exact with LiteRT on the host and Cortex-M3 (its plain C) and Cortex-M4 (SMLAD),
-on the shapes of tests/models/dw/ (examples/make_dw_zoo.py): odd and even lines, stride 1, 2
-and 3, SAME and VALID padding, sweeps along rows and columns."""
+"""The 'pairs' depthwise kernels (tinycc_depthwise3x3_pairs_s8x4 and, for Kx1 and 1xK windows,
+tinycc_depthwise_kx1_pairs_s8x4; the default on cores with DSP): bit-exact with LiteRT on the
+host and Cortex-M3 (their plain C) and Cortex-M4 (SMLAD), on the shapes of tests/models/dw/
+(examples/make_dw_zoo.py): odd and even lines, stride 1, 2 and 3, SAME and VALID padding,
+sweeps along rows and columns, 2 to 10 taps."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def test_pairs_is_the_m4_default(tmp_path):
     src = (res.out_dir / "src" / "dw_columns_kernels.c").read_text()
     assert src.count("tinycc_depthwise3x3_pairs_s8x4(") == 3
     assert "variant pairs" in src
+    res = compile_model(DW / "dw_kx1.tflite", "mps2-an386", tmp_path / "k", measure_code=False)
+    src = (res.out_dir / "src" / "dw_kx1_kernels.c").read_text()
+    assert src.count("tinycc_depthwise_kx1_pairs_s8x4(") == 3
 
 
 def test_sweep_and_weights():
@@ -52,9 +56,19 @@ def test_sweep_and_weights():
     assert cols[1, 2].tolist() == [k[0, 2], k[1, 2], k[1, 2], k[2, 2]]
 
 
-@pytest.mark.parametrize("name", ["dw_rows", "dw_columns"])
+@pytest.mark.parametrize("name", ["dw_rows", "dw_columns", "dw_kx1"])
 def test_pairs_sanitized_in_an_exact_arena(name, tmp_path):
     """The plain C path under ASan and UBSan in an arena of exactly the planned size: the line
     buffers stay inside the kernel's scratch, and the traced in-place overlap holds."""
     report = verify(DW / f"{name}.tflite", "host", sanitize=True, knobs=KNOBS, work_dir=tmp_path)
     assert report.ok, report.summary()
+
+
+def test_kx1_weights():
+    w = np.arange(1, 1 + 5 * 4, dtype=np.int8).reshape(1, 5, 1, 4)  # 5 taps along the height
+    assert depthwise.kx1_axis(w.shape, (1, 1), (1, 1), (2, 0)) == "columns"
+    assert depthwise.kx1_axis(w.shape, (2, 1), (1, 1), (0, 0)) is None  # stride along the taps
+    k = depthwise.kx1_weights(w, "columns").reshape(4, -1)[2]  # channel 2: 3 + 3 pairs
+    taps = w[0, :, 0, 2].tolist()
+    assert k.tolist() == taps + [0] + [0] + taps
+    assert depthwise.kx1_weights(w, "columns", doubled=True).reshape(4, -1)[2].tolist() == [2 * v for v in k.tolist()]

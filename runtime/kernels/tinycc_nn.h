@@ -1057,6 +1057,68 @@ TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s
 #endif
 
 /*
+ * Input line src (4 adjacent channels, pixels in_step bytes apart) sign-extended into the
+ * channel-planar line buffers of the depthwise pair kernels: line index p + j holds pixel j
+ * (j < n), as int16 pairs a word; word i of channel ch at l0[ch * cs + ws * i] (words of
+ * other buffers may lie between: ws, cs in words). The words around the pixels keep their
+ * padding, but a word shared by padding and a pixel gets the padding value z (DSP: the zero
+ * point in both halves; plain C: the zero point).
+ */
+#if TINYCC_NN_DSP
+TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
+                                       int32_t p, int32_t n, int32_t z)
+{
+    int32_t *l1 = l0 + cs, *l2 = l1 + cs, *l3 = l2 + cs;
+    int32_t j = p; /* line index of input pixel 0 */
+    if (j & 1) { /* a word of (padding, pixel 0) */
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
+        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+        const uint32_t zlo = (uint32_t)z & 0xFFFFu;
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)(zlo | (e << 16));
+        l1[at] = (int32_t)(zlo | (o << 16));
+        l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
+        l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
+        ++j;
+    }
+    for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
+        const int8_t *q = src + (j - p) * in_step;
+        const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
+        const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
+        const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
+        l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
+        l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
+        l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
+    }
+    if (j < p + n) { /* a word of (last pixel, padding) */
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
+        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+        const uint32_t zhi = (uint32_t)z & 0xFFFF0000u;
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
+        l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
+        l2[at] = (int32_t)(zhi | (e >> 16));
+        l3[at] = (int32_t)(zhi | (o >> 16));
+    }
+}
+#else
+TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
+                                       int32_t p, int32_t n, int32_t z)
+{
+    int32_t j, ch;
+    (void)z; /* the padding halves are never written */
+    for (j = 0; j < n; ++j) {
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t v = p + j; /* line index */
+            l0[(ch * cs + ws * (v >> 1)) * 2 + (v & 1)] = src[j * in_step + ch];
+        }
+    }
+}
+#endif
+
+/*
  * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
  * two outputs per step with SMLAD over adjacent taps. The plane is swept along "lines" (the
  * output rows, or the output columns when the caller swaps the axes: every step and stride is
@@ -1100,7 +1162,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
     const int32_t pairs = n_out / 2;
     const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
     const int32_t rq_mode = mode == 4 ? 6 : mode;
-    int32_t i, j, ch, oy;
+    int32_t i, ch, oy;
     for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
 #if TINYCC_NN_DSP
         buf[i] = zw;
@@ -1131,49 +1193,9 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                 continue;
             }
 #if TINYCC_NN_DSP
-            {
-                int32_t *l0 = buf + sl, *l1 = l0 + 3 * half, *l2 = l1 + 3 * half, *l3 = l2 + 3 * half;
-                j = p; /* line index of input pixel 0 */
-                if (j & 1) { /* a word of (padding, pixel 0) */
-                    const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
-                    const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-                    const uint32_t zlo = (uint32_t)zw & 0xFFFFu;
-                    const int32_t at = 3 * (j >> 1);
-                    l0[at] = (int32_t)(zlo | (e << 16));
-                    l1[at] = (int32_t)(zlo | (o << 16));
-                    l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
-                    l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
-                    ++j;
-                }
-                for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
-                    const int8_t *q = src + (j - p) * in_step;
-                    const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
-                    const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
-                    const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
-                    const int32_t at = 3 * (j >> 1);
-                    l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
-                    l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
-                    l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
-                    l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
-                }
-                if (j < p + n) { /* a word of (last pixel, padding) */
-                    const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
-                    const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-                    const uint32_t zhi = (uint32_t)zw & 0xFFFF0000u;
-                    const int32_t at = 3 * (j >> 1);
-                    l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
-                    l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
-                    l2[at] = (int32_t)(zhi | (e >> 16));
-                    l3[at] = (int32_t)(zhi | (o >> 16));
-                }
-            }
+            tinycc_dw_fill_line(buf + sl, 3, 3 * half, src, in_step, p, n, zw);
 #else
-            for (j = 0; j < n; ++j) {
-                for (ch = 0; ch < 4; ++ch) {
-                    const int32_t v = p + j; /* line index */
-                    buf[((ch * half + (v >> 1)) * 3 + sl) * 2 + (v & 1)] = src[j * in_step + ch];
-                }
-            }
+            tinycc_dw_fill_line(buf + 2 * sl, 3, 3 * half, src, in_step, p, n, in_zp);
 #endif
         }
         for (ch = 0; ch < 4; ++ch) {
@@ -1211,6 +1233,104 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             if (n_out & 1) { /* an odd line's last output */
                 tinycc_dw_pair(q, ws, s, b, &a0, &a1);
                 o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+            }
+        }
+    }
+}
+
+#if TINYCC_NN_DSP
+/* Word j of a Kx1 line pair step: both outputs' SMLAD with the line's word t[j] (where the
+ * window reaches it: j < na for the first output, j < nb for the second). */
+TINYCC_INLINE void tinycc_kx1_word(const int32_t *t, const int8_t *wa, const int8_t *wb, int32_t j, int32_t na,
+                                   int32_t nb, int32_t *a0, int32_t *a1)
+{
+    if (j < nb) {
+        const int32_t v = t[j];
+        if (j < na) {
+            *a0 = __smlad((int16x2_t)v, (int16x2_t)tinycc_load_s8x4(wa + 4 * j), *a0);
+        }
+        *a1 = __smlad((int16x2_t)v, (int16x2_t)tinycc_load_s8x4(wb + 4 * j), *a1);
+    }
+}
+#endif
+
+/*
+ * Depthwise convolution of 4 adjacent channels with a window of kt taps along one axis and 1
+ * across (Kx1 or 1xK, dilation 1, stride 1 along the taps), two outputs per step: each input
+ * line is sign-extended once into one channel-planar int16 line buffer per channel (as in
+ * tinycc_depthwise3x3_pairs_s8x4) and outputs 2k, 2k+1 of a channel read the words
+ * (t0, t1), (t2, t3), ... of its line: acc0 += SMLAD((t2j, t2j+1), (w2j, w2j+1)) and
+ * acc1 += SMLAD((t2j, t2j+1), (w2j-1, w2j)), the weights outside 0..kt-1 zero: ceil(kt / 2) +
+ * floor(kt / 2) + 1 multiply instructions for 2 kt MACs. wq: per channel the na = ceil(kt / 2)
+ * words (w0, w1), (w2, w3), ... then the nb = floor(kt / 2) + 1 words (0, w0), (w1, w2), ...
+ * as int16 (tinycc.kernels.depthwise.kx1_weights; doubled with mode 4, as in the 3x3 kernel).
+ *   x, out:  the group's first channel of the input and output
+ *   n_in, m: input pixels along a line, lines (input line l gives output line l: the window
+ *            is one pixel across, without padding there); in_step, in_line: their byte steps
+ *   n_out, out_step, out_line: the output's; p: the padding before a line
+ *   lw:      2 * ceil(n_out / 2) + 2 * nb; scratch: 8 * lw bytes, word-aligned
+ */
+TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m, int32_t in_step,
+                                                   int32_t in_line, int32_t n_out, int32_t out_step,
+                                                   int32_t out_line, int32_t kt, int32_t p, int32_t in_zp,
+                                                   const int16_t *wq, const int32_t *bias, const int32_t *mult,
+                                                   const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
+                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch)
+{
+    const int32_t half = lw / 2, na = (kt + 1) / 2, nb = kt / 2 + 1;
+    const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
+    const int32_t pairs = n_out / 2, rq_mode = mode == 4 ? 6 : mode;
+    int32_t i, ch, l;
+#if TINYCC_NN_DSP
+    int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
+    const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
+    for (i = 0; i < 4 * half; ++i) { /* the padding, once */
+        buf[i] = zw;
+    }
+#else
+    int16_t *const buf = (int16_t *)(void *)scratch;
+    for (i = 0; i < 4 * lw; ++i) {
+        buf[i] = (int16_t)in_zp;
+    }
+#endif
+    for (l = 0; l < m; ++l) {
+#if TINYCC_NN_DSP
+        tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, zw);
+#else
+        tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, in_zp);
+#endif
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
+            const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
+            const int16_t *wc = wq + 2 * (na + nb) * ch;
+            int8_t *o = out + l * out_line + ch;
+            int32_t k;
+            for (k = 0; k < (n_out + 1) / 2; ++k, o += 2 * out_step) {
+                int32_t a0 = b, a1 = b;
+#if TINYCC_NN_DSP
+                const int32_t *t = buf + ch * half + k;
+                const int8_t *wa = (const int8_t *)(const void *)wc, *wb = wa + 4 * na;
+                /* written out (kt <= 15): gcc 12 keeps the loop over the taps */
+                tinycc_kx1_word(t, wa, wb, 0, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 1, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 2, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 3, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 4, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 5, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 6, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 7, na, nb, &a0, &a1);
+#else
+                const int16_t *t = buf + ch * lw + 2 * k;
+                int32_t j;
+                for (j = 0; j < kt; ++j) {
+                    a0 += t[j] * wc[j];
+                    a1 += t[j + 1] * wc[j];
+                }
+#endif
+                o[0] = tinycc_requant_local(a0, mu, s0, s1, rq_mode, zp, lo, hi);
+                if (k < pairs) { /* an odd line's last step has one output */
+                    o[out_step] = tinycc_requant_local(a1, mu, s0, s1, rq_mode, zp, lo, hi);
+                }
             }
         }
     }

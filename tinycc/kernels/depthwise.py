@@ -96,6 +96,8 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                 T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI, T.address_of(out[g * 4]), LW,
                 scratch.access_ptr("w", offset=0, extent=LW * 32)))
 
+    if variant == "pairs" and kx1_axis(w_shape, stride, dilation, pad) is not None:
+        return _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp, rq, kx1_axis(w_shape, stride, dilation, pad))
     if variant == "pairs":
         sweep = pairs_sweep(in_shape, out_shape, stride)
         if sweep is None or not lines_eligible(w_shape, dilation):
@@ -193,9 +195,12 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
     return pairs
 
 
-def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation, rq: Requant):
+def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation, rq: Requant, pad=(0, 0)):
     """(the variant a layer gets, its weights as stored, its arena scratch bytes) for the knob
     value `variant`: layers the 'lines' or 'pairs' kernels do not take keep 'rows'."""
+    axis = kx1_axis(w.shape, stride, dilation, pad)
+    if variant == "pairs" and axis is not None:
+        return "pairs", kx1_weights(w, axis, _double_flag(rq) == 4), kx1_scratch_bytes(w.shape, out_shape, axis)
     if variant == "pairs":
         sweep = pairs_sweep(in_shape, out_shape, stride)
         if sweep is not None and lines_eligible(w.shape, dilation):
@@ -205,3 +210,76 @@ def schedule_weights(variant: str, w, in_shape, out_shape, stride, dilation, rq:
     if variant == "lines" and lines_eligible(w.shape, dilation):
         return "lines", w, depthwise_scratch_bytes(out_shape, stride)
     return "rows", w, 0
+
+
+# --- 'pairs' for windows one pixel across (Kx1, 1xK): tinycc_depthwise_kx1_pairs_s8x4 ------
+
+def kx1_axis(w_shape, stride, dilation, pad) -> str | None:
+    """"columns" for a Kx1 window (taps along the height), "rows" for 1xK (2 <= K <= 15: the
+    kernel's taps are written out), when the stride along the taps is 1, without dilation and without padding across; else None (3x3 and 1x1
+    windows go elsewhere)."""
+    kh, kw = w_shape[1], w_shape[2]
+    if tuple(dilation) != (1, 1):
+        return None
+    if kw == 1 and 2 <= kh <= 15 and stride[0] == 1 and pad[1] == 0:
+        return "columns"
+    if kh == 1 and 2 <= kw <= 15 and stride[1] == 1 and pad[0] == 0:
+        return "rows"
+    return None
+
+
+def _kx1_sizes(w_shape, out_shape, axis: str) -> tuple[int, int]:
+    """(taps, int16 values per line buffer)."""
+    kt, n_out = (w_shape[1], out_shape[1]) if axis == "columns" else (w_shape[2], out_shape[2])
+    return kt, 2 * ((n_out + 1) // 2) + 2 * (kt // 2 + 1)
+
+
+def kx1_scratch_bytes(w_shape, out_shape, axis: str) -> int:
+    """One int16 line buffer per channel of a group of 4."""
+    return 8 * _kx1_sizes(w_shape, out_shape, axis)[1]
+
+
+def kx1_weights(w, axis: str, doubled: bool = False):
+    """(1, KH, KW, C) int8 weights of a Kx1 or 1xK window as tinycc_depthwise_kx1_pairs_s8x4
+    reads them: per channel the taps w0 .. w(kt-1) padded with a zero to ceil(kt / 2) pairs,
+    then 0, w0, w1, .. padded to floor(kt / 2) + 1 pairs, int16 (doubled for mode 4)."""
+    import numpy as np
+
+    taps = (w[0, :, 0, :] if axis == "columns" else w[0, 0, :, :]).astype(np.int16) * (2 if doubled else 1)
+    kt, c = taps.shape
+    na, nb = (kt + 1) // 2, kt // 2 + 1
+    a = np.zeros((2 * na, c), np.int16)
+    a[:kt] = taps
+    b = np.zeros((2 * nb, c), np.int16)
+    b[1:kt + 1] = taps[:2 * nb - 1]
+    return np.ascontiguousarray(np.concatenate([a, b]).T).reshape(-1)
+
+
+def _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant, axis: str):
+    _, H, W, C = in_shape
+    _, OH, OW, _ = out_shape
+    (SH, SW), (PT, PL) = stride, pad
+    DOUBLE = _double_flag(rq)
+    SW_ = 2 if rq.rounding_constants else 1
+    ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
+    G = C // 4
+    KT, LWK = _kx1_sizes(w_shape, out_shape, axis)
+    WPC = 2 * ((KT + 1) // 2 + KT // 2 + 1)  # int16 weights per channel
+    SCRATCH = kx1_scratch_bytes(w_shape, out_shape, axis)
+    if axis == "columns":  # lines along the height, one per output column
+        N_IN, M, IN_STEP, IN_LINE, N_OUT, OUT_STEP, OUT_LINE, P = H, OW, W * C, SW * C, OH, OW * C, C, PT
+    else:
+        N_IN, M, IN_STEP, IN_LINE, N_OUT, OUT_STEP, OUT_LINE, P = W, OH, C, SH * W * C, OW, C, OW * C, PL
+
+    @T.prim_func(private=True)
+    def kx1(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((C * WPC,), "int16"),
+            bias: T.Buffer((C,), "int32"), mult: T.Buffer((C,), "int32"),
+            shift: T.Buffer((C * SW_,), "int32"), scratch: T.Buffer((SCRATCH,), "int8"),
+            out: T.Buffer((OH * OW * C,), "int8")):
+        for g in range(G):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_depthwise_kx1_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M, IN_STEP, IN_LINE,
+                N_OUT, OUT_STEP, OUT_LINE, KT, P, in_zp, T.address_of(w[g * 4 * WPC]), T.address_of(bias[g * 4]),
+                T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
+                T.address_of(out[g * 4]), LWK, scratch.access_ptr("w", offset=0, extent=SCRATCH)))
+    return kx1

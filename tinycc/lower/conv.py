@@ -68,7 +68,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         geometry = (*geometry[:-1], rq)
         if depthwise:
             variant, weights, scratch_bytes = K.depthwise.schedule_weights(
-                knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq)
+                knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
             func = K.depthwise_gemm(*geometry, variant=variant)
         else:
             # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
