@@ -48,7 +48,8 @@ class DepthwiseKnobs:
     requant: str = "constants"
     # "pairs": 3x3 (stride 1 or 2) from channel-planar int16 line buffers in arena scratch, two
     # outputs of one channel per step with SMLAD over neighbouring taps, along rows or columns
-    # (tinycc_depthwise3x3_pairs_s8x4; other layers as "lines");
+    # (tinycc_depthwise3x3_pairs_s8x4; Kx1 and 1xK windows: tinycc_depthwise_kx1_pairs_s8x4;
+    # other layers as "lines");
     # "lines": 3x3 windows from line buffers in arena scratch, a group of 4 channels over the
     # whole plane (tinycc_depthwise3x3_lines_s8x4); "rows": one output pixel at a time, all
     # channels, 3x3 row spans plus edge pixels (tinycc_depthwise3x3_row / _edge), no scratch
