@@ -18,7 +18,7 @@ the memory planner places in the arena for the duration of that one step (the `S
 parameter; `scratch_bytes` on the kernel). What it costs: the fused kernel recomputes
 nothing (each row of A is computed once) and calls the unfused layers' micro-kernels, so the
 extra instructions are the ring's bookkeeping and the window rows' separate dot products
-(ResNet-8 on the M4: 1.3% more than unfused).
+(ResNet-8 on the M4: 1.4% more than unfused).
 """
 
 from __future__ import annotations
