@@ -91,7 +91,7 @@ def _records(tmp_path, cpu: str, kind: str, knobs: dict, model) -> None:
 
 
 def test_records_change_the_kernel_and_keep_outputs(tmp_path, monkeypatch):
-    """A record for the target's CPU switches tiny_kws's depthwise layers from the line-buffer
+    """A record for the target's CPU switches tiny_kws's depthwise layers from the 'pairs'
     kernel (M4 default) to the row kernel and plain requantization; compile applies it
     unless told not to, and the outputs stay bit-exact in QEMU."""
     if shutil.which("arm-none-eabi-gcc") is None:
@@ -103,8 +103,8 @@ def test_records_change_the_kernel_and_keep_outputs(tmp_path, monkeypatch):
     plain = compile_model(model, "mps2-an386", tmp_path / "plain", measure_code=False, tuning=False)
     src_t = (tuned.out_dir / "src" / "tiny_kws_kernels.c").read_text()
     src_p = (plain.out_dir / "src" / "tiny_kws_kernels.c").read_text()
-    assert "tinycc_depthwise3x3_row(" in src_t and "tinycc_depthwise3x3_lines_s8x4(" not in src_t
-    assert "tinycc_depthwise3x3_lines_s8x4(" in src_p
+    assert "tinycc_depthwise3x3_row(" in src_t and "tinycc_depthwise3x3_pairs_s8x4(" not in src_t
+    assert "tinycc_depthwise3x3_pairs_s8x4(" in src_p
     report = verify(model, "mps2-an386", work_dir=tmp_path / "v")
     assert report.ok, report.summary()
 
@@ -123,7 +123,7 @@ def test_line_buffer_depthwise_without_dsp(target, tmp_path):
 def test_defaults_per_cpu():
     m3 = schedule.Schedules("cortex-m3").knobs("DEPTHWISE_CONV_2D", "x")
     m4 = schedule.Schedules("cortex-m4").knobs("DEPTHWISE_CONV_2D", "x")
-    assert (m3.variant, m4.variant) == ("rows", "lines")
+    assert (m3.variant, m4.variant) == ("rows", "pairs")
     assert schedule.Schedules("cortex-m7").knobs("CONV_2D", "x").im2col == "int16"
     assert schedule.Schedules("cortex-m3").knobs("CONV_2D", "x").im2col == "int8"
 

@@ -227,16 +227,22 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
                                          int32_t lo, int32_t hi)
 {
     int32_t y;
-    if (mode == 4) {
+    if (mode == 4 || mode == 6) {
         /* r + SaturatingRoundingDoublingHighMul(acc, m) in one SMMLAR; then the rounding
          * division's minus one for negatives, taken from acc's sign: where the product rounds
-         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e */
+         * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e.
+         * Mode 6: mode 4 for a kernel whose accumulator already holds 2 acc (doubled weights
+         * and bias), which saves the shift */
+        const int32_t acc2 = mode == 4 ? acc * 2 : acc;
+        /* acc and 2 acc have the same sign: the sign of the one in a register (measured: KWS's
+         * 1x1 convolutions 8K fewer instructions each on the M4, 12K more on the M3 otherwise) */
 #if TINYCC_NN_DSP
-        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc * 2), "r"(multiplier), "r"(r));
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc2), "r"(multiplier), "r"(r));
+        y = (y + (acc2 >> 31)) >> e;
 #else
-        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)(acc * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
-#endif
+        y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32);
         y = (y + (acc >> 31)) >> e;
+#endif
     } else {
         /* r + floor(acc m / 2^32) in one SMMLA */
 #if TINYCC_NN_DSP
@@ -316,6 +322,22 @@ static inline int32_t tinycc_load_s8x4(const int8_t *p)
     int32_t v;
     memcpy(&v, p, 4); /* one LDR: v7-M and v8-M allow unaligned word loads */
     return v;
+}
+
+/* (bottom half of a, bottom half of b) and (top half of b, top half of a): PKHBT and PKHTB,
+ * which gcc 12 does not form from the shifts and masks. */
+TINYCC_INLINE uint32_t tinycc_pkhbt(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+TINYCC_INLINE uint32_t tinycc_pkhtb(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
 }
 
 /* Two words from a word-aligned p, then p += 8: one LDRD with writeback. */
@@ -960,6 +982,356 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
             out[g + 1] = o1;
             out[g + 2] = o2;
             out[g + 3] = o3;
+        }
+    }
+}
+
+/*
+ * Channel o's requantization with its constants in locals (m, s0, s1: mult[o], then shift[o]
+ * or the (e, r) pair of modes 4 and 5): int8 stores may alias the arrays, so a loop that
+ * stores would otherwise reload them after every output.
+ */
+TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, int32_t s1, int32_t mode, int32_t zp,
+                                          int32_t lo, int32_t hi)
+{
+    return mode >= 4 ? tinycc_requant_fast(acc, m, s0, s1, mode, lo, hi) : tinycc_requant_out(acc, m, s0, mode, zp, lo, hi);
+}
+
+/*
+ * Two neighbouring outputs (2k, 2k+1) of one channel of a 3x3 depthwise line sweep, from the
+ * bias b. The channel's line buffers interleave the 3 ring slots word by word (word j of slot
+ * s at 3j + s, a word holding two neighbouring taps), so that one pointer p, at the pair's
+ * first word of slot 0, reaches every tap at a fixed offset. ws holds the weights of the rows
+ * the slots hold, in slot order (per slot (w0, w1), (w1, w2); as words on DSP cores), s is the
+ * stride along the line.
+ */
+#if TINYCC_NN_DSP
+TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
+                                       int32_t *a1)
+{
+    if (s == 1) { /* taps (t0, t1), (t2, t3) */
+        const int32_t x0 = t[0], x1 = t[3];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlatb(x0, wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wb, *a1);
+    } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
+        const int32_t x0 = t[0], x1 = t[3], x2 = t[6];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlabt(x2, wb, *a1);
+    }
+}
+
+/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack */
+TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, const int32_t *ws, int32_t s, int32_t b, int32_t *acc0,
+                                  int32_t *acc1)
+{
+    int32_t a0 = b, a1 = b;
+    tinycc_dw_pair_slot(p, ws[0], ws[1], s, &a0, &a1);
+    tinycc_dw_pair_slot(p + 1, ws[2], ws[3], s, &a0, &a1);
+    tinycc_dw_pair_slot(p + 2, ws[4], ws[5], s, &a0, &a1);
+    *acc0 = a0;
+    *acc1 = a1;
+}
+#else
+/* tap j of the slot whose first value is q */
+TINYCC_INLINE int32_t tinycc_dw_tap(const int16_t *q, int32_t j)
+{
+    return q[(j >> 1) * 6 + (j & 1)];
+}
+
+TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s, int32_t b, int32_t *acc0,
+                                  int32_t *acc1)
+{
+    int32_t a0 = b, a1 = b, r;
+    for (r = 0; r < 3; ++r) {
+        const int16_t *q = p + 2 * r, *w = ws + 4 * r;
+        a0 += tinycc_dw_tap(q, 0) * w[0] + tinycc_dw_tap(q, 1) * w[1] + tinycc_dw_tap(q, 2) * w[3];
+        a1 += tinycc_dw_tap(q, s) * w[0] + tinycc_dw_tap(q, s + 1) * w[1] + tinycc_dw_tap(q, s + 2) * w[3];
+    }
+    *acc0 = a0;
+    *acc1 = a1;
+}
+#endif
+
+/*
+ * Input line src (4 adjacent channels, pixels in_step bytes apart) sign-extended into the
+ * channel-planar line buffers of the depthwise pair kernels: line index p + j holds pixel j
+ * (j < n), as int16 pairs a word; word i of channel ch at l0[ch * cs + ws * i] (words of
+ * other buffers may lie between: ws, cs in words). The words around the pixels keep their
+ * padding, but a word shared by padding and a pixel gets the padding value z (DSP: the zero
+ * point in both halves; plain C: the zero point).
+ */
+#if TINYCC_NN_DSP
+TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
+                                       int32_t p, int32_t n, int32_t z)
+{
+    int32_t *l1 = l0 + cs, *l2 = l1 + cs, *l3 = l2 + cs;
+    int32_t j = p; /* line index of input pixel 0 */
+    if (j & 1) { /* a word of (padding, pixel 0) */
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
+        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+        const uint32_t zlo = (uint32_t)z & 0xFFFFu;
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)(zlo | (e << 16));
+        l1[at] = (int32_t)(zlo | (o << 16));
+        l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
+        l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
+        ++j;
+    }
+    for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
+        const int8_t *q = src + (j - p) * in_step;
+        const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
+        const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
+        const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
+        l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
+        l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
+        l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
+    }
+    if (j < p + n) { /* a word of (last pixel, padding) */
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
+        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
+        const uint32_t zhi = (uint32_t)z & 0xFFFF0000u;
+        const int32_t at = ws * (j >> 1);
+        l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
+        l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
+        l2[at] = (int32_t)(zhi | (e >> 16));
+        l3[at] = (int32_t)(zhi | (o >> 16));
+    }
+}
+#else
+TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
+                                       int32_t p, int32_t n, int32_t z)
+{
+    int32_t j, ch;
+    (void)z; /* the padding halves are never written */
+    for (j = 0; j < n; ++j) {
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t v = p + j; /* line index */
+            l0[(ch * cs + ws * (v >> 1)) * 2 + (v & 1)] = src[j * in_step + ch];
+        }
+    }
+}
+#endif
+
+/*
+ * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
+ * two outputs per step with SMLAD over adjacent taps. The plane is swept along "lines" (the
+ * output rows, or the output columns when the caller swaps the axes: every step and stride is
+ * a parameter): each input line the window needs is sign-extended once into a ring of 3 slots
+ * of line buffers in `scratch`, lw int16 per channel (channel-planar, so that a word holds two
+ * neighbouring taps of one channel; the slots interleaved word by word), the padding and the
+ * lines outside the input holding the input zero point (which the folded bias expects). For one
+ * channel and one line of outputs, outputs 2k and 2k+1 with stride 1 read the words (t0, t1)
+ * and (t2, t3) of each of the 3 buffered lines:
+ *   acc0 += SMLAD((t0, t1), (w0, w1)) + SMLABT((t2, .), (., w2))
+ *   acc1 += SMLATB((., t1), (w0, .)) + SMLAD((t2, t3), (w1, w2))
+ * and with stride 2 the words (t0, t1), (t2, t3), (t4, t5): 4 multiply instructions per 6
+ * MACs either way. wq: the group's weights as int16, per channel 3 rows of (w0, w1, w1, w2)
+ * (tinycc.kernels.depthwise.pair_weights), rows along the sweep's row axis; with mode 4 they
+ * are stored doubled, so that the accumulators hold 2 acc, which SMMLAR takes as it is.
+ *   x, out:     the group's first channel of the input and output
+ *   n_in, m_in: input pixels along a line, input lines; in_step, in_line: their byte steps
+ *   n_out, m_out, out_step, out_line: the same for the output
+ *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
+ *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 24 * lw bytes, word-aligned
+ * bias, mult, shift: the group's (mode as in tinycc_requant_ch).
+ */
+TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
+                                                  int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
+                                                  int32_t out_line, int32_t s, int32_t sr, int32_t p, int32_t pr,
+                                                  int32_t in_zp, const int16_t *wq, const int32_t *bias,
+                                                  const int32_t *mult, const int32_t *shift, int32_t mode,
+                                                  int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
+                                                  int8_t *scratch)
+{
+    /* per channel lw / 2 words of 3 slots: word j of slot sl of channel ch at (ch * half + j) * 3 + sl */
+    const int32_t half = lw / 2;
+#if TINYCC_NN_DSP
+    int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
+    const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
+#else
+    int16_t *const buf = (int16_t *)(void *)scratch; /* two int16 a word */
+#endif
+    int32_t held[3] = {-1, -1, -1};
+    const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
+    const int32_t pairs = n_out / 2;
+    const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
+    const int32_t rq_mode = mode == 4 ? 6 : mode;
+    int32_t i, ch, oy;
+    for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
+#if TINYCC_NN_DSP
+        buf[i] = zw;
+#else
+        buf[2 * i] = (int16_t)in_zp;
+        buf[2 * i + 1] = (int16_t)in_zp;
+#endif
+    }
+    for (oy = 0; oy < m_out; ++oy) {
+        int32_t r, row_of[3]; /* the kernel row each slot holds */
+        for (r = 0; r < 3; ++r) {
+            const int32_t iy = oy * sr - pr + r, sl = ((iy % 3) + 3) % 3;
+            const int8_t *src = x + iy * in_line;
+            row_of[sl] = r;
+            if (held[sl] == iy) {
+                continue;
+            }
+            held[sl] = iy;
+            if (iy < 0 || iy >= m_in) { /* a line of padding */
+                for (i = 0; i < 4 * half; ++i) {
+#if TINYCC_NN_DSP
+                    buf[3 * i + sl] = zw;
+#else
+                    buf[6 * i + 2 * sl] = (int16_t)in_zp;
+                    buf[6 * i + 2 * sl + 1] = (int16_t)in_zp;
+#endif
+                }
+                continue;
+            }
+#if TINYCC_NN_DSP
+            tinycc_dw_fill_line(buf + sl, 3, 3 * half, src, in_step, p, n, zw);
+#else
+            tinycc_dw_fill_line(buf + 2 * sl, 3, 3 * half, src, in_step, p, n, in_zp);
+#endif
+        }
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+            const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
+            int8_t *o = out + oy * out_line + ch;
+            int32_t k, a0, a1;
+#if TINYCC_NN_DSP
+            const int32_t *q = buf + 3 * ch * half;
+            const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
+            const int8_t *w0 = wb + 8 * row_of[0], *w1 = wb + 8 * row_of[1], *w2 = wb + 8 * row_of[2];
+            int32_t ws[6]; /* the weights in slot order (written out: gcc 12 keeps a loop) */
+            ws[0] = tinycc_load_s8x4(w0);
+            ws[1] = tinycc_load_s8x4(w0 + 4);
+            ws[2] = tinycc_load_s8x4(w1);
+            ws[3] = tinycc_load_s8x4(w1 + 4);
+            ws[4] = tinycc_load_s8x4(w2);
+            ws[5] = tinycc_load_s8x4(w2 + 4);
+#else
+            const int16_t *q = buf + 6 * ch * half;
+            int16_t ws[12];
+            for (r = 0; r < 12; ++r) {
+                ws[r] = wq[12 * ch + 4 * row_of[r >> 2] + (r & 3)];
+            }
+#endif
+            for (k = 0; k < pairs; ++k, q += step, o += 2 * out_step) {
+                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                {
+                    const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                    const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
+                    o[0] = q0;
+                    o[out_step] = q1;
+                }
+            }
+            if (n_out & 1) { /* an odd line's last output */
+                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+            }
+        }
+    }
+}
+
+#if TINYCC_NN_DSP
+/* Word j of a Kx1 line pair step: both outputs' SMLAD with the line's word t[j] (where the
+ * window reaches it: j < na for the first output, j < nb for the second). */
+TINYCC_INLINE void tinycc_kx1_word(const int32_t *t, const int8_t *wa, const int8_t *wb, int32_t j, int32_t na,
+                                   int32_t nb, int32_t *a0, int32_t *a1)
+{
+    if (j < nb) {
+        const int32_t v = t[j];
+        if (j < na) {
+            *a0 = __smlad((int16x2_t)v, (int16x2_t)tinycc_load_s8x4(wa + 4 * j), *a0);
+        }
+        *a1 = __smlad((int16x2_t)v, (int16x2_t)tinycc_load_s8x4(wb + 4 * j), *a1);
+    }
+}
+#endif
+
+/*
+ * Depthwise convolution of 4 adjacent channels with a window of kt taps along one axis and 1
+ * across (Kx1 or 1xK, dilation 1, stride 1 along the taps), two outputs per step: each input
+ * line is sign-extended once into one channel-planar int16 line buffer per channel (as in
+ * tinycc_depthwise3x3_pairs_s8x4) and outputs 2k, 2k+1 of a channel read the words
+ * (t0, t1), (t2, t3), ... of its line: acc0 += SMLAD((t2j, t2j+1), (w2j, w2j+1)) and
+ * acc1 += SMLAD((t2j, t2j+1), (w2j-1, w2j)), the weights outside 0..kt-1 zero: ceil(kt / 2) +
+ * floor(kt / 2) + 1 multiply instructions for 2 kt MACs. wq: per channel the na = ceil(kt / 2)
+ * words (w0, w1), (w2, w3), ... then the nb = floor(kt / 2) + 1 words (0, w0), (w1, w2), ...
+ * as int16 (tinycc.kernels.depthwise.kx1_weights; doubled with mode 4, as in the 3x3 kernel).
+ *   x, out:  the group's first channel of the input and output
+ *   n_in, m: input pixels along a line, lines (input line l gives output line l: the window
+ *            is one pixel across, without padding there); in_step, in_line: their byte steps
+ *   n_out, out_step, out_line: the output's; p: the padding before a line
+ *   lw:      2 * ceil(n_out / 2) + 2 * nb; scratch: 8 * lw bytes, word-aligned
+ */
+TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m, int32_t in_step,
+                                                   int32_t in_line, int32_t n_out, int32_t out_step,
+                                                   int32_t out_line, int32_t kt, int32_t p, int32_t in_zp,
+                                                   const int16_t *wq, const int32_t *bias, const int32_t *mult,
+                                                   const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
+                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch)
+{
+    const int32_t half = lw / 2, na = (kt + 1) / 2, nb = kt / 2 + 1;
+    const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
+    const int32_t pairs = n_out / 2, rq_mode = mode == 4 ? 6 : mode;
+    int32_t i, ch, l;
+#if TINYCC_NN_DSP
+    int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
+    const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
+    for (i = 0; i < 4 * half; ++i) { /* the padding, once */
+        buf[i] = zw;
+    }
+#else
+    int16_t *const buf = (int16_t *)(void *)scratch;
+    for (i = 0; i < 4 * lw; ++i) {
+        buf[i] = (int16_t)in_zp;
+    }
+#endif
+    for (l = 0; l < m; ++l) {
+#if TINYCC_NN_DSP
+        tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, zw);
+#else
+        tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, in_zp);
+#endif
+        for (ch = 0; ch < 4; ++ch) {
+            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
+            const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
+            const int16_t *wc = wq + 2 * (na + nb) * ch;
+            int8_t *o = out + l * out_line + ch;
+            int32_t k;
+            for (k = 0; k < (n_out + 1) / 2; ++k, o += 2 * out_step) {
+                int32_t a0 = b, a1 = b;
+#if TINYCC_NN_DSP
+                const int32_t *t = buf + ch * half + k;
+                const int8_t *wa = (const int8_t *)(const void *)wc, *wb = wa + 4 * na;
+                /* written out (kt <= 15): gcc 12 keeps the loop over the taps */
+                tinycc_kx1_word(t, wa, wb, 0, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 1, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 2, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 3, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 4, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 5, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 6, na, nb, &a0, &a1);
+                tinycc_kx1_word(t, wa, wb, 7, na, nb, &a0, &a1);
+#else
+                const int16_t *t = buf + ch * lw + 2 * k;
+                int32_t j;
+                for (j = 0; j < kt; ++j) {
+                    a0 += t[j] * wc[j];
+                    a1 += t[j + 1] * wc[j];
+                }
+#endif
+                o[0] = tinycc_requant_local(a0, mu, s0, s1, rq_mode, zp, lo, hi);
+                if (k < pairs) { /* an odd line's last step has one output */
+                    o[out_step] = tinycc_requant_local(a1, mu, s0, s1, rq_mode, zp, lo, hi);
+                }
+            }
         }
     }
 }

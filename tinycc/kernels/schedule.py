@@ -46,6 +46,10 @@ class DepthwiseKnobs:
     """DEPTHWISE_CONV_2D, depth multiplier 1, channels a multiple of 4."""
 
     requant: str = "constants"
+    # "pairs": 3x3 (stride 1 or 2) from channel-planar int16 line buffers in arena scratch, two
+    # outputs of one channel per step with SMLAD over neighbouring taps, along rows or columns
+    # (tinycc_depthwise3x3_pairs_s8x4; Kx1 and 1xK windows: tinycc_depthwise_kx1_pairs_s8x4;
+    # other layers as "lines");
     # "lines": 3x3 windows from line buffers in arena scratch, a group of 4 channels over the
     # whole plane (tinycc_depthwise3x3_lines_s8x4); "rows": one output pixel at a time, all
     # channels, 3x3 row spans plus edge pixels (tinycc_depthwise3x3_row / _edge), no scratch
@@ -63,7 +67,7 @@ class FullyConnectedKnobs:
 
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
-CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2col": ("int8", "int16"),
+CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "rows"), "im2col": ("int8", "int16"),
            "weights": ("int8", "int16")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
@@ -72,7 +76,10 @@ CHOICES = {"requant": ("constants", "plain"), "variant": ("lines", "rows"), "im2
 # depthwise keeps the row kernel there, and on the host, which has no DSP either.
 # On the DSP cores the int16 im2col pays for its expansion on every convolution measured
 # (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer).
-_DSP = {"CONV_2D": ConvKnobs(im2col="int16")}
+# On the DSP cores the 'pairs' depthwise kernel beats the line buffers on every MLPerf Tiny
+# layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 201K instructions per layer;
+# VWW's depthwise layers 3.70M -> 2.58M), which its tuning record keeps on the row kernel.
+_DSP = {"CONV_2D": ConvKnobs(im2col="int16"), "DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="pairs")}
 _SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
 DEFAULTS = {
     "cortex-m3": _SCALAR,

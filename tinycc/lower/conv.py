@@ -67,10 +67,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             rq, rq_consts = with_rounding_constants(rq, rq_consts)
         geometry = (*geometry[:-1], rq)
         if depthwise:
-            variant = knobs.variant if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
+            variant, weights, scratch_bytes = K.depthwise.schedule_weights(
+                knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
             func = K.depthwise_gemm(*geometry, variant=variant)
-            if variant == "lines":
-                scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
         else:
             # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
             # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8
