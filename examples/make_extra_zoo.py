@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Build the models of issue #4's remaining gaps, each written to its folder under tests/models/:
+
+- int16_extra/: 16x8 LOGISTIC and TANH (int16 activations), one model per operator and input
+  range so that the three input scalings of TFLite's Prepare are covered (a general scale, and the two
+  power-of-two scales the kernel takes as 3 << shift). The input has 4096 values: a test feeds
+  every int16 value once, in 16 runs (TFLM's default arena is too small for 65536). tests/test_int16_activations.py.
+- float_extra/: float32 TRANSPOSE_CONV, SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, and hybrid
+  models (float activations, int8 weights: dynamic-range quantization).
+  tests/test_float_extra.py.
+
+    python examples/make_extra_zoo.py                 # every model
+    python examples/make_extra_zoo.py int16_tanh_16   # some of them
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.join(HERE, "..", "tests", "models")
+SEED = 13
+MODELS = {}  # name -> (folder, builder() -> bytes)
+
+
+def model(folder, name=None):
+    def deco(fn):
+        MODELS[name or fn.__name__] = (folder, fn)
+        return fn
+    return deco
+
+
+def _convert(fn, shape, rep, mode):
+    """TFLiteConverter on a tf.function of one input: mode 'int16' (16x8, int16 input and
+    output), 'float' (no quantization) or 'hybrid' (dynamic-range: int8 weights, float
+    activations)."""
+    import tensorflow as tf
+    conc = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([conc])
+    if mode == "int16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([r.astype(np.float32)] for r in rep)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int16
+    elif mode == "hybrid":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv.convert()
+
+
+def _int16_activation(kind, bound):
+    """One int16 LOGISTIC or TANH (the model has one output: a concatenation would add a
+    requantization of each)."""
+    import tensorflow as tf
+    rng = np.random.default_rng(SEED)
+    rep = [rng.uniform(-bound, bound, (1, 4096)) for _ in range(16)]
+    for r in rep:
+        r[0, :2] = (-bound, bound)  # the calibrated range is exactly +-bound
+    return _convert(tf.sigmoid if kind == "logistic" else tf.tanh, (1, 4096), rep, "int16")
+
+
+# input range +-3: a general scale (multiplier and shift); +-8 (scale ~2^-12): the power-of-two
+# case with shift 0; +-16 (~2^-11): TANH's power-of-two case with shift 1
+for _kind, _bound in (("logistic", 3), ("logistic", 8), ("tanh", 3), ("tanh", 8), ("tanh", 16)):
+    model("int16_extra", f"int16_{_kind}_{_bound}")(lambda k=_kind, b=_bound: _int16_activation(k, float(b)))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="*", help="models to build (default: all)")
+    ap.add_argument("-o", "--out", default=DEFAULT_OUT, help="the tests/models folder")
+    args = ap.parse_args(argv)
+    unknown = set(args.names) - set(MODELS)
+    if unknown:
+        sys.exit(f"unknown model(s): {', '.join(sorted(unknown))}; known: {', '.join(MODELS)}")
+    for name in args.names or MODELS:
+        folder, fn = MODELS[name]
+        os.makedirs(os.path.join(args.out, folder), exist_ok=True)
+        data = fn()
+        path = os.path.join(args.out, folder, f"{name}.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        print(f"{path}: {len(data):,} bytes")
+
+
+if __name__ == "__main__":
+    main()
