@@ -68,6 +68,32 @@ for _kind, _bound in (("logistic", 3), ("logistic", 8), ("tanh", 3), ("tanh", 8)
     model("int16_extra", f"int16_{_kind}_{_bound}")(lambda k=_kind, b=_bound: _int16_activation(k, float(b)))
 
 
+def _keras(build, shape, mode="float", lo=-2.0, hi=2.0):
+    """A Keras functional model of one batch-1 input, converted (float or hybrid)."""
+    import keras
+    import tensorflow as tf
+    keras.utils.set_random_seed(SEED)
+    inp = keras.Input(shape, batch_size=1)
+    m = keras.Model(inp, build(inp))
+    rng = np.random.default_rng(SEED)
+    rep = [rng.uniform(lo, hi, (1, *shape)) for _ in range(8)]
+    return _convert(lambda x: m(x), (1, *shape), rep, mode)
+
+
+@model("float_extra")
+def float_transpose_conv():
+    """Two float TRANSPOSE_CONVs: stride 2 VALID with bias and RELU, stride 1 SAME without bias."""
+    import keras
+    from keras import layers
+    rnd = keras.initializers.RandomUniform(-0.5, 0.5, seed=SEED)
+
+    def build(x):
+        y = layers.Conv2DTranspose(5, 3, strides=2, padding="valid", activation="relu", bias_initializer=rnd)(x)
+        y = layers.Conv2DTranspose(4, (2, 3), strides=(1, 2), padding="same", use_bias=False)(y)
+        return y
+    return _keras(build, (4, 5, 3))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="models to build (default: all)")
