@@ -94,6 +94,67 @@ def float_transpose_conv():
     return _keras(build, (4, 5, 3))
 
 
+@model("float_extra")
+def float_lstm():
+    """A float tf_keras LSTM (fused by the converter into one UNIDIRECTIONAL_SEQUENCE_LSTM with
+    float state), the whole sequence of hidden states as the output."""
+    import tensorflow as tf
+    import tf_keras
+    tf_keras.utils.set_random_seed(SEED)
+    inp = tf_keras.layers.Input(shape=(5, 6), batch_size=1)
+    out = tf_keras.layers.LSTM(12, return_sequences=True)(inp)
+    return tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inp, out)).convert()
+
+
+@model("float_extra")
+def float_svdf():
+    """Two float SVDF layers (rank 2 with RELU and bias, rank 1 without activation or bias),
+    written as a flatbuffer with LiteRT's schema classes: no converter emits SVDF."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+    rng = np.random.default_rng(SEED)
+    tensors, buffers, ops = [], [S.BufferT()], []
+
+    def tensor(name, shape, data=None, variable=False):
+        t = S.TensorT()
+        t.name, t.shape, t.type, t.isVariable, t.buffer = name.encode(), list(shape), S.TensorType.FLOAT32, variable, 0
+        if data is not None:
+            b = S.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8).tolist()
+            buffers.append(b)
+            t.buffer = len(buffers) - 1
+        tensors.append(t)
+        return len(tensors) - 1
+
+    x = first = tensor("input", (1, 10))
+    depth = 10
+    for k, (filters, memory, rank, act, bias) in enumerate([(8, 5, 2, S.ActivationFunctionType.RELU, True),
+                                                            (3, 4, 1, S.ActivationFunctionType.NONE, False)]):
+        wf = tensor(f"svdf{k}/weights_feature", (filters, depth), rng.normal(0, 1 / np.sqrt(depth), (filters, depth)))
+        wt = tensor(f"svdf{k}/weights_time", (filters, memory), rng.normal(0, 0.5, (filters, memory)))
+        b = tensor(f"svdf{k}/bias", (filters // rank,), rng.normal(0, 0.2, filters // rank)) if bias else -1
+        st = tensor(f"svdf{k}/state", (1, filters * memory), variable=True)
+        y = tensor(f"svdf{k}/output", (1, filters // rank))
+        op = S.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [x, wf, wt, b, st], [y]
+        op.builtinOptionsType = S.BuiltinOptions.SVDFOptions
+        op.builtinOptions = S.SVDFOptionsT()
+        op.builtinOptions.rank, op.builtinOptions.fusedActivationFunction = rank, act
+        ops.append(op)
+        x, depth = y, filters // rank
+    code = S.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.SVDF
+    code.version = 1
+    sub = S.SubGraphT()
+    sub.tensors, sub.operators, sub.inputs, sub.outputs, sub.name = tensors, ops, [first], [x], b"main"
+    m = S.ModelT()
+    m.version, m.operatorCodes, m.subgraphs, m.buffers = 3, [code], [sub], buffers
+    m.description = b"tinycc examples/make_extra_zoo.py: two float32 SVDF layers"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="models to build (default: all)")

@@ -46,7 +46,7 @@ def _check(name, target, tmp_path, n=None):
 
 
 def test_zoo_is_present():
-    assert {"float_transpose_conv"} <= set(ZOO), "run examples/make_extra_zoo.py"
+    assert {"float_transpose_conv", "float_svdf", "float_lstm"} <= set(ZOO), "run examples/make_extra_zoo.py"
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -67,3 +67,11 @@ def test_c_is_warning_free(cc, tmp_path):
                    "-o", str(tmp_path / "x.o")]
             out = subprocess.run(cmd, capture_output=True, text=True)
             assert out.returncode == 0, f"{path.stem}: {' '.join(cmd)}\n{out.stderr}"
+
+
+@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm"])
+def test_in_qemu_on_cortex_m4f(name, tmp_path):
+    """Hard float on the M4F: bit for bit where no libm is called; the LSTM (newlib's expf and
+    tanhf) within the bound over the whole sequence."""
+    report = _check(name, "mps2-an386", tmp_path, 12 if name in STATEFUL else None)
+    assert report.ran_on.startswith("mps2-an386")

@@ -46,3 +46,103 @@ def transpose_conv(in_shape, w_shape, out_shape, stride, pad, has_bias: bool, lo
                 acc[0] = acc[0] + bias[o]
             out[(oy * OW + ox) * OC + o] = T.min(T.max(acc[0], LO), HI)
     return kernel
+
+
+def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias: bool, lo, hi):
+    """reference_ops::EvalFloatSVDF, one step: per filter, the state's memory shifted left by
+    one and its newest entry the feature dot product; then per unit, the time-weight dot
+    products of its `rank` filters summed, the bias, the clamp (lo = hi = None: none). The
+    state is the `state` parameter, updated in place (the shift reads each entry before it is
+    overwritten).
+
+    Every sum is in the order of LiteRT's tensor_utils as its x86 build runs them (their NEON
+    code, through NEON_2_SSE; measured: the plain loop's order differs from 8 values up): four
+    lane sums over the first multiple of 4 values (lane l takes values l, l + 4, ...), added
+    lane 0 to 3, then the remaining values one by one (ReductionSumVector over the rank too)."""
+    units = filters // rank
+    FM = filters * memory
+    R4 = rank // 4 * 4
+    LO, HI = _bounds(lo, hi)
+    CLAMP = 0 if lo is None and hi is None else 1
+    B = 1 if has_bias else 0
+
+    @T.macro
+    def dot(lane, acc, a, a0, b, b0, n):
+        """acc[0] = the dot product of a[a0:a0+n] and b[b0:b0+n] in the lane order."""
+        for l in range(4):
+            lane[l] = T.float32(0)
+        for k4, l in T.grid(n // 4, 4):
+            lane[l] = lane[l] + a[a0 + k4 * 4 + l] * b[b0 + k4 * 4 + l]
+        acc[0] = lane[0] + lane[1] + lane[2] + lane[3]
+        for k in range(n // 4 * 4, n):
+            acc[0] = acc[0] + a[a0 + k] * b[b0 + k]
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((batch * depth,), F32), wf: T.Buffer((filters * depth,), F32),
+               wt: T.Buffer((filters * memory,), F32), bias: T.Buffer((units,), F32),
+               state: T.Buffer((batch * FM,), F32), out: T.Buffer((batch * units,), F32)):
+        lane = T.alloc_buffer((4,), F32)  # a dot product's lane sums
+        rlane = T.alloc_buffer((4,), F32)  # the rank sum's
+        acc = T.alloc_buffer((2,), F32)  # a dot product, a unit's sum
+        for b, f in T.grid(batch, filters):
+            for m in range(memory - 1):
+                state[b * FM + f * memory + m] = state[b * FM + f * memory + m + 1]
+            dot(lane, acc, wf, f * depth, x, b * depth, depth)
+            state[b * FM + f * memory + memory - 1] = acc[0]
+        for b, u in T.grid(batch, units):
+            for l in range(4):
+                rlane[l] = T.float32(0)
+            for r4, l in T.grid(R4 // 4, 4):
+                dot(lane, acc, wt, (u * rank + r4 * 4 + l) * memory, state, b * FM + (u * rank + r4 * 4 + l) * memory,
+                    memory)
+                rlane[l] = rlane[l] + acc[0]
+            acc[1] = rlane[0] + rlane[1] + rlane[2] + rlane[3]
+            for r in range(R4, rank):
+                dot(lane, acc, wt, (u * rank + r) * memory, state, b * FM + (u * rank + r) * memory, memory)
+                acc[1] = acc[1] + acc[0]
+            if B > 0:
+                acc[1] = acc[1] + bias[u]
+            if CLAMP > 0:
+                acc[1] = T.min(T.max(acc[1], LO), HI)
+            out[b * units + u] = acc[1]
+    return kernel
+
+
+def lstm(steps: int, n_input: int, n_cell: int, cell_clip: float):
+    """lstm_eval's float LSTM (no CIFG, peephole, projection or layer norm), batch 1, one time
+    step after the other: per cell, each gate = (recurrent weights . h) + ((input weights . x)
+    + bias), sigmoid (tanh for the cell gate), c = f * c + g * i (clipped when cell_clip > 0),
+    h = o * tanh(c). The step's h goes to the output first and into the `state` h only once
+    every cell has read the old one; c is updated in place. expf and tanhf are the C
+    library's (LiteRT's are Eigen's approximations): within tinycc.verify.FLOAT_TOLERANCE."""
+    n4 = 4 * n_cell
+    CLIP = T.float32(cell_clip)
+    CLIPS = 1 if cell_clip > 0 else 0
+
+    def sigmoid(v):
+        return T.float32(1) / (T.float32(1) + T.exp(-v))
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((steps * n_input,), F32), wx: T.Buffer((n4 * n_input,), F32),
+               wh: T.Buffer((n4 * n_cell,), F32), bias: T.Buffer((n4,), F32),
+               h: T.Buffer((n_cell,), F32), c: T.Buffer((n_cell,), F32), out: T.Buffer((steps * n_cell,), F32)):
+        gate = T.alloc_buffer((4,), F32)
+        acc = T.alloc_buffer((2,), F32)
+        for t in range(steps):
+            for j in range(n_cell):
+                for g in range(4):  # input, forget, cell, output
+                    acc[0] = T.float32(0)
+                    for k in range(n_input):
+                        acc[0] = acc[0] + wx[(g * n_cell + j) * n_input + k] * x[t * n_input + k]
+                    acc[1] = T.float32(0)
+                    for k in range(n_cell):
+                        acc[1] = acc[1] + wh[(g * n_cell + j) * n_cell + k] * h[k]
+                    gate[g] = acc[1] + (acc[0] + bias[g * n_cell + j])
+                c[j] = sigmoid(gate[1]) * c[j]
+                c[j] = c[j] + T.tanh(gate[2]) * sigmoid(gate[0])
+                if CLIPS > 0:
+                    c[j] = T.max(T.min(c[j], CLIP), -CLIP)
+                out[t * n_cell + j] = sigmoid(gate[3]) * T.tanh(c[j])
+            for j in range(n_cell):
+                h[j] = out[t * n_cell + j]
+    return kernel

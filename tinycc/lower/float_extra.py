@@ -12,9 +12,8 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Operator
 from ..kernels import float_extra as KX
-from .common import Kernel, LoweringContext, describe, kernel_name
+from .common import Const, Kernel, LoweringContext, describe, kernel_name
 from .float32 import _activation, _clamp_note, _tensor, _weights
-from .common import Const
 
 
 def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -41,4 +40,100 @@ def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(name, op, func, args, out.index, h * wd * kh * kw * c * oc, notes)
 
 
-LOWERINGS = {"TRANSPOSE_CONV": lower_transpose_conv}
+def _state(ctx, op, index: int, size: int):
+    t = _tensor(ctx, op, index)
+    if not t.is_variable or t.size != size:
+        raise UnsupportedOpError(op.kind, op.index, f"its state '{t.name}' is not a float32 variable tensor of "
+                                 f"{size} values")
+    return t
+
+
+def _float_bias(ctx, op, index: int, size: int):
+    if index < 0:
+        return None
+    b = _tensor(ctx, op, index)
+    if not b.is_const or b.size != size:
+        raise UnsupportedOpError(op.kind, op.index, f"bias '{b.name}' is not a constant of {size} values")
+    return b.data.reshape(-1).astype(np.float32)
+
+
+def lower_svdf(ctx: LoweringContext, op: Operator) -> Kernel:
+    """EvalFloatSVDF: one kernel, the state updated in place, then the output."""
+    if len(op.inputs) != 5:
+        raise UnsupportedOpError(op.kind, op.index, f"{len(op.inputs)} inputs, expected 5")
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    wf, wt = _weights(ctx, op, op.inputs[1]), _weights(ctx, op, op.inputs[2])
+    rank = int(op.options.get("rank", 0))
+    if len(x.shape) != 2 or len(wf.shape) != 2 or len(wt.shape) != 2:
+        raise UnsupportedOpError(op.kind, op.index, f"input {x.shape}, weights {wf.shape} and {wt.shape}")
+    (batch, depth), (filters, memory) = x.shape, wt.shape
+    if rank <= 0 or filters % rank or wf.shape != (filters, depth) or out.size != batch * filters // rank:
+        raise UnsupportedOpError(op.kind, op.index, f"inconsistent shapes (rank {rank}, input {x.shape}, "
+                                 f"weights {wf.shape} and {wt.shape}, output {out.shape})")
+    code = op.options.get("fused_activation_function", 0)
+    if code not in (0, 1, 2, 3):  # ApplyActivationToVector's tanh / sigmoid are Eigen's
+        raise UnsupportedOpError(op.kind, op.index, f"fused activation code {code} (tinycc takes the clamping ones)")
+    state = _state(ctx, op, op.inputs[4], batch * filters * memory)
+    units = filters // rank
+    bias = _float_bias(ctx, op, op.inputs[3], units)
+    lo, hi = _activation(op)
+    name = kernel_name(ctx, op)
+    func = KX.svdf(batch, depth, filters, memory, rank, bias is not None, lo, hi)
+    args = [x.index, Const(f"{name}_feature_weights", wf.data.astype(np.float32)),
+            Const(f"{name}_time_weights", wt.data.astype(np.float32)),
+            Const(f"{name}_bias", np.zeros(units, np.float32) if bias is None else bias), state.index]
+    notes = [describe(ctx.graph, op), f"float32; {filters} filters of memory {memory}, rank {rank}: state shifted "
+             f"left, newest entry the feature dot product; output the time-weight dot products summed over the "
+             f"rank, plus bias; {_clamp_note(lo, hi)}"]
+    return Kernel(name, op, func, args, out.index, batch * filters * (depth + memory), notes, state=[state.index])
+
+
+# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs (TFLite's lstm::full indices)
+_LSTM_INPUT, _LSTM_W_INPUT, _LSTM_W_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 0, 1, 5, 9, 12
+_LSTM_PROJECTION, _LSTM_OUTPUT_STATE, _LSTM_CELL_STATE, _LSTM_LAYER_NORM = 16, 18, 19, 20
+
+
+def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
+    """lstm_eval's float LSTM, batch 1, no CIFG, peephole, projection or layer norm."""
+    ins = op.inputs + [-1] * (24 - len(op.inputs))
+
+    def present(k, n=1):
+        return any(i >= 0 for i in ins[k:k + n])
+    for k, n, what in ((_LSTM_PEEPHOLE, 3, "peephole weights"), (_LSTM_PROJECTION, 2, "a projection"),
+                       (_LSTM_LAYER_NORM, 4, "layer normalization")):
+        if present(k, n):
+            raise UnsupportedOpError(op.kind, op.index, f"an LSTM with {what}")
+    if not present(_LSTM_W_INPUT) or not present(_LSTM_W_RECURRENT):
+        raise UnsupportedOpError(op.kind, op.index, "a CIFG LSTM (no input gate)")
+    if op.options.get("fused_activation_function") != 4:  # TANH
+        raise UnsupportedOpError(op.kind, op.index, "a cell activation other than tanh")
+    x, out = _tensor(ctx, op, ins[_LSTM_INPUT]), _tensor(ctx, op, op.outputs[0])
+    wx = [_weights(ctx, op, ins[_LSTM_W_INPUT + k]) for k in range(4)]
+    wh = [_weights(ctx, op, ins[_LSTM_W_RECURRENT + k]) for k in range(4)]
+    n_cell, n_input = wx[0].shape
+    if len(x.shape) == 3:
+        steps, batch = (x.shape[0], x.shape[1]) if op.options.get("time_major") else (x.shape[1], x.shape[0])
+    else:
+        steps, batch = 1, x.shape[0]
+    if batch != 1 or x.shape[-1] != n_input or out.size != steps * n_cell or \
+            any(w.shape != (n_cell, n_input) for w in wx) or any(w.shape != (n_cell, n_cell) for w in wh):
+        raise UnsupportedOpError(op.kind, op.index, f"shapes other than batch 1 without projection "
+                                 f"(input {x.shape}, {n_cell} cells, output {out.shape})")
+    bias = [_float_bias(ctx, op, ins[_LSTM_BIAS + k], n_cell) for k in range(4)]
+    if any(b is None for b in bias):
+        raise UnsupportedOpError(op.kind, op.index, "an LSTM without gate biases")
+    h = _state(ctx, op, ins[_LSTM_OUTPUT_STATE], n_cell)
+    c = _state(ctx, op, ins[_LSTM_CELL_STATE], n_cell)
+    clip = float(np.float32(op.options.get("cell_clip", 0.0)))
+    name = kernel_name(ctx, op)
+    args = [x.index, Const(f"{name}_input_weights", np.concatenate([w.data for w in wx]).astype(np.float32)),
+            Const(f"{name}_recurrent_weights", np.concatenate([w.data for w in wh]).astype(np.float32)),
+            Const(f"{name}_bias", np.concatenate(bias)), h.index, c.index]
+    notes = [describe(ctx.graph, op), f"float32; {steps} steps, {n_cell} cells; sigmoid and tanh from libm "
+             f"(expf, tanhf){f'; cell clip {clip:g}' if clip > 0 else ''}"]
+    return Kernel(name, op, KX.lstm(steps, n_input, n_cell, clip), args, out.index,
+                  steps * 4 * n_cell * (n_input + n_cell), notes, state=[h.index, c.index])
+
+
+LOWERINGS = {"TRANSPOSE_CONV": lower_transpose_conv, "SVDF": lower_svdf,
+             "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm}
