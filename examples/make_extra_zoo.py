@@ -155,6 +155,30 @@ def float_svdf():
     return bytes(builder.Output())
 
 
+@model("float_extra")
+def hybrid_mlp():
+    """Dynamic-range quantized (hybrid) fully-connected layers: int8 weights, float activations."""
+    from keras import layers
+
+    def build(x):
+        y = layers.Dense(40, activation="relu")(layers.Flatten()(x))
+        return layers.Dense(10)(layers.Dense(24, activation="relu6")(y))
+    return _keras(build, (6, 8), "hybrid")
+
+
+@model("float_extra")
+def hybrid_cnn():
+    """Dynamic-range quantized convolutions and depthwise convolutions."""
+    from keras import layers
+
+    def build(x):
+        y = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+        y = layers.DepthwiseConv2D(3, padding="same", activation="relu")(y)
+        y = layers.Conv2D(16, 1, activation="relu")(y)
+        return layers.Conv2D(8, 3, padding="valid")(y)
+    return _keras(build, (12, 10, 3), "hybrid")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="models to build (default: all)")

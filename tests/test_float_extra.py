@@ -46,7 +46,7 @@ def _check(name, target, tmp_path, n=None):
 
 
 def test_zoo_is_present():
-    assert {"float_transpose_conv", "float_svdf", "float_lstm"} <= set(ZOO), "run examples/make_extra_zoo.py"
+    assert {"float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp", "hybrid_cnn"} <= set(ZOO), "run examples/make_extra_zoo.py"
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -1,5 +1,6 @@
 """Float32 TRANSPOSE_CONV, SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM (kernels in
-tinycc.kernels.float_extra). TRANSPOSE_CONV is bit-exact with LiteRT's reference kernel; SVDF
+tinycc.kernels.float_extra), and the routing of hybrid FULLY_CONNECTED / CONV_2D /
+DEPTHWISE_CONV_2D (int8 weights in a float operator) to tinycc.lower.hybrid. TRANSPOSE_CONV is bit-exact with LiteRT's reference kernel; SVDF
 too with a clamping activation (NONE, RELU, RELU_N1_TO_1, RELU6); the LSTM calls expf and
 tanhf and is within the float bound of tinycc.verify. The two stateful ones keep their state
 in variable tensors at the start of the arena, as the int8 ones do (lower/recurrent.py).
@@ -135,5 +136,22 @@ def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
                   steps * 4 * n_cell * (n_input + n_cell), notes, state=[h.index, c.index])
 
 
+def _hybrid_or_float(hybrid_fn, kind: str):
+    """The hybrid lowering when the weights are int8 (dynamic-range quantization), else the
+    float32 one."""
+    from . import float32, hybrid
+
+    def lower(ctx: LoweringContext, op: Operator) -> Kernel:
+        return hybrid_fn(ctx, op) if hybrid.is_hybrid(ctx, op) else float32.LOWERINGS[kind](ctx, op)
+    return lower
+
+
+def _hybrid_table():
+    from . import hybrid
+    return {"FULLY_CONNECTED": _hybrid_or_float(hybrid.lower_fully_connected, "FULLY_CONNECTED"),
+            "CONV_2D": _hybrid_or_float(hybrid.lower_conv, "CONV_2D"),
+            "DEPTHWISE_CONV_2D": _hybrid_or_float(hybrid.lower_conv, "DEPTHWISE_CONV_2D")}
+
+
 LOWERINGS = {"TRANSPOSE_CONV": lower_transpose_conv, "SVDF": lower_svdf,
-             "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm}
+             "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm, **_hybrid_table()}
