@@ -34,7 +34,7 @@ def model(folder, name=None):
     return deco
 
 
-def _convert(fn, shape, rep, mode):
+def _convert(fn, shape, rep, mode, per_channel=True):
     """TFLiteConverter on a tf.function of one input: mode 'int16' (16x8, int16 input and
     output), 'float' (no quantization) or 'hybrid' (dynamic-range: int8 weights, float
     activations)."""
@@ -46,8 +46,9 @@ def _convert(fn, shape, rep, mode):
         conv.representative_dataset = lambda: ([r.astype(np.float32)] for r in rep)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         conv.inference_input_type = conv.inference_output_type = tf.int16
-    elif mode == "hybrid":
+    elif mode == "hybrid":  # only weights of 1024 values or more are quantized
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv._experimental_disable_per_channel = not per_channel
     return conv.convert()
 
 
@@ -68,7 +69,7 @@ for _kind, _bound in (("logistic", 3), ("logistic", 8), ("tanh", 3), ("tanh", 8)
     model("int16_extra", f"int16_{_kind}_{_bound}")(lambda k=_kind, b=_bound: _int16_activation(k, float(b)))
 
 
-def _keras(build, shape, mode="float", lo=-2.0, hi=2.0):
+def _keras(build, shape, mode="float", lo=-2.0, hi=2.0, per_channel=True):
     """A Keras functional model of one batch-1 input, converted (float or hybrid)."""
     import keras
     import tensorflow as tf
@@ -77,7 +78,7 @@ def _keras(build, shape, mode="float", lo=-2.0, hi=2.0):
     m = keras.Model(inp, build(inp))
     rng = np.random.default_rng(SEED)
     rep = [rng.uniform(lo, hi, (1, *shape)) for _ in range(8)]
-    return _convert(lambda x: m(x), (1, *shape), rep, mode)
+    return _convert(lambda x: m(x), (1, *shape), rep, mode, per_channel)
 
 
 @model("float_extra")
@@ -177,6 +178,30 @@ def hybrid_cnn():
         y = layers.Conv2D(16, 1, activation="relu")(y)
         return layers.Conv2D(8, 3, padding="valid")(y)
     return _keras(build, (12, 10, 3), "hybrid")
+
+
+@model("float_extra")
+def hybrid_depthwise():
+    """A hybrid depthwise convolution (per-channel weights, as LiteRT requires) and a hybrid
+    1x1 convolution."""
+    from keras import layers
+
+    def build(x):
+        y = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+        return layers.Conv2D(16, 1)(y)
+    return _keras(build, (5, 6, 128), "hybrid")
+
+
+@model("float_extra")
+def hybrid_conv_per_tensor():
+    """Hybrid convolutions with per-tensor weight scales (as kws_ref_model_float32 has them):
+    a strided one and a dilated one."""
+    from keras import layers
+
+    def build(x):
+        y = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(x)
+        return layers.Conv2D(12, 3, dilation_rate=2, padding="same")(y)
+    return _keras(build, (11, 9, 8), "hybrid", per_channel=False)
 
 
 def main(argv=None):

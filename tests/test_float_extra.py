@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import model_path
 from tinycc import compile_model
+from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
 from tinycc.verify import FLOAT_TOLERANCE, model_inputs, verify
 
@@ -46,7 +48,8 @@ def _check(name, target, tmp_path, n=None):
 
 
 def test_zoo_is_present():
-    assert {"float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp", "hybrid_cnn"} <= set(ZOO), "run examples/make_extra_zoo.py"
+    assert {"float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp", "hybrid_cnn", "hybrid_depthwise",
+            "hybrid_conv_per_tensor"} <= set(ZOO), "run examples/make_extra_zoo.py"
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -69,9 +72,101 @@ def test_c_is_warning_free(cc, tmp_path):
             assert out.returncode == 0, f"{path.stem}: {' '.join(cmd)}\n{out.stderr}"
 
 
-@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm"])
+@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp",
+                                  "hybrid_conv_per_tensor"])
 def test_in_qemu_on_cortex_m4f(name, tmp_path):
     """Hard float on the M4F: bit for bit where no libm is called; the LSTM (newlib's expf and
     tanhf) within the bound over the whole sequence."""
     report = _check(name, "mps2-an386", tmp_path, 12 if name in STATEFUL else None)
     assert report.ran_on.startswith("mps2-an386")
+
+
+def test_hybrid_in_qemu_on_cortex_m3(tmp_path):
+    """No FPU: soft float (and soft double for the asymmetric input quantization)."""
+    report = verify(MODELS / "hybrid_cnn.tflite", "mps2-an385", inputs=_inputs("hybrid_cnn")[:2], work_dir=tmp_path)
+    assert report.ok, report.summary()
+
+
+def test_kws_float32_is_hybrid_and_matches_litert(tmp_path):
+    """MLPerf Tiny's float KWS is a hybrid model (int8 convolution weights, per-tensor): bit for
+    bit with LiteRT but for its SOFTMAX (expf), on the host."""
+    path = model_path("kws_ref_model_float32")
+    g = load_model(path)
+    assert any(g.tensor(op.inputs[1]).dtype == "int8" for op in g.operators if op.kind == "CONV_2D")
+    xs = model_inputs(g) + [np.random.default_rng(2).normal(0, 10, g.tensor(g.inputs[0]).shape).astype(np.float32)]
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path)
+    assert report.ok and not any(report.max_abs_diff), report.summary()
+
+
+def test_hybrid_has_no_libm_and_no_float_weights(tmp_path):
+    res = compile_model(MODELS / "hybrid_cnn.tflite", "host", tmp_path / "lib", measure_code=False)
+    kernels = (res.out_dir / "src" / "hybrid_cnn_kernels.c").read_text()
+    assert "expf" not in kernels and "round" not in kernels
+    weights = (res.out_dir / "src" / "hybrid_cnn_weights.c").read_text()
+    assert "const int8_t hybrid_cnn_conv2d_3_weights" in weights
+
+
+def _edited(path: Path, tmp_path: Path, edit) -> Path:
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+    m = S.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    edit(m, S)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    out = tmp_path / path.name
+    out.write_bytes(bytes(b.Output()))
+    return out
+
+
+def test_svdf_with_a_libm_activation_is_refused(tmp_path):
+    def tanh(m, S):
+        m.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = S.ActivationFunctionType.TANH
+    bad = _edited(MODELS / "float_svdf.tflite", tmp_path, tanh)
+    with pytest.raises(UnsupportedOpError, match=r"SVDF at index 0.*activation"):
+        compile_model(bad, "host", tmp_path / "out", measure_code=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_hybrid_depthwise_with_one_scale_is_refused(tmp_path):
+    def one_scale(m, S):
+        sg = m.subgraphs[0]
+        q = sg.tensors[sg.operators[0].inputs[1]].quantization
+        q.scale, q.zeroPoint = [float(q.scale[0])], [0]
+    bad = _edited(MODELS / "hybrid_depthwise.tflite", tmp_path, one_scale)
+    with pytest.raises(UnsupportedOpError, match=r"DEPTHWISE_CONV_2D at index 0.*one scale"):
+        compile_model(bad, "host", tmp_path / "out", measure_code=False)
+
+
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_float_state_reset(name, tmp_path):
+    """reset, run the sequence, reset, run it again: the same outputs (the state is float
+    zeros after reset), and the state matters."""
+    import ctypes
+    path = MODELS / f"{name}.tflite"
+    res = compile_model(path, "host", tmp_path / "lib", measure_code=False)
+    lib = res.library
+    so = tmp_path / f"lib{name}.so"
+    subprocess.run(["gcc", *STRICT, "-O1", "-shared", "-fPIC", "-I", str(tmp_path / "lib" / "include"),
+                    *map(str, sorted((tmp_path / "lib" / "src").glob("*.c"))), "-lm", "-o", str(so)], check=True)
+    dll = ctypes.CDLL(str(so))
+    arena = (ctypes.c_uint8 * (lib.plan.arena_size + 16))()
+    base = (ctypes.addressof(arena) + 15) // 16 * 16
+    out = np.zeros(lib.output.size, np.float32)
+    runs = []
+    for _ in range(2):
+        getattr(dll, f"{name}_reset")(ctypes.c_void_p(base))
+        got = []
+        for x in _inputs(name, 6):
+            assert getattr(dll, f"{name}_run")(x.ctypes.data_as(ctypes.c_void_p),
+                                               out.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(base)) == 0
+            got.append(out.copy())
+        runs.append(got)
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+    x = _inputs(name, 6)[0]  # the same input twice: the second output differs (the state carried)
+    getattr(dll, f"{name}_reset")(ctypes.c_void_p(base))
+    twice = []
+    for _ in range(2):
+        getattr(dll, f"{name}_run")(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+                                    ctypes.c_void_p(base))
+        twice.append(out.copy())
+    assert np.array_equal(twice[0], runs[0][0]) and not np.array_equal(twice[0], twice[1])
