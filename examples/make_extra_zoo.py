@@ -107,13 +107,12 @@ def float_lstm():
     return tf.lite.TFLiteConverter.from_keras_model(tf_keras.Model(inp, out)).convert()
 
 
-@model("float_extra")
-def float_svdf():
-    """Two float SVDF layers (rank 2 with RELU and bias, rank 1 without activation or bias),
-    written as a flatbuffer with LiteRT's schema classes: no converter emits SVDF."""
+def _svdf_model(depth, layers, seed):
+    """Float SVDF layers, (filters, memory, rank, activation, bias) each, written as a flatbuffer
+    with LiteRT's schema classes: no converter emits SVDF."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as S
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     tensors, buffers, ops = [], [S.BufferT()], []
 
     def tensor(name, shape, data=None, variable=False):
@@ -127,10 +126,8 @@ def float_svdf():
         tensors.append(t)
         return len(tensors) - 1
 
-    x = first = tensor("input", (1, 10))
-    depth = 10
-    for k, (filters, memory, rank, act, bias) in enumerate([(8, 5, 2, S.ActivationFunctionType.RELU, True),
-                                                            (3, 4, 1, S.ActivationFunctionType.NONE, False)]):
+    x = first = tensor("input", (1, depth))
+    for k, (filters, memory, rank, act, bias) in enumerate(layers):
         wf = tensor(f"svdf{k}/weights_feature", (filters, depth), rng.normal(0, 1 / np.sqrt(depth), (filters, depth)))
         wt = tensor(f"svdf{k}/weights_time", (filters, memory), rng.normal(0, 0.5, (filters, memory)))
         b = tensor(f"svdf{k}/bias", (filters // rank,), rng.normal(0, 0.2, filters // rank)) if bias else -1
@@ -150,10 +147,25 @@ def float_svdf():
     sub.tensors, sub.operators, sub.inputs, sub.outputs, sub.name = tensors, ops, [first], [x], b"main"
     m = S.ModelT()
     m.version, m.operatorCodes, m.subgraphs, m.buffers = 3, [code], [sub], buffers
-    m.description = b"tinycc examples/make_extra_zoo.py: two float32 SVDF layers"
+    m.description = b"tinycc examples/make_extra_zoo.py: float32 SVDF layers"
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+@model("float_extra")
+def float_svdf():
+    """Two float SVDF layers: rank 2 with RELU and bias, rank 1 without activation or bias."""
+    from ai_edge_litert.schema_py_generated import ActivationFunctionType as A
+    return _svdf_model(10, [(8, 5, 2, A.RELU, True), (3, 4, 1, A.NONE, False)], SEED)
+
+
+@model("float_extra")
+def float_svdf_bias():
+    """Two float SVDF layers with biases (TFLM's float SVDF needs one): rank 5 with RELU6 and a
+    memory of 9 (LiteRT sums the rank and the memory in four lanes), then rank 1."""
+    from ai_edge_litert.schema_py_generated import ActivationFunctionType as A
+    return _svdf_model(9, [(10, 9, 5, A.RELU6, True), (4, 3, 1, A.NONE, True)], SEED + 1)
 
 
 @model("float_extra")

@@ -23,7 +23,7 @@ from tinycc.verify import FLOAT_TOLERANCE, model_inputs, verify
 
 MODELS = Path(__file__).resolve().parent / "models" / "float_extra"
 ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
-STATEFUL = {"float_svdf", "float_lstm"}
+STATEFUL = {"float_svdf", "float_svdf_bias", "float_lstm"}
 LIBM = {"float_lstm"}
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -40,8 +40,8 @@ def _inputs(name, n=None):
         [np.full(shape, -4.0, np.float32), np.full(shape, 4.0, np.float32)]
 
 
-def _check(name, target, tmp_path, n=None):
-    report = verify(MODELS / f"{name}.tflite", target, inputs=_inputs(name, n), work_dir=tmp_path)
+def _check(name, target, tmp_path, n=None, rounding=None):
+    report = verify(MODELS / f"{name}.tflite", target, rounding=rounding, inputs=_inputs(name, n), work_dir=tmp_path)
     assert report.tolerance == (FLOAT_TOLERANCE if name in LIBM else None)
     assert report.ok, report.summary()
     return report
@@ -55,6 +55,20 @@ def test_zoo_is_present():
 @pytest.mark.parametrize("name", ZOO)
 def test_host_matches_litert(name, tmp_path):
     _check(name, "host", tmp_path, 24 if name in STATEFUL else None)
+
+
+@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf_bias", "float_lstm"])
+def test_host_double_rounding_matches_tflm(name, tmp_path):
+    """--rounding double: TFLM's float kernels (its SVDF sums in plain order, the bias first)."""
+    _check(name, "host", tmp_path, 24 if name in STATEFUL else None, rounding="double")
+
+
+@pytest.mark.parametrize("name, why", [("float_svdf", "without a bias"), ("hybrid_mlp", "TFLM has no hybrid"),
+                                       ("hybrid_cnn", "TFLM has no hybrid")])
+def test_double_rounding_refuses_what_tflm_cannot_run(name, why, tmp_path):
+    with pytest.raises(UnsupportedOpError, match=why):
+        compile_model(MODELS / f"{name}.tflite", "host", tmp_path / "out", rounding="double", measure_code=False)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("cc", ["gcc", "clang", "arm-none-eabi-gcc"])

@@ -48,7 +48,7 @@ def transpose_conv(in_shape, w_shape, out_shape, stride, pad, has_bias: bool, lo
     return kernel
 
 
-def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias: bool, lo, hi):
+def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias: bool, lo, hi, tflm: bool = False):
     """reference_ops::EvalFloatSVDF, one step: per filter, the state's memory shifted left by
     one and its newest entry the feature dot product; then per unit, the time-weight dot
     products of its `rank` filters summed, the bias, the clamp (lo = hi = None: none). The
@@ -58,23 +58,30 @@ def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias:
     Every sum is in the order of LiteRT's tensor_utils as its x86 build runs them (their NEON
     code, through NEON_2_SSE; measured: the plain loop's order differs from 8 values up): four
     lane sums over the first multiple of 4 values (lane l takes values l, l + 4, ...), added
-    lane 0 to 3, then the remaining values one by one (ReductionSumVector over the rank too)."""
+    lane 0 to 3, then the remaining values one by one (ReductionSumVector over the rank too).
+    tflm: TFLM's EvalFloatSvdfReference instead, plain sums in order and the output started
+    at the bias, then each filter's dot product added."""
     units = filters // rank
     FM = filters * memory
-    R4 = rank // 4 * 4
+    L = 1 if tflm else 4  # lanes
+    R4 = 0 if tflm else rank // 4 * 4
     LO, HI = _bounds(lo, hi)
     CLAMP = 0 if lo is None and hi is None else 1
     B = 1 if has_bias else 0
+    TFLM = 1 if tflm else 0
 
     @T.macro
     def dot(lane, acc, a, a0, b, b0, n):
         """acc[0] = the dot product of a[a0:a0+n] and b[b0:b0+n] in the lane order."""
         for l in range(4):
             lane[l] = T.float32(0)
-        for k4, l in T.grid(n // 4, 4):
-            lane[l] = lane[l] + a[a0 + k4 * 4 + l] * b[b0 + k4 * 4 + l]
-        acc[0] = lane[0] + lane[1] + lane[2] + lane[3]
-        for k in range(n // 4 * 4, n):
+        for k4, l in T.grid(n // L, L):
+            lane[l] = lane[l] + a[a0 + k4 * L + l] * b[b0 + k4 * L + l]
+        if L == 4:
+            acc[0] = lane[0] + lane[1] + lane[2] + lane[3]
+        else:
+            acc[0] = lane[0]
+        for k in range(n // L * L, n):
             acc[0] = acc[0] + a[a0 + k] * b[b0 + k]
 
     @T.prim_func(private=True)
@@ -97,10 +104,12 @@ def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias:
                     memory)
                 rlane[l] = rlane[l] + acc[0]
             acc[1] = rlane[0] + rlane[1] + rlane[2] + rlane[3]
+            if TFLM > 0 and B > 0:
+                acc[1] = bias[u]
             for r in range(R4, rank):
                 dot(lane, acc, wt, (u * rank + r) * memory, state, b * FM + (u * rank + r) * memory, memory)
                 acc[1] = acc[1] + acc[0]
-            if B > 0:
+            if TFLM == 0 and B > 0:
                 acc[1] = acc[1] + bias[u]
             if CLAMP > 0:
                 acc[1] = T.min(T.max(acc[1], LO), HI)

@@ -77,15 +77,20 @@ def lower_svdf(ctx: LoweringContext, op: Operator) -> Kernel:
     state = _state(ctx, op, op.inputs[4], batch * filters * memory)
     units = filters // rank
     bias = _float_bias(ctx, op, op.inputs[3], units)
+    tflm = ctx.mode == "double"
+    if tflm and bias is None:
+        raise UnsupportedOpError(op.kind, op.index, "a float SVDF without a bias under --rounding double: TFLM's "
+                                 "float SVDF reads the bias regardless (it crashes); compile with --rounding litert")
     lo, hi = _activation(op)
     name = kernel_name(ctx, op)
-    func = KX.svdf(batch, depth, filters, memory, rank, bias is not None, lo, hi)
+    func = KX.svdf(batch, depth, filters, memory, rank, bias is not None, lo, hi, tflm)
     args = [x.index, Const(f"{name}_feature_weights", wf.data.astype(np.float32)),
             Const(f"{name}_time_weights", wt.data.astype(np.float32)),
             Const(f"{name}_bias", np.zeros(units, np.float32) if bias is None else bias), state.index]
+    order = "TFLM's order: plain sums, the bias first" if tflm else "LiteRT's order: four-lane sums, the bias last"
     notes = [describe(ctx.graph, op), f"float32; {filters} filters of memory {memory}, rank {rank}: state shifted "
              f"left, newest entry the feature dot product; output the time-weight dot products summed over the "
-             f"rank, plus bias; {_clamp_note(lo, hi)}"]
+             f"rank, and the bias ({order}); {_clamp_note(lo, hi)}"]
     return Kernel(name, op, func, args, out.index, batch * filters * (depth + memory), notes, state=[state.index])
 
 

@@ -17,8 +17,14 @@ from .float32 import _activation, _clamp_note, _tensor
 
 
 def is_hybrid(ctx: LoweringContext, op: Operator) -> bool:
+    """int8 weights in a float operator; refused under --rounding double (TFLM has no hybrid
+    kernels: it cannot allocate such a model)."""
     w = ctx.graph.tensor(op.inputs[1]) if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
-    return w is not None and w.is_const and w.dtype == "int8" and w.quant is not None
+    hybrid = w is not None and w.is_const and w.dtype == "int8" and w.quant is not None
+    if hybrid and ctx.mode == "double":
+        raise UnsupportedOpError(op.kind, op.index, "a hybrid operator (int8 weights, float activations) under "
+                                 "--rounding double: TFLM has no hybrid kernels; compile with --rounding litert")
+    return hybrid
 
 
 def _int8_weights(ctx, op, channels: int, axis_size: int):
