@@ -75,8 +75,9 @@ def _weights(ctx, op, index: int):
     t = ctx.graph.tensor(index)
     if t.dtype == "int8" and t.quant is not None:
         raise UnsupportedOpError(op.kind, op.index, f"its weights '{t.name}' are int8 in a float32 operator: "
-                                 "a dynamic-range (hybrid) quantized model, which tinycc does not compile; "
-                                 "convert it fully to int8 (with a representative dataset) or keep it float32")
+                                 "dynamic-range (hybrid) quantization, which tinycc compiles for FULLY_CONNECTED, "
+                                 "CONV_2D and DEPTHWISE_CONV_2D only; convert the model fully to int8 (with a "
+                                 "representative dataset) or keep it float32")
     w = _tensor(ctx, op, index)
     if not w.is_const:
         raise UnsupportedOpError(op.kind, op.index, f"its weights '{w.name}' are not a constant")
