@@ -96,10 +96,6 @@ def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
     the effective scales (in float32, as TFLite computes them), the zero points folded into the
     biases, the cell state's power-of-two scale."""
     g = ctx.graph
-    if ctx.mode == "double":
-        raise UnsupportedOpError(op.kind, op.index, "TFLM's integer LSTM computes its int16 sigmoid and "
-                                 "tanh with lookup tables; tinycc matches LiteRT's gemmlowp fixed point: "
-                                 "compile with --rounding litert")
     ins = op.inputs + [-1] * (24 - len(op.inputs))
     def present(k, n=1):
         return any(i >= 0 for i in ins[k:k + n])
@@ -133,6 +129,8 @@ def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
     for w in wx + wh:
         if w.quant is None or w.quant.per_channel or int(w.quant.zero_point[0]) != 0:
             raise UnsupportedOpError(op.kind, op.index, f"weights '{w.name}' not quantized per tensor, symmetric")
+    if ctx.mode == "double":
+        return _lower_lstm_tflm(ctx, op, ins, x, out, h, c, wx, wh, bias, steps, n_input, n_cell)
     hidden = _lstm_hidden(ctx, op)
     f32 = np.float32
     sx, zx = x.quant.scalar()
@@ -174,6 +172,57 @@ def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
     kernel = Kernel(name, op, func, inputs, out.index, steps * 4 * n_cell * (n_input + n_cell), notes,
                     state=[h.index, c.index])
     kernel.scratch_bytes = 8 * n_cell  # the gates, planned in the arena for this step
+    return kernel
+
+
+def _lower_lstm_tflm(ctx, op, ins, x, out, h, c, wx, wh, bias, steps, n_input, n_cell) -> Kernel:
+    """TFLM's integer LSTM (--rounding double): the same gate pre-activations with TFLM's
+    multipliers (effective scales in double, PrepareGateParametersInteger), then the int16
+    LOGISTIC / TANH of reference_integer_ops with the interpolated sigmoid table (as the 16x8
+    operators, lower/int16.py) and MulElementwise's requantizations (CreateInterGateMulParams)."""
+    from .int16 import sigmoid_table_uint16
+    sx, zx = x.quant.scalar()
+    sh, zh = h.quant.scalar()
+    gate_scale = 2.0 ** -12
+    quant_params = []
+    for k in range(4):  # GetQuantizedConvolutionMultipler: double(input scale) * double(weight scale)
+        quant_params += [*quant.quantize_multiplier(float(sx) * float(wx[k].quant.scale[0]) / gate_scale, "double"),
+                         *quant.quantize_multiplier(float(sh) * float(wh[k].quant.scale[0]) / gate_scale, "double")]
+    cs = float(np.float32(c.quant.scale[0]))
+    log2 = float(np.log2(cs))
+    power = int(round(log2))
+    if abs(log2 - power) >= 1e-3 or int(c.quant.zero_point[0]) != 0:
+        raise UnsupportedOpError(op.kind, op.index, "a cell state whose scale is not a power of two")
+    shift = 15 + power - 3  # lstm_internal::Tanh
+    tanh_scaling = (3 << shift, 0) if shift >= 0 else (3, -shift)
+    out_scale, out_zp = h.quant.scalar()
+    q15 = 2.0 ** -15
+    forget_mul = quant.quantize_multiplier(q15 * cs / cs, "double")
+    input_mul = quant.quantize_multiplier(q15 * q15 / cs, "double")
+    hidden_mul = quant.quantize_multiplier(q15 * q15 / float(out_scale), "double")
+    clip = float(np.float32(op.options.get("cell_clip", 0.0)))
+    cell_clip = int(min(max(clip / cs, -32768.0), 32767.0)) if clip > 0 else 0
+    folded = [b - zx * w.data.astype(np.int64).sum(axis=1) for b, w in zip(bias, wx)] + \
+             [-zh * w.data.astype(np.int64).sum(axis=1) for w in wh]
+    folded = np.concatenate(folded)
+    if np.any(np.abs(folded) > quant.INT32_MAX):
+        raise UnsupportedOpError(op.kind, op.index, "a folded bias overflows int32")
+    name = kernel_name(ctx, op)
+    func = R.lstm_tflm(steps, n_input, n_cell, tanh_scaling, cell_clip, forget_mul, input_mul, hidden_mul, int(out_zp))
+    notes = [describe(ctx.graph, op),
+             f"TFLM's LSTM: {steps} steps, {n_cell} cells; gates in Q3.12, sigmoid and tanh from the interpolated "
+             f"int16 table; cell state int16 at scale 2^{power}; output state int8 (multiplier {hidden_mul[0]}, "
+             f"shift {hidden_mul[1]}, zero point {out_zp})"]
+    from ..fuse import Scratch  # (tinycc.fuse imports this package)
+    inputs = [x.index, Const(f"{name}_input_weights", np.concatenate([w.data for w in wx])),
+              Const(f"{name}_recurrent_weights", np.concatenate([w.data for w in wh])),
+              Const(f"{name}_bias", folded.astype(np.int32)),
+              Const(f"{name}_quant", np.array(quant_params, np.int32)),
+              Const(f"{name}_sigmoid_table", sigmoid_table_uint16()),
+              Scratch(f"{name}_scratch", np.zeros(8 * n_cell, np.int8)), h.index, c.index]
+    kernel = Kernel(name, op, func, inputs, out.index, steps * 4 * n_cell * (n_input + n_cell), notes,
+                    state=[h.index, c.index])
+    kernel.scratch_bytes = 8 * n_cell
     return kernel
 
 
