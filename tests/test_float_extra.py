@@ -184,3 +184,15 @@ def test_float_state_reset(name, tmp_path):
                                     ctypes.c_void_p(base))
         twice.append(out.copy())
     assert np.array_equal(twice[0], runs[0][0]) and not np.array_equal(twice[0], twice[1])
+
+
+@pytest.mark.parametrize("name", ["hybrid_cnn", "hybrid_mlp", "float_svdf_bias", "float_lstm", "float_transpose_conv"])
+def test_plan_and_sanitizers(name, tmp_path):
+    """test_plan's independent checker on the plan (the hybrid kernels' scratch, the float
+    state), then a run under ASan and UBSan in an arena of exactly the planned size."""
+    from test_plan import check_plan
+    res = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / "lib", measure_code=False)
+    check_plan(res.library)
+    report = verify(MODELS / f"{name}.tflite", "host", inputs=_inputs(name, 6 if name in STATEFUL else None),
+                    work_dir=tmp_path / "v", sanitize=True)
+    assert "ASan" in report.ran_on and report.ok, report.summary()

@@ -98,3 +98,14 @@ def test_other_output_scale_is_refused(tmp_path):
     p.write_bytes(bytes(data))
     with pytest.raises(UnsupportedOpError, match="LOGISTIC"):
         compile_model(p, "host", tmp_path / "lib", measure_code=False)
+
+
+def test_plan_and_sanitizers(tmp_path):
+    """The element-wise kernel may write over its input (traced): the plan's checker, then
+    every input under ASan and UBSan in an arena of exactly the planned size."""
+    from test_plan import check_plan
+    from tinycc import compile_model
+    res = compile_model(MODELS / "int16_logistic_3.tflite", "host", tmp_path / "lib", measure_code=False)
+    check_plan(res.library)
+    report = verify(MODELS / "int16_logistic_3.tflite", "host", inputs=EVERY, work_dir=tmp_path / "v", sanitize=True)
+    assert "ASan" in report.ran_on and report.ok, report.summary()
