@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import model_path
+from test_stateful import _edited
 from tinycc import compile_model
 from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
@@ -118,18 +119,6 @@ def test_hybrid_has_no_libm_and_no_float_weights(tmp_path):
     assert "expf" not in kernels and "round" not in kernels
     weights = (res.out_dir / "src" / "hybrid_cnn_weights.c").read_text()
     assert "const int8_t hybrid_cnn_conv2d_3_weights" in weights
-
-
-def _edited(path: Path, tmp_path: Path, edit) -> Path:
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as S
-    m = S.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
-    edit(m, S)
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    out = tmp_path / path.name
-    out.write_bytes(bytes(b.Output()))
-    return out
 
 
 def test_svdf_with_a_libm_activation_is_refused(tmp_path):

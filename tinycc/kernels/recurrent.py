@@ -94,6 +94,23 @@ def svdf_output(batch: int, filters: int, memory: int, rank: int, multiplier: in
     return schedule_reduction_at(te.create_prim_func([st, wt, bias, out]), "output")
 
 
+def _gates(n_input: int, n_cell: int, mode: int):
+    """A macro: the four gates' int16 pre-activations of time step t (input, forget, cell,
+    output), each two int8 matrix-vector products requantized and added (tinycc_lstm_gate_s16)."""
+    n4 = 4 * n_cell
+
+    @T.macro
+    def gates(x, wx, wh, bias, quant, h, gate, t):
+        for g in range(4):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
+                T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
+                T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
+                T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), mode, n_cell,
+                T.address_of(gate[g * n_cell])))
+    return gates
+
+
 def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh_bits: int,
          cell_clip: int, hidden_multiplier: int, hidden_shift: int, hidden_zp: int):
     """TFLite's integer LSTM (lstm_eval's 8x8_16 step, no CIFG, peephole, projection or layer
@@ -106,6 +123,7 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
     is written only once every gate of the step has read it. The gates (4 x n_cell int16) are
     the kernel's scratch buffer in the arena."""
     n4 = 4 * n_cell
+    gates = _gates(n_input, n_cell, mode)
 
     def requant(v, m, s):
         return T.call_extern("int32", "tinycc_requant_out32", v, m, s, mode)
@@ -122,13 +140,7 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
                out: T.Buffer((steps * n_cell,), "int8")):
         gate = T.decl_buffer((n4,), "int16", data=scratch.data)  # the four gates, in the arena
         for t in range(steps):
-            for g in range(4):  # input, forget, cell, output
-                T.evaluate(T.call_extern(
-                    "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
-                    T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
-                    T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
-                    T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), mode, n_cell,
-                    T.address_of(gate[g * n_cell])))
+            gates(x, wx, wh, bias, quant, h, gate, t)
             for j in range(n_cell):
                 gate[j] = T.call_extern("int16", "tinycc_sigmoid16", gate[j])
                 gate[n_cell + j] = T.call_extern("int16", "tinycc_sigmoid16", gate[n_cell + j])
@@ -161,6 +173,7 @@ def lstm_tflm(steps: int, n_input: int, n_cell: int, tanh_scaling: tuple[int, in
     from .int16 import sigmoid_value
     n4 = 4 * n_cell
     TM, TS = tanh_scaling
+    gates = _gates(n_input, n_cell, 1)  # double rounding
 
     def mul(a, b, params, lo, hi):
         return T.max(T.min(T.call_extern("int32", "tinycc_requantize_double", T.Cast("int32", a) * T.Cast("int32", b),
@@ -174,13 +187,7 @@ def lstm_tflm(steps: int, n_input: int, n_cell: int, tanh_scaling: tuple[int, in
                out: T.Buffer((steps * n_cell,), "int8")):
         gate = T.decl_buffer((n4,), "int16", data=scratch.data)  # the four gates, in the arena
         for t in range(steps):
-            for g in range(4):  # input, forget, cell, output
-                T.evaluate(T.call_extern(
-                    "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
-                    T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
-                    T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
-                    T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), 1, n_cell,
-                    T.address_of(gate[g * n_cell])))
+            gates(x, wx, wh, bias, quant, h, gate, t)
             for j in range(n_cell):
                 gate[j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[j]), table, False, 3, 0))
                 gate[n_cell + j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[n_cell + j]), table, False, 3, 0))

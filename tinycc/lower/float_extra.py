@@ -15,6 +15,8 @@ from ..ir import Operator
 from ..kernels import float_extra as KX
 from .common import Const, Kernel, LoweringContext, describe, kernel_name
 from .float32 import _activation, _clamp_note, _tensor, _weights
+from .recurrent import (_LSTM_BIAS, _LSTM_CELL_STATE, _LSTM_INPUT, _LSTM_OUTPUT_STATE, _LSTM_W_INPUT,
+                        _LSTM_W_RECURRENT, lstm_inputs, lstm_steps)
 
 
 def lower_transpose_conv(ctx: LoweringContext, op: Operator) -> Kernel:
@@ -94,33 +96,14 @@ def lower_svdf(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(name, op, func, args, out.index, batch * filters * (depth + memory), notes, state=[state.index])
 
 
-# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs (TFLite's lstm::full indices)
-_LSTM_INPUT, _LSTM_W_INPUT, _LSTM_W_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 0, 1, 5, 9, 12
-_LSTM_PROJECTION, _LSTM_OUTPUT_STATE, _LSTM_CELL_STATE, _LSTM_LAYER_NORM = 16, 18, 19, 20
-
-
 def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
     """lstm_eval's float LSTM, batch 1, no CIFG, peephole, projection or layer norm."""
-    ins = op.inputs + [-1] * (24 - len(op.inputs))
-
-    def present(k, n=1):
-        return any(i >= 0 for i in ins[k:k + n])
-    for k, n, what in ((_LSTM_PEEPHOLE, 3, "peephole weights"), (_LSTM_PROJECTION, 2, "a projection"),
-                       (_LSTM_LAYER_NORM, 4, "layer normalization")):
-        if present(k, n):
-            raise UnsupportedOpError(op.kind, op.index, f"an LSTM with {what}")
-    if not present(_LSTM_W_INPUT) or not present(_LSTM_W_RECURRENT):
-        raise UnsupportedOpError(op.kind, op.index, "a CIFG LSTM (no input gate)")
-    if op.options.get("fused_activation_function") != 4:  # TANH
-        raise UnsupportedOpError(op.kind, op.index, "a cell activation other than tanh")
+    ins = lstm_inputs(op)
     x, out = _tensor(ctx, op, ins[_LSTM_INPUT]), _tensor(ctx, op, op.outputs[0])
     wx = [_weights(ctx, op, ins[_LSTM_W_INPUT + k]) for k in range(4)]
     wh = [_weights(ctx, op, ins[_LSTM_W_RECURRENT + k]) for k in range(4)]
     n_cell, n_input = wx[0].shape
-    if len(x.shape) == 3:
-        steps, batch = (x.shape[0], x.shape[1]) if op.options.get("time_major") else (x.shape[1], x.shape[0])
-    else:
-        steps, batch = 1, x.shape[0]
+    steps, batch = lstm_steps(op, x)
     if batch != 1 or x.shape[-1] != n_input or out.size != steps * n_cell or \
             any(w.shape != (n_cell, n_input) for w in wx) or any(w.shape != (n_cell, n_cell) for w in wh):
         raise UnsupportedOpError(op.kind, op.index, f"shapes other than batch 1 without projection "
