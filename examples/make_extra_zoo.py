@@ -173,10 +173,24 @@ def hybrid_mlp():
     """Dynamic-range quantized (hybrid) fully-connected layers: int8 weights, float activations."""
     from keras import layers
 
-    def build(x):
+    def build(x):  # 49 inputs: the quantization's vector part (48) and its scalar tail (1)
         y = layers.Dense(40, activation="relu")(layers.Flatten()(x))
-        return layers.Dense(10)(layers.Dense(24, activation="relu6")(y))
-    return _keras(build, (6, 8), "hybrid")
+        return layers.Dense(10)(layers.Dense(32, activation="relu6")(y))
+    return _symmetric_second_fc(_keras(build, (7, 7), "hybrid"))
+
+
+def _symmetric_second_fc(data: bytes) -> bytes:
+    """The converter quantizes every hybrid FULLY_CONNECTED's input asymmetrically; the second
+    one is set to the symmetric form (asymmetric_quantize_inputs false), which LiteRT also runs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+    m = S.ModelT.InitFromPackedBuf(data, 0)
+    fcs = [op for op in m.subgraphs[0].operators
+           if m.operatorCodes[op.opcodeIndex].builtinCode == S.BuiltinOperator.FULLY_CONNECTED]
+    fcs[1].builtinOptions.asymmetricQuantizeInputs = False
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 @model("float_extra")
@@ -207,13 +221,14 @@ def hybrid_depthwise():
 @model("float_extra")
 def hybrid_conv_per_tensor():
     """Hybrid convolutions with per-tensor weight scales (as kws_ref_model_float32 has them):
-    a strided one and a dilated one."""
+    a strided one and a dilated one; inputs of 693 and 540 values (not multiples of 8: the
+    quantization's scalar tail)."""
     from keras import layers
 
     def build(x):
-        y = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(x)
+        y = layers.Conv2D(18, 3, strides=2, padding="same", activation="relu6")(x)
         return layers.Conv2D(12, 3, dilation_rate=2, padding="same")(y)
-    return _keras(build, (11, 9, 8), "hybrid", per_channel=False)
+    return _keras(build, (11, 9, 7), "hybrid", per_channel=False)
 
 
 def main(argv=None):

@@ -185,3 +185,32 @@ def test_plan_and_sanitizers(name, tmp_path):
     report = verify(MODELS / f"{name}.tflite", "host", inputs=_inputs(name, 6 if name in STATEFUL else None),
                     work_dir=tmp_path / "v", sanitize=True)
     assert "ASan" in report.ran_on and report.ok, report.summary()
+
+
+@pytest.mark.parametrize("name, scale_ends", [("hybrid_conv_per_tensor", (127.0, -127.0)),  # symmetric
+                                              ("hybrid_mlp", (-128.0, 127.0))])  # asymmetric
+def test_hybrid_input_rounding_edges(name, scale_ends, tmp_path):
+    """The input quantization's two rounding rules: values +-(1/2 - 2^-25) at a scale of exactly
+    1 round to +-1 in the first multiple of 8 values ((int)(v +- 0.5f): the float sum rounds up)
+    and to 0 in the tail (TfLiteRound). LiteRT does so (its output changes when those values
+    become 0 in the vector part, not in the tail), and tinycc matches it bit for bit."""
+    from tinycc.verify import reference_outputs
+    path = MODELS / f"{name}.tflite"
+    shape = load_model(path).tensor(load_model(path).inputs[0]).shape
+    n = int(np.prod(shape))
+    edge = np.float32(0.5) - np.float32(2.0 ** -25)
+    x = np.zeros(n, np.float32)
+    x[:2] = scale_ends
+    vector = np.arange(2, 8)
+    tail = np.arange(n // 8 * 8, n)
+    assert len(tail) > 0
+    x[vector] = edge * np.where(vector % 2, 1, -1)
+    x[tail] = edge * np.where(tail % 2, 1, -1)
+    no_vector, no_tail = x.copy(), x.copy()
+    no_vector[vector] = 0
+    no_tail[tail] = 0
+    xs = [v.reshape(shape) for v in (x, no_vector, no_tail)]
+    ref = reference_outputs(path, xs)
+    assert not np.array_equal(ref[0], ref[1]) and np.array_equal(ref[0], ref[2])
+    report = verify(path, "host", inputs=xs, work_dir=tmp_path)
+    assert report.ok and not any(report.max_abs_diff), report.summary()
