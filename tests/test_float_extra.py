@@ -214,3 +214,23 @@ def test_hybrid_input_rounding_edges(name, scale_ends, tmp_path):
     assert not np.array_equal(ref[0], ref[1]) and np.array_equal(ref[0], ref[2])
     report = verify(path, "host", inputs=xs, work_dir=tmp_path)
     assert report.ok and not any(report.max_abs_diff), report.summary()
+
+
+def test_unsupported_float_recurrent_forms_name_the_operator():
+    """A hybrid LSTM (int8 weights, float activations), a CIFG LSTM and a batch-2 SVDF."""
+    from tinycc.ir import Quant
+    from tinycc.lower import lower
+    g = load_model(MODELS / "float_lstm.tflite")
+    w = g.tensor(g.operators[0].inputs[2])
+    w.dtype, w.data, w.quant = "int8", np.zeros(w.shape, np.int8), Quant(np.ones(1, np.float32), np.zeros(1, np.int64))
+    with pytest.raises(UnsupportedOpError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM at index 0.*hybrid"):
+        lower(g, "lstm")
+    g = load_model(MODELS / "float_lstm.tflite")
+    g.operators[0].inputs[1] = -1  # no input-to-input weights: CIFG
+    with pytest.raises(UnsupportedOpError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM at index 0.*CIFG"):
+        lower(g, "lstm")
+    g = load_model(MODELS / "float_svdf.tflite")
+    x = g.tensor(g.operators[0].inputs[0])
+    x.shape = (2, x.shape[1])
+    with pytest.raises(UnsupportedOpError, match=r"SVDF at index 0"):
+        lower(g, "svdf")
