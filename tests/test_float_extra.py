@@ -24,7 +24,7 @@ from tinycc.verify import FLOAT_TOLERANCE, model_inputs, verify
 
 MODELS = Path(__file__).resolve().parent / "models" / "float_extra"
 ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
-STATEFUL = {"float_svdf", "float_svdf_bias", "float_lstm"}
+STATEFUL = {"float_svdf", "float_svdf_bias", "float_lstm", "float_streaming_var"}
 LIBM = {"float_lstm"}
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -49,8 +49,8 @@ def _check(name, target, tmp_path, n=None, rounding=None):
 
 
 def test_zoo_is_present():
-    assert {"float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp", "hybrid_cnn", "hybrid_depthwise",
-            "hybrid_conv_per_tensor"} <= set(ZOO), "run examples/make_extra_zoo.py"
+    assert {"float_transpose_conv", "float_svdf", "float_svdf_bias", "float_lstm", "float_streaming_var", "hybrid_mlp",
+            "hybrid_cnn", "hybrid_depthwise", "hybrid_conv_per_tensor"} <= set(ZOO), "run examples/make_extra_zoo.py"
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -58,7 +58,7 @@ def test_host_matches_litert(name, tmp_path):
     _check(name, "host", tmp_path, 24 if name in STATEFUL else None)
 
 
-@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf_bias", "float_lstm"])
+@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf_bias", "float_lstm", "float_streaming_var"])
 def test_host_double_rounding_matches_tflm(name, tmp_path):
     """--rounding double: TFLM's float kernels (its SVDF sums in plain order, the bias first)."""
     _check(name, "host", tmp_path, 24 if name in STATEFUL else None, rounding="double")
@@ -87,8 +87,8 @@ def test_c_is_warning_free(cc, tmp_path):
             assert out.returncode == 0, f"{path.stem}: {' '.join(cmd)}\n{out.stderr}"
 
 
-@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm", "hybrid_mlp",
-                                  "hybrid_conv_per_tensor"])
+@pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm", "float_streaming_var",
+                                  "hybrid_mlp", "hybrid_conv_per_tensor"])
 def test_in_qemu_on_cortex_m4f(name, tmp_path):
     """Hard float on the M4F: bit for bit where no libm is called; the LSTM (newlib's expf and
     tanhf) within the bound over the whole sequence."""
