@@ -131,20 +131,27 @@ def float_streaming_var():
     return conv.convert()
 
 
-def _svdf_model(depth, layers, seed):
+def _svdf_model(depth, layers, seed, hybrid=()):
     """Float SVDF layers, (filters, memory, rank, activation, bias) each, written as a flatbuffer
-    with LiteRT's schema classes: no converter emits SVDF."""
+    with LiteRT's schema classes: no converter emits SVDF. `hybrid`: per layer, None (float
+    weights) or whether its input is quantized asymmetrically (int8 weights, per tensor)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as S
     rng = np.random.default_rng(seed)
     tensors, buffers, ops = [], [S.BufferT()], []
 
-    def tensor(name, shape, data=None, variable=False):
+    def tensor(name, shape, data=None, variable=False, int8=False):
         t = S.TensorT()
         t.name, t.shape, t.type, t.isVariable, t.buffer = name.encode(), list(shape), S.TensorType.FLOAT32, variable, 0
+        if data is not None and int8:  # symmetric per-tensor int8
+            scale = float(np.abs(data).max() / 127)
+            t.type, t.quantization = S.TensorType.INT8, S.QuantizationParametersT()
+            t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+            data = np.round(data / scale).astype(np.int8)
         if data is not None:
             b = S.BufferT()
-            b.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8).tolist()
+            b.data = np.frombuffer(np.ascontiguousarray(data, data.dtype if int8 else np.float32).tobytes(),
+                                   np.uint8).tolist()
             buffers.append(b)
             t.buffer = len(buffers) - 1
         tensors.append(t)
@@ -152,8 +159,11 @@ def _svdf_model(depth, layers, seed):
 
     x = first = tensor("input", (1, depth))
     for k, (filters, memory, rank, act, bias) in enumerate(layers):
-        wf = tensor(f"svdf{k}/weights_feature", (filters, depth), rng.normal(0, 1 / np.sqrt(depth), (filters, depth)))
-        wt = tensor(f"svdf{k}/weights_time", (filters, memory), rng.normal(0, 0.5, (filters, memory)))
+        asym = hybrid[k] if k < len(hybrid) else None
+        wf = tensor(f"svdf{k}/weights_feature", (filters, depth), rng.normal(0, 1 / np.sqrt(depth), (filters, depth)),
+                    int8=asym is not None)
+        wt = tensor(f"svdf{k}/weights_time", (filters, memory), rng.normal(0, 0.5, (filters, memory)),
+                    int8=asym is not None)
         b = tensor(f"svdf{k}/bias", (filters // rank,), rng.normal(0, 0.2, filters // rank)) if bias else -1
         st = tensor(f"svdf{k}/state", (1, filters * memory), variable=True)
         y = tensor(f"svdf{k}/output", (1, filters // rank))
@@ -162,11 +172,12 @@ def _svdf_model(depth, layers, seed):
         op.builtinOptionsType = S.BuiltinOptions.SVDFOptions
         op.builtinOptions = S.SVDFOptionsT()
         op.builtinOptions.rank, op.builtinOptions.fusedActivationFunction = rank, act
+        op.builtinOptions.asymmetricQuantizeInputs = bool(asym)
         ops.append(op)
         x, depth = y, filters // rank
     code = S.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.SVDF
-    code.version = 1
+    code.version = 4 if hybrid else 1  # 4: asymmetric hybrid inputs
     sub = S.SubGraphT()
     sub.tensors, sub.operators, sub.inputs, sub.outputs, sub.name = tensors, ops, [first], [x], b"main"
     m = S.ModelT()
@@ -190,6 +201,15 @@ def float_svdf_bias():
     memory of 9 (LiteRT sums the rank and the memory in four lanes), then rank 1."""
     from ai_edge_litert.schema_py_generated import ActivationFunctionType as A
     return _svdf_model(9, [(10, 9, 5, A.RELU6, True), (4, 3, 1, A.NONE, True)], SEED + 1)
+
+
+@model("float_extra")
+def hybrid_svdf():
+    """Two hybrid SVDF layers (int8 feature and time weights, float activations and state): the
+    first quantizes its input asymmetrically (10 values: a vector part and a tail), the second
+    symmetrically."""
+    from ai_edge_litert.schema_py_generated import ActivationFunctionType as A
+    return _svdf_model(10, [(8, 5, 2, A.RELU, True), (3, 9, 1, A.NONE, True)], SEED + 2, hybrid=(True, False))
 
 
 @model("float_extra")

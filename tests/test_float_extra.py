@@ -24,21 +24,21 @@ from tinycc.verify import FLOAT_TOLERANCE, model_inputs, verify
 
 MODELS = Path(__file__).resolve().parent / "models" / "float_extra"
 ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
-STATEFUL = {"float_svdf", "float_svdf_bias", "float_lstm", "float_streaming_var"}
+STATEFUL = {"float_svdf", "float_svdf_bias", "float_lstm", "float_streaming_var", "hybrid_svdf"}
 LIBM = {"float_lstm"}
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
 def _inputs(name, n=None):
     """verify's inputs (two standard normal, all -100, all 100), a wider normal; for a stateful
-    model a sequence of n runs (normal, then the extremes)."""
+    model a sequence of n runs (normal, then zeros and the extremes)."""
     g = load_model(MODELS / f"{name}.tflite")
     shape = g.tensor(g.inputs[0]).shape
     rng = np.random.default_rng(1)
     if n is None:
         return model_inputs(g) + [rng.normal(0, 10, shape).astype(np.float32)]
-    return [rng.normal(0, 1.5, shape).astype(np.float32) for _ in range(n - 2)] + \
-        [np.full(shape, -4.0, np.float32), np.full(shape, 4.0, np.float32)]
+    return [rng.normal(0, 1.5, shape).astype(np.float32) for _ in range(n - 3)] + \
+        [np.zeros(shape, np.float32), np.full(shape, -4.0, np.float32), np.full(shape, 4.0, np.float32)]
 
 
 def _check(name, target, tmp_path, n=None, rounding=None):
@@ -50,7 +50,8 @@ def _check(name, target, tmp_path, n=None, rounding=None):
 
 def test_zoo_is_present():
     assert {"float_transpose_conv", "float_svdf", "float_svdf_bias", "float_lstm", "float_streaming_var", "hybrid_mlp",
-            "hybrid_cnn", "hybrid_depthwise", "hybrid_conv_per_tensor"} <= set(ZOO), "run examples/make_extra_zoo.py"
+            "hybrid_cnn", "hybrid_depthwise", "hybrid_conv_per_tensor", "hybrid_svdf"} <= set(ZOO), \
+        "run examples/make_extra_zoo.py"
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -65,7 +66,7 @@ def test_host_double_rounding_matches_tflm(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, why", [("float_svdf", "without a bias"), ("hybrid_mlp", "TFLM has no hybrid"),
-                                       ("hybrid_cnn", "TFLM has no hybrid")])
+                                       ("hybrid_cnn", "TFLM has no hybrid"), ("hybrid_svdf", "TFLM has no hybrid")])
 def test_double_rounding_refuses_what_tflm_cannot_run(name, why, tmp_path):
     with pytest.raises(UnsupportedOpError, match=why):
         compile_model(MODELS / f"{name}.tflite", "host", tmp_path / "out", rounding="double", measure_code=False)
@@ -88,7 +89,7 @@ def test_c_is_warning_free(cc, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["float_transpose_conv", "float_svdf", "float_lstm", "float_streaming_var",
-                                  "hybrid_mlp", "hybrid_conv_per_tensor"])
+                                  "hybrid_mlp", "hybrid_conv_per_tensor", "hybrid_svdf"])
 def test_in_qemu_on_cortex_m4f(name, tmp_path):
     """Hard float on the M4F: bit for bit where no libm is called; the LSTM (newlib's expf and
     tanhf) within the bound over the whole sequence."""
@@ -175,7 +176,8 @@ def test_float_state_reset(name, tmp_path):
     assert np.array_equal(twice[0], runs[0][0]) and not np.array_equal(twice[0], twice[1])
 
 
-@pytest.mark.parametrize("name", ["hybrid_cnn", "hybrid_mlp", "float_svdf_bias", "float_lstm", "float_transpose_conv"])
+@pytest.mark.parametrize("name", ["hybrid_cnn", "hybrid_mlp", "hybrid_svdf", "float_svdf_bias", "float_lstm",
+                                  "float_transpose_conv"])
 def test_plan_and_sanitizers(name, tmp_path):
     """test_plan's independent checker on the plan (the hybrid kernels' scratch, the float
     state), then a run under ASan and UBSan in an arena of exactly the planned size."""

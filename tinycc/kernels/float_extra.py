@@ -48,7 +48,8 @@ def transpose_conv(in_shape, w_shape, out_shape, stride, pad, has_bias: bool, lo
     return kernel
 
 
-def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias: bool, lo, hi, tflm: bool = False):
+def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias: bool, lo, hi, tflm: bool = False,
+         hybrid: str | None = None):
     """reference_ops::EvalFloatSVDF, one step: per filter, the state's memory shifted left by
     one and its newest entry the feature dot product; then per unit, the time-weight dot
     products of its `rank` filters summed, the bias, the clamp (lo = hi = None: none). The
@@ -60,7 +61,13 @@ def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias:
     lane sums over the first multiple of 4 values (lane l takes values l, l + 4, ...), added
     lane 0 to 3, then the remaining values one by one (ReductionSumVector over the rank too).
     tflm: TFLM's EvalFloatSvdfReference instead, plain sums in order and the output started
-    at the bias, then each filter's dot product added."""
+    at the bias, then each filter's dot product added.
+
+    hybrid ("symmetric" / "asymmetric", batch 1): EvalHybridSVDF, int8 feature weights: the
+    newest entries are the input quantized as the hybrid kernels do (tinycc.kernels.hybrid),
+    int32 dot products minus zero point x row sum, times (input scale x weight scale); 0 for an
+    all-zero input. The time weights are float (dequantized at compile time)."""
+    from .hybrid import _quantize
     units = filters // rank
     FM = filters * memory
     L = 1 if tflm else 4  # lanes
@@ -84,18 +91,13 @@ def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias:
         for k in range(n // L * L, n):
             acc[0] = acc[0] + a[a0 + k] * b[b0 + k]
 
-    @T.prim_func(private=True)
-    def kernel(x: T.Buffer((batch * depth,), F32), wf: T.Buffer((filters * depth,), F32),
-               wt: T.Buffer((filters * memory,), F32), bias: T.Buffer((units,), F32),
-               state: T.Buffer((batch * FM,), F32), out: T.Buffer((batch * units,), F32)):
-        lane = T.alloc_buffer((4,), F32)  # a dot product's lane sums
-        rlane = T.alloc_buffer((4,), F32)  # the rank sum's
-        acc = T.alloc_buffer((2,), F32)  # a dot product, a unit's sum
-        for b, f in T.grid(batch, filters):
-            for m in range(memory - 1):
-                state[b * FM + f * memory + m] = state[b * FM + f * memory + m + 1]
-            dot(lane, acc, wf, f * depth, x, b * depth, depth)
-            state[b * FM + f * memory + memory - 1] = acc[0]
+    @T.macro
+    def shift(state, b, f):
+        for m in range(memory - 1):
+            state[b * FM + f * memory + m] = state[b * FM + f * memory + m + 1]
+
+    @T.macro
+    def output(lane, rlane, acc, wt, bias, state, out):
         for b, u in T.grid(batch, units):
             for l in range(4):
                 rlane[l] = T.float32(0)
@@ -114,7 +116,54 @@ def svdf(batch: int, depth: int, filters: int, memory: int, rank: int, has_bias:
             if CLAMP > 0:
                 acc[1] = T.min(T.max(acc[1], LO), HI)
             out[b * units + u] = acc[1]
-    return kernel
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((batch * depth,), F32), wf: T.Buffer((filters * depth,), F32),
+               wt: T.Buffer((filters * memory,), F32), bias: T.Buffer((units,), F32),
+               state: T.Buffer((batch * FM,), F32), out: T.Buffer((batch * units,), F32)):
+        lane = T.alloc_buffer((4,), F32)  # a dot product's lane sums
+        rlane = T.alloc_buffer((4,), F32)  # the rank sum's
+        acc = T.alloc_buffer((2,), F32)  # a dot product, a unit's sum
+        for b, f in T.grid(batch, filters):
+            shift(state, b, f)
+            dot(lane, acc, wf, f * depth, x, b * depth, depth)
+            state[b * FM + f * memory + memory - 1] = acc[0]
+        output(lane, rlane, acc, wt, bias, state, out)
+
+    if hybrid is None:
+        return kernel
+    quantize = _quantize(hybrid == "asymmetric")
+
+    @T.prim_func(private=True)
+    def hybrid_kernel(x: T.Buffer((depth,), F32), wf: T.Buffer((filters * depth,), "int8"),
+                      wt: T.Buffer((filters * memory,), F32), bias: T.Buffer((units,), F32),
+                      scale: T.Buffer((1,), F32), row_sums: T.Buffer((filters,), "int32"),
+                      q: T.Buffer((depth,), "int8"), state: T.Buffer((FM,), F32), out: T.Buffer((units,), F32)):
+        lane = T.alloc_buffer((4,), F32)
+        rlane = T.alloc_buffer((4,), F32)
+        acc = T.alloc_buffer((2,), F32)
+        fs = T.alloc_buffer((5,), F32)  # min, max, input scale, its inverse, a scaled value
+        ds = T.alloc_buffer((3,), "float64")
+        iv = T.alloc_buffer((3,), "int32")  # zero point, a rounded value / a dot product, nonzero inputs
+        for f in range(filters):
+            shift(state, 0, f)
+        iv[2] = 0
+        for k in range(depth):
+            if x[k] != T.float32(0):
+                iv[2] = iv[2] + 1
+        if iv[2] == 0:  # IsZeroVector: the newest entries stay 0
+            for f in range(filters):
+                state[f * memory + memory - 1] = T.float32(0)
+        else:
+            quantize(x, 0, depth, q, fs, ds, iv)
+            for f in range(filters):
+                iv[1] = 0
+                for k in range(depth):
+                    iv[1] = iv[1] + T.Cast("int32", wf[f * depth + k]) * T.Cast("int32", q[k])
+                iv[1] = iv[1] - iv[0] * row_sums[f]
+                state[f * memory + memory - 1] = T.float32(0) + T.Cast(F32, iv[1]) * (fs[2] * scale[0])
+        output(lane, rlane, acc, wt, bias, state, out)
+    return hybrid_kernel
 
 
 def lstm(steps: int, n_input: int, n_cell: int, cell_clip: float):

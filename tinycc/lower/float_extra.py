@@ -64,7 +64,10 @@ def lower_svdf(ctx: LoweringContext, op: Operator) -> Kernel:
     """EvalFloatSVDF: one kernel, the state updated in place, then the output."""
     if len(op.inputs) != 5:
         raise UnsupportedOpError(op.kind, op.index, f"{len(op.inputs)} inputs, expected 5")
+    from . import hybrid
     x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    if hybrid.is_hybrid(ctx, op):
+        return _lower_hybrid_svdf(ctx, op, x, out)
     wf, wt = _weights(ctx, op, op.inputs[1]), _weights(ctx, op, op.inputs[2])
     rank = int(op.options.get("rank", 0))
     if len(x.shape) != 2 or len(wf.shape) != 2 or len(wt.shape) != 2:
@@ -94,6 +97,43 @@ def lower_svdf(ctx: LoweringContext, op: Operator) -> Kernel:
              f"left, newest entry the feature dot product; output the time-weight dot products summed over the "
              f"rank, and the bias ({order}); {_clamp_note(lo, hi)}"]
     return Kernel(name, op, func, args, out.index, batch * filters * (depth + memory), notes, state=[state.index])
+
+
+def _lower_hybrid_svdf(ctx: LoweringContext, op: Operator, x, out) -> Kernel:
+    """EvalHybridSVDF: int8 feature and time weights (per tensor) in a float SVDF, batch 1."""
+    from ..fuse import Scratch
+    g = ctx.graph
+    wf, wt = g.tensor(op.inputs[1]), g.tensor(op.inputs[2])
+    if wt.dtype != "int8" or wt.quant is None or any(t.quant.per_channel or np.any(t.quant.zero_point != 0)
+                                                      for t in (wf, wt)):
+        raise UnsupportedOpError(op.kind, op.index, "hybrid weights other than int8, per tensor and symmetric")
+    rank = int(op.options.get("rank", 0))
+    (batch, depth), (filters, memory) = x.shape, wt.shape
+    if batch != 1 or rank <= 0 or filters % rank or wf.shape != (filters, depth) or out.size != filters // rank:
+        raise UnsupportedOpError(op.kind, op.index, f"a hybrid SVDF other than batch 1 (rank {rank}, input "
+                                 f"{x.shape}, weights {wf.shape} and {wt.shape})")
+    if op.options.get("fused_activation_function", 0) not in (0, 1, 2, 3):
+        raise UnsupportedOpError(op.kind, op.index, "a fused activation other than the clamping ones")
+    state = _state(ctx, op, op.inputs[4], filters * memory)
+    units = filters // rank
+    bias = _float_bias(ctx, op, op.inputs[3], units)
+    asym = bool(op.options.get("asymmetric_quantize_inputs", False))
+    lo, hi = _activation(op)
+    name = kernel_name(ctx, op)
+    func = KX.svdf(1, depth, filters, memory, rank, bias is not None, lo, hi,
+                   hybrid="asymmetric" if asym else "symmetric")
+    time_weights = wt.data.astype(np.float32) * np.float32(wt.quant.scale[0])  # Eval's float_weights_time
+    args = [x.index, Const(f"{name}_feature_weights", wf.data), Const(f"{name}_time_weights", time_weights),
+            Const(f"{name}_bias", np.zeros(units, np.float32) if bias is None else bias),
+            Const(f"{name}_scale", np.array([wf.quant.scale[0]], np.float32)),
+            Const(f"{name}_row_sums", wf.data.astype(np.int32).sum(axis=1).astype(np.int32)),
+            Scratch(f"{name}_scratch", np.zeros(depth, np.int8)), state.index]
+    notes = [describe(g, op), f"hybrid SVDF: {filters} filters of memory {memory}, rank {rank}; the input quantized "
+             f"({'asymmetric' if asym else 'symmetric'}), int8 feature weights, int32 sums scaled to float; float "
+             f"time weights; LiteRT's four-lane sums; {_clamp_note(lo, hi)}"]
+    k = Kernel(name, op, func, args, out.index, filters * (depth + memory), notes, state=[state.index])
+    k.scratch_bytes = depth
+    return k
 
 
 def lower_lstm(ctx: LoweringContext, op: Operator) -> Kernel:
