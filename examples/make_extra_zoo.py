@@ -2,12 +2,13 @@
 """Build the models of issue #4's remaining gaps, each written to its folder under tests/models/:
 
 - int16_extra/: 16x8 LOGISTIC and TANH (int16 activations), one model per operator and input
-  range so that the three input scalings of TFLite's Prepare are covered (a general scale, and the two
-  power-of-two scales the kernel takes as 3 << shift). The input has 4096 values: a test feeds
-  every int16 value once, in 16 runs (TFLM's default arena is too small for 65536). tests/test_int16_activations.py.
-- float_extra/: float32 TRANSPOSE_CONV, SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, and hybrid
-  models (float activations, int8 weights: dynamic-range quantization).
-  tests/test_float_extra.py.
+  range, so that the three input scalings of TFLite's Prepare are covered (a general scale and
+  the two power-of-two scales the kernel takes as 3 << shift). The input has 4096 values: a
+  test feeds every int16 value once, in 16 runs (TFLM's default arena is too small for 65536).
+  tests/test_int16_activations.py.
+- float_extra/: float32 TRANSPOSE_CONV, SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM and resource
+  variables, and hybrid models (float activations, int8 weights: dynamic-range quantization)
+  with FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D and SVDF. tests/test_float_extra.py.
 
     python examples/make_extra_zoo.py                 # every model
     python examples/make_extra_zoo.py int16_tanh_16   # some of them
@@ -72,7 +73,6 @@ for _kind, _bound in (("logistic", 3), ("logistic", 8), ("tanh", 3), ("tanh", 8)
 def _keras(build, shape, mode="float", lo=-2.0, hi=2.0, per_channel=True):
     """A Keras functional model of one batch-1 input, converted (float or hybrid)."""
     import keras
-    import tensorflow as tf
     keras.utils.set_random_seed(SEED)
     inp = keras.Input(shape, batch_size=1)
     m = keras.Model(inp, build(inp))
