@@ -18,7 +18,7 @@ from tvm import tirx
 from .lower import CKernel, Const, Kernel
 
 _PARAM_C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t",
-                  "uint32": "uint32_t", "uint8": "uint8_t", "int64": "int64_t",
+                  "uint32": "uint32_t", "uint8": "uint8_t", "int64": "int64_t", "uint16": "uint16_t",
                   "bool": "bool"}
 
 

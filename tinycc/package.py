@@ -277,7 +277,7 @@ def _reset_source(lib: Library) -> list[str]:
     lines = [f"void {n}_reset(void *arena)", "{", "    int8_t *const arena8 = (int8_t *)arena;",
              "    int i;", "    if (arena == NULL) {", "        return;", "    }"]
     for t, init in lib.initial_values:
-        c_type = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}[t.dtype]
+        c_type = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}[t.dtype]
         dst = f"(({c_type} *)(arena8 + {lib.plan.location[t.index][1]}))"
         value = f"{init.name}[i]" if init is not None else "0"
         lines += [f"    /* {t.name}: {t.dtype} {'x'.join(map(str, t.shape))} */",

@@ -87,7 +87,7 @@ def reference_outputs(model: str | Path, inputs: list[np.ndarray], rounding: str
     data = Path(model).read_bytes()
     if rounding == "double":
         from tflite_micro.python.tflite_micro import runtime
-        interp = runtime.Interpreter.from_bytes(data)
+        interp = runtime.Interpreter.from_bytes(data, arena_size=len(data) * 10 + (1 << 20))  # its default: 10x
         outs = []
         for x in inputs:
             interp.set_input(x, 0)

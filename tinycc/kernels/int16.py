@@ -205,3 +205,33 @@ def softmax(outer: int, depth: int):
                     T.Cast("int64", out[i * depth + c]) * T.Cast("int64", s[4])
                     + (T.int64(1) << T.Cast("int64", 30 - s[3]))) >> T.Cast("int64", 31 - s[3])), 32767), 0))
     return kernel
+
+
+def sigmoid_value(x, table, tanh: bool, multiplier: int, left_shift: int):
+    """reference_integer_ops::Logistic / Tanh of one int16 value (an int32 expression) with
+    the 256-entry Q0.16 sigmoid table (a uint16 buffer): the input times `multiplier`,
+    rounded right by `left_shift` (to the table's scale 1/(3 * 4096)); its absolute value
+    indexes the table by its high bits (>> 9, or >> 8 for tanh = 2 sigmoid(2x) - 1) and
+    interpolates with the low 9 (8) bits; index 255 and above saturate; a negative input takes
+    1 - sigmoid (-tanh) with the reference's rounding. Output scale 1/32768, int32."""
+    bits = 8 if tanh else 9
+    saturated = 0xFFFF << 8 if tanh else 0x7FFF << 10
+    c = lambda v: tirx.const(v, I32)  # noqa: E731
+    rnd = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    v = (x * c(multiplier) + c(rnd)) >> c(left_shift)
+    a = tirx.abs(v)
+    uh = tirx.min(a >> c(bits), c(254))
+    ua, ub = table[uh].astype(I32), table[uh + 1].astype(I32)
+    res = tirx.if_then_else(a >= c(255 << bits), c(saturated), (ua << c(bits)) + (a & c((1 << bits) - 1)) * (ub - ua))
+    if tanh:
+        return sel(v >= c(0), res - c(1 << 23) + c(1 << 7), c(1 << 23) - res + c((1 << 7) - 1)) >> c(8)
+    return sel(v >= c(0), res + c(1 << 9), c(1 << 25) - res + c((1 << 9) - 1)) >> c(10)
+
+
+def sigmoid(size: int, tanh: bool, multiplier: int, left_shift: int):
+    """16x8 LOGISTIC / TANH element-wise: sigmoid_value on each int16."""
+    x = te.placeholder((size,), I16, name="input")
+    table = te.placeholder((256,), "uint16", name="sigmoid_table")
+    out = te.compute((size,), lambda i: sigmoid_value(x[i].astype(I32), table, tanh, multiplier, left_shift)
+                     .astype(I16), name="output")
+    return te.create_prim_func([x, table, out])

@@ -94,6 +94,23 @@ def svdf_output(batch: int, filters: int, memory: int, rank: int, multiplier: in
     return schedule_reduction_at(te.create_prim_func([st, wt, bias, out]), "output")
 
 
+def _gates(n_input: int, n_cell: int, mode: int):
+    """A macro: the four gates' int16 pre-activations of time step t (input, forget, cell,
+    output), each two int8 matrix-vector products requantized and added (tinycc_lstm_gate_s16)."""
+    n4 = 4 * n_cell
+
+    @T.macro
+    def gates(x, wx, wh, bias, quant, h, gate, t):
+        for g in range(4):
+            T.evaluate(T.call_extern(
+                "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
+                T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
+                T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
+                T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), mode, n_cell,
+                T.address_of(gate[g * n_cell])))
+    return gates
+
+
 def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh_bits: int,
          cell_clip: int, hidden_multiplier: int, hidden_shift: int, hidden_zp: int):
     """TFLite's integer LSTM (lstm_eval's 8x8_16 step, no CIFG, peephole, projection or layer
@@ -106,6 +123,7 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
     is written only once every gate of the step has read it. The gates (4 x n_cell int16) are
     the kernel's scratch buffer in the arena."""
     n4 = 4 * n_cell
+    gates = _gates(n_input, n_cell, mode)
 
     def requant(v, m, s):
         return T.call_extern("int32", "tinycc_requant_out32", v, m, s, mode)
@@ -122,13 +140,7 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
                out: T.Buffer((steps * n_cell,), "int8")):
         gate = T.decl_buffer((n4,), "int16", data=scratch.data)  # the four gates, in the arena
         for t in range(steps):
-            for g in range(4):  # input, forget, cell, output
-                T.evaluate(T.call_extern(
-                    "void", "tinycc_lstm_gate_s16", T.address_of(x[t * n_input]), n_input,
-                    T.address_of(h[0]), n_cell, T.address_of(wx[g * n_cell * n_input]),
-                    T.address_of(wh[g * n_cell * n_cell]), T.address_of(bias[g * n_cell]),
-                    T.address_of(bias[n4 + g * n_cell]), T.address_of(quant[g * 4]), mode, n_cell,
-                    T.address_of(gate[g * n_cell])))
+            gates(x, wx, wh, bias, quant, h, gate, t)
             for j in range(n_cell):
                 gate[j] = T.call_extern("int16", "tinycc_sigmoid16", gate[j])
                 gate[n_cell + j] = T.call_extern("int16", "tinycc_sigmoid16", gate[n_cell + j])
@@ -144,5 +156,52 @@ def lstm(steps: int, n_input: int, n_cell: int, mode: int, cell_shift: int, tanh
                     T.Cast("int32", gate[3 * n_cell + j]) * T.Cast("int32", T.call_extern(
                         "int16", "tinycc_tanh16", c[j], tanh_bits)), hidden_multiplier, hidden_shift)
                     + hidden_zp, 127), -128))
+                out[t * n_cell + j] = h[j]
+    return kernel
+
+
+def lstm_tflm(steps: int, n_input: int, n_cell: int, tanh_scaling: tuple[int, int], cell_clip: int,
+              forget_mul: tuple[int, int], input_mul: tuple[int, int], hidden_mul: tuple[int, int], hidden_zp: int):
+    """TFLM's integer LSTM (lstm_eval.h's LstmStep, 8x8_16), one time step after the other:
+    the gates' pre-activations as in `lstm` (TFLM's two int16 fully-connected outputs added
+    with saturation are tinycc_lstm_gate_s16 with double rounding); then per cell the int16
+    LOGISTIC / TANH of reference_integer_ops (the interpolated sigmoid table, see
+    kernels/int16.sigmoid_value; the cell gate's tanh at Q3.12, the cell state's at its own
+    power-of-two scale, `tanh_scaling` = (multiplier, right shift)); the cell state
+    c = sat16(rq(f * c) + rq(i * g)) and the output state h = int8(rq(o * tanh(c)) + zp), each
+    product requantized as MulElementwise does (double rounding, clamped to the output type)."""
+    from .int16 import sigmoid_value
+    n4 = 4 * n_cell
+    TM, TS = tanh_scaling
+    gates = _gates(n_input, n_cell, 1)  # double rounding
+
+    def mul(a, b, params, lo, hi):
+        return T.max(T.min(T.call_extern("int32", "tinycc_requantize_double", T.Cast("int32", a) * T.Cast("int32", b),
+                                         params[0], params[1]), hi), lo)
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((steps * n_input,), "int8"), wx: T.Buffer((n4 * n_input,), "int8"),
+               wh: T.Buffer((n4 * n_cell,), "int8"), bias: T.Buffer((2 * n4,), "int32"),
+               quant: T.Buffer((16,), "int32"), table: T.Buffer((256,), "uint16"), scratch: T.Buffer((2 * n4,), "int8"),
+               h: T.Buffer((n_cell,), "int8"), c: T.Buffer((n_cell,), "int16"),
+               out: T.Buffer((steps * n_cell,), "int8")):
+        gate = T.decl_buffer((n4,), "int16", data=scratch.data)  # the four gates, in the arena
+        for t in range(steps):
+            gates(x, wx, wh, bias, quant, h, gate, t)
+            for j in range(n_cell):
+                gate[j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[j]), table, False, 3, 0))
+                gate[n_cell + j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[n_cell + j]), table, False, 3, 0))
+                gate[2 * n_cell + j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[2 * n_cell + j]), table,
+                                                                     True, 3, 0))
+                gate[3 * n_cell + j] = T.Cast("int16", sigmoid_value(T.Cast("int32", gate[3 * n_cell + j]), table,
+                                                                     False, 3, 0))
+                c[j] = T.call_extern("int16", "tinycc_sat16", mul(gate[n_cell + j], c[j], forget_mul, -32768, 32767)
+                                     + mul(gate[j], gate[2 * n_cell + j], input_mul, -32768, 32767))
+                if cell_clip > 0:
+                    c[j] = T.Cast("int16", T.max(T.min(T.Cast("int32", c[j]), cell_clip), -cell_clip))
+                h[j] = T.Cast("int8", T.max(T.min(T.call_extern(
+                    "int32", "tinycc_requantize_double",
+                    sigmoid_value(T.Cast("int32", c[j]), table, True, TM, TS) * T.Cast("int32", gate[3 * n_cell + j]),
+                    hidden_mul[0], hidden_mul[1]) + hidden_zp, 127), -128))
                 out[t * n_cell + j] = h[j]
     return kernel

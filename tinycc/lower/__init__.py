@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, data, dilate, elementwise, extra, float32, int16, layout, logic,
-               onnxruntime, pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
+from . import (activations, arithmetic, conv, data, dilate, elementwise, extra, float32, float_extra, int16, layout,
+               logic, onnxruntime, pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
@@ -48,7 +48,7 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "t
     for op in graph.operators:
         fn = table.get(op.kind)
         if float32.is_float(graph, op):  # float32 arithmetic; byte-moving ops are dtype-agnostic
-            fn = float32.LOWERINGS.get(op.kind, fn)
+            fn = {**float32.LOWERINGS, **float_extra.LOWERINGS}.get(op.kind, fn)
         try:
             if fn is None:
                 raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")

@@ -29,7 +29,7 @@ from .common import (
 from .reduce import _axes, _kept_shape
 
 F32 = "float32"
-LIBM_OPS = ("LOGISTIC", "TANH", "SOFTMAX")  # expf, tanhf: rounded as the target's C library does
+LIBM_OPS = ("LOGISTIC", "TANH", "SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM")  # expf, tanhf: rounded as the target's C library does
 # CalculateActivationRange for float: (lo, hi), None for the end of the float range
 ACTIVATION_RANGE = {0: (None, None), 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
 
@@ -75,8 +75,9 @@ def _weights(ctx, op, index: int):
     t = ctx.graph.tensor(index)
     if t.dtype == "int8" and t.quant is not None:
         raise UnsupportedOpError(op.kind, op.index, f"its weights '{t.name}' are int8 in a float32 operator: "
-                                 "a dynamic-range (hybrid) quantized model, which tinycc does not compile; "
-                                 "convert it fully to int8 (with a representative dataset) or keep it float32")
+                                 "dynamic-range (hybrid) quantization, which tinycc compiles for FULLY_CONNECTED, "
+                                 "CONV_2D and DEPTHWISE_CONV_2D only; convert the model fully to int8 (with a "
+                                 "representative dataset) or keep it float32")
     w = _tensor(ctx, op, index)
     if not w.is_const:
         raise UnsupportedOpError(op.kind, op.index, f"its weights '{w.name}' are not a constant")

@@ -9,8 +9,9 @@ FULLY_CONNECTED, which rounds once with the whole Q31 multiplier (measured); ADD
 and SUB shift their inputs left by 15 instead of 20 (AddGeneralParamScale) and, like MUL,
 requantize like the int8 ones (double rounding in LiteRT's reference kernels and TFLM); pools
 are the int8 windows on int16 values; SOFTMAX is reference_ops::SoftmaxInt16 with its two
-interpolated tables; byte moves and renames are the int8 lowerings. Anything else with int16
-activations is refused by name.
+interpolated tables; LOGISTIC and TANH are reference_integer_ops::Logistic / Tanh, a 256-entry
+sigmoid table interpolated (see sigmoid_table_uint16); byte moves and renames are the int8
+lowerings. Anything else with int16 activations is refused by name.
 """
 
 from __future__ import annotations
@@ -263,10 +264,63 @@ def lower_softmax16(ctx: LoweringContext, op: Operator) -> Kernel:
     return Kernel(name, op, K16.softmax(x.size // depth, depth), [x.index, *consts], out.index, 0, notes)
 
 
+def sigmoid_table_uint16() -> np.ndarray:
+    """sigmoid(i/24) in Q0.16 for i = 0..255, the table TFLite's int16 LOGISTIC and TANH
+    interpolate (tanh(x) = 2 sigmoid(2x) - 1). Regenerated, not copied: each sample is lowered
+    by half the error of linear interpolation at the midpoint of the segment that starts at
+    it, e = (f(i) + f(i+1)) / 2 - f(i + 1/2), unrounded (gen_lut's correction without rounding
+    e first), then rounded half away from zero, in double. The last entry is only the far end
+    of the last segment, beyond which the kernel saturates: it is the saturation value 0xFFFF.
+    tests/test_int16_activations.py checks both kernels against LiteRT and TFLM on every int16
+    input; the nearest rounding tie is 0.004 away, so the table does not depend on libm's exp."""
+    import math
+
+    def f(x):
+        return 65536.0 / (1.0 + math.exp(-x / 24.0))
+    table = np.full(256, 0xFFFF, np.uint16)
+    for i in range(255):
+        v = f(i) - ((f(i) + f(i + 1)) / 2 - f(i + 0.5)) / 2
+        table[i] = min(int(math.floor(v + 0.5)), 0xFFFF)
+    return table
+
+
+def sigmoid_input_scaling(op, x: Tensor) -> tuple[int, int]:
+    """LogisticPrepare / TanhPrepare for int16: the (multiplier, left shift) that bring the
+    input to the table's scale 1/(3 * 4096); a power-of-two scale the kernel takes as 3 << shift."""
+    f32 = np.float32
+    scale = f32(x.quant.scalar()[0])
+    log2 = f32(np.log(scale)) * (f32(1.0) / f32(np.log(f32(2.0))))
+    rounded = f32(np.sign(log2) * np.floor(np.abs(log2) + f32(0.5)))
+    shift = 12 + int(rounded)
+    if abs(log2 - rounded) < f32(1e-3) and (shift == 0 or (op.kind == "TANH" and shift == 1)):
+        return 3 << shift, 0
+    multiplier, shift = float(scale) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        multiplier *= 2.0
+    return int(multiplier), shift
+
+
+def lower_sigmoid16(ctx: LoweringContext, op: Operator) -> Kernel:
+    """reference_integer_ops::Logistic / Tanh (LiteRT's reference and TFLM alike)."""
+    g = ctx.graph
+    x, out = act16(op, g.tensor(op.inputs[0])), act16(op, g.tensor(op.outputs[0]))
+    if abs(float(out.quant.scalar()[0]) * 32768 - 1) > 1e-6:
+        raise UnsupportedOpError(op.kind, op.index, "int16 output scale other than 1/32768")
+    multiplier, shift = sigmoid_input_scaling(op, x)
+    name = kernel_name(ctx, op)
+    notes = [describe(g, op), f"16-bit: input times {multiplier} >> {shift}, then the 256-entry sigmoid(i/24) "
+             "table, interpolated" + ("; tanh(x) = 2 sigmoid(2x) - 1" if op.kind == "TANH" else "")]
+    func = K16.sigmoid(x.size, op.kind == "TANH", multiplier, shift)
+    return Kernel(name, op, func, [x.index, Const(f"{name}_sigmoid_table", sigmoid_table_uint16())], out.index, 0,
+                  notes)
+
+
 LOWERINGS = {"CONV_2D": lower_conv16, "DEPTHWISE_CONV_2D": lower_conv16, "FULLY_CONNECTED": lower_fully_connected16,
              "TRANSPOSE_CONV": lower_transpose_conv16, "ADD": lower_binary16, "SUB": lower_binary16,
              "MUL": lower_binary16, "AVERAGE_POOL_2D": lower_pool16,
-             "MAX_POOL_2D": lower_pool16, "SOFTMAX": lower_softmax16, "QUANTIZE": lower_quantize16}
+             "MAX_POOL_2D": lower_pool16, "SOFTMAX": lower_softmax16, "QUANTIZE": lower_quantize16,
+             "LOGISTIC": lower_sigmoid16, "TANH": lower_sigmoid16}
 
 
 def _is_int16(ctx, op) -> bool:

@@ -22,8 +22,8 @@ from .conv import small_accumulator
 
 def geometry(ctx: LoweringContext, op: Operator, x, w, out):
     """((stride_h, stride_w), (pad_top, pad_left)), the shapes checked."""
-    if len(x.shape) != 4 or len(w.shape) != 4 or w.quant is None or x.shape[0] != 1:
-        raise UnsupportedOpError(op.kind, op.index, "expects a batch-1 NHWC input and a quantized 4-D filter")
+    if len(x.shape) != 4 or len(w.shape) != 4 or (w.quant is None and w.dtype != "float32") or x.shape[0] != 1:
+        raise UnsupportedOpError(op.kind, op.index, "expects a batch-1 NHWC input and a quantized or float 4-D filter")
     _, oh, ow, oc = out.shape
     if w.shape[0] != oc or w.shape[3] != x.shape[3]:
         raise UnsupportedOpError(op.kind, op.index, f"filter {w.shape} does not match {x.shape} -> {out.shape}")
