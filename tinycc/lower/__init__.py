@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, onnxruntime,
+from . import (activations, arithmetic, conv, dilate, elementwise, extra, float32, int16, layout, math, onnxruntime,
                pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
@@ -19,7 +19,7 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
              **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS,
-             **transpose_conv.LOWERINGS, **extra.LOWERINGS}
+             **transpose_conv.LOWERINGS, **extra.LOWERINGS, **math.LOWERINGS}
 
 
 def _wrapped(table: dict) -> dict:

@@ -1,0 +1,252 @@
+"""Math operators, int8 and float32: SUM, SQRT, RSQRT, EXP, LOG, SQUARE, NEG, DIV, ADD_N,
+SQUARED_DIFFERENCE and ABS (float; int8 in extra.py), FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV, FLOOR_MOD.
+
+int8. Each element-wise operator is a function of one int8 value: a 256-entry table computed
+here by a Python port of LiteRT's int8 kernel, and one lookup kernel (no float at run time).
+- EXP, LOG: LiteRT's Prepare fills a table in float32 (LUTPopulate: dequantize, expf / logf,
+  round half away); LOG maps x <= 0 to the lowest output value. The same float32 arithmetic
+  here (the host's libm, as LiteRT's) gives the same bytes. TFLM has neither in int8.
+- SQRT: LiteRT computes in float32 per value: sqrtf(scale * (q - zp)) / out_scale, truncated
+  toward zero. A negative input is an error in LiteRT; the table gives the output zero point.
+- RSQRT: LiteRT's and TFLM's integer kernel (GetInvSqrtQuantizedMultiplierExp, a fixed-point
+  Newton-Raphson, then two MultiplyByQuantizedMultiplier), ported exactly.
+- SUM: reference_ops::QuantizedMeanOrSum with compute_sum (MEAN's kernel without the count
+  folded into the multiplier), as TFLM computes it. LiteRT's BUILTIN_REF SUM is no oracle for
+  int8: its reduce.cc hands the int8 data to that function as uint8 (measured: outputs
+  saturate), and its optimized SUM requantizes in float32 (within one step of this).
+- DIV, NEG, SQUARE, ADD_N, FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV, FLOOR_MOD: LiteRT has no
+  int8 kernel for them (its DIV is uint8 only): refused by name.
+
+float32. The reference's operations in its order: bit for bit wherever the C library is not
+involved or is exact (sqrtf, fabsf, floorf, ceilf, nearbyintf, fmodf are correctly rounded in IEEE
+arithmetic); expf, logf, cosf, sinf are the target's (LIBM_OPS in lower/float32.py: within
+verify's FLOAT_TOLERANCE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tvm import tirx
+
+from .. import kernels as K
+from .. import quant
+from ..errors import UnsupportedOpError
+from ..ir import Operator
+from ..kernels import float32 as KF
+from ..kernels import math as KM
+from . import extra, reduce
+from .activations import F32, VALUES, _clamp, _libm, float_lut_table
+from .arithmetic import _check_shapes
+from .common import Const, Kernel, LoweringContext, act, describe, kernel_name
+from .float32 import _activation, _arg, _clamp_note, _kernel, _tensor, is_float
+
+for _fn in ("logf", "sqrtf"):
+    getattr(_libm, _fn).restype = _libm.expf.restype
+    getattr(_libm, _fn).argtypes = _libm.expf.argtypes
+
+# RSQRT: LiteRT 2.3 builds MultiplyByQuantizedMultiplier with single rounding (TFLM double);
+# the two gave the same table on every scale tried (tests/test_math_ops.py checks both).
+# SUM rounds as MEAN does (reduce.ROUNDING: the same reference function).
+ROUNDING = {"RSQRT": "single"}
+NO_INT8 = {"DIV": "LiteRT's DIV takes uint8, not int8", "NEG": "LiteRT registers no int8 NEG",
+           **{k: "LiteRT has no int8 kernel for it" for k in
+              ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN", "FLOOR_DIV", "FLOOR_MOD")}}
+
+
+def _rounding(ctx, op, default: str = "double") -> str:
+    return ROUNDING.get(op.kind, default) if ctx.mode == "litert" else ctx.mode
+
+
+# --- int8 tables ---------------------------------------------------------------------------
+
+def exp_table(si, zi, so, zo) -> np.ndarray:
+    return float_lut_table(si, zi, so, zo, lambda v: F32(_libm.expf(float(v))))
+
+
+def log_table(si, zi, so, zo) -> np.ndarray:
+    """LogLUTPrepare: logf, and the lowest output value for x <= 0."""
+    lowest = F32(F32(-128 - zo) * F32(so))
+    return float_lut_table(si, zi, so, zo, lambda v: lowest if v <= 0 else F32(_libm.logf(float(v))))
+
+
+def sqrt_table(si, zi, so, zo) -> np.ndarray:
+    """SqrtEvalQuantized: float32, the quotient truncated toward zero; a negative input (an
+    error in LiteRT) gives the output zero point."""
+    out = []
+    for v in VALUES:
+        deq = F32(F32(si) * F32(int(v) - zi))
+        root = F32(_libm.sqrtf(float(deq))) if deq >= 0 else F32(0.0)
+        out.append(_clamp(int(F32(root / F32(so))) + zo))
+    return np.array(out, np.int8)
+
+
+def inv_sqrt_multiplier(x: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp(x, kReverseShift): 1/sqrt(x) as (multiplier, shift)."""
+    if x <= 1:
+        return quant.INT32_MAX, 0
+    shift = 11
+    while x >= (1 << 29):
+        x //= 4
+        shift += 1
+    pairs = ((32 - x.bit_length()) - 1) // 2 - 1
+    shift -= pairs
+    x <<= 2 * pairs
+    half_input = quant.rounding_divide_by_pot(x >> 1, 1)  # F3, halved
+    half_three = (1 << 28) + (1 << 27)
+    y = 1 << 28  # F3 one
+    for _ in range(5):  # Newton-Raphson: y = 1.5 y - x/2 y^3, each product an F6 rescaled to F3
+        y3 = quant._sat_mul_pot(quant.srdhm(quant.srdhm(y, y), y), 6)
+        y = quant._sat_mul_pot(quant.wrap32(quant.srdhm(half_three, y) - quant.srdhm(half_input, y3)), 3)
+    y = quant.srdhm(y, 1518500250)  # * sqrt(2) / 2
+    if shift < 0:
+        y, shift = quant.wrap32(y << -shift), 0
+    return y, -shift
+
+
+def rsqrt_table(si, zi, so, zo, r: str) -> np.ndarray:
+    """RsqrtEvalQuantizedInt8; 1 / (sqrtf(si) * so) in double as SetRsqrtOutputMultiplier
+    computes it. x == zp gives 127; x < zp (an error in both references) gives 127 too."""
+    m, s = quant.quantize_multiplier(1.0 / float(F32(F32(_libm.sqrtf(float(si))) * F32(so))), r)
+    out = []
+    for v in VALUES:
+        x = int(v) - zi
+        if x <= 0:
+            out.append(127)
+            continue
+        im, ish = inv_sqrt_multiplier(x)
+        data = quant.mul_by_quantized_multiplier(1, im, ish + 20, r)
+        out.append(_clamp(quant.mul_by_quantized_multiplier(data, m, s - 20, r) + zo))
+    return np.array(out, np.int8)
+
+
+def _lut(ctx, op, table: np.ndarray, note: str) -> Kernel:
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    if x.size != out.size:
+        raise UnsupportedOpError(op.kind, op.index, f"{x.shape} -> {out.shape}")
+    name = kernel_name(ctx, op)
+    return Kernel(name, op, K.lut(x.size), [x.index, Const(f"{name}_table", table)], out.index, 0,
+                  [describe(g, op), note])
+
+
+def _quants(ctx, op):
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    return si, zi, so, zo
+
+
+def lower_int8_unary(ctx: LoweringContext, op: Operator) -> Kernel:
+    si, zi, so, zo = _quants(ctx, op)
+    if op.kind == "EXP":
+        return _lut(ctx, op, exp_table(si, zi, so, zo), "256-entry table filled in float32 at compile time: expf")
+    if op.kind == "LOG":
+        return _lut(ctx, op, log_table(si, zi, so, zo),
+                    "256-entry table filled in float32 at compile time: logf, x <= 0 to the lowest value")
+    if op.kind == "SQRT":
+        return _lut(ctx, op, sqrt_table(si, zi, so, zo),
+                    "256-entry table: sqrtf in float32 at compile time, quotient truncated")
+    r = _rounding(ctx, op)
+    return _lut(ctx, op, rsqrt_table(si, zi, so, zo, r),
+                f"256-entry table: fixed-point inverse square root, requantized ({r} rounding)")
+
+
+def lower_int8_sum(ctx: LoweringContext, op: Operator) -> Kernel:
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    axes = reduce._axes(ctx, op, len(x.shape))
+    count = int(np.prod([x.shape[a] for a in axes]))
+    (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
+    r = reduce.ROUNDING["MEAN"] if ctx.mode == "litert" else ctx.mode
+    m, s = quant.quantize_multiplier(float(si) / float(so), r)
+    if count * 255 >= (1 << 31):
+        raise UnsupportedOpError(op.kind, op.index, f"a sum of {count} values may overflow int32")
+    func = K.mean(x.shape, axes, reduce._kept_shape(x.shape, axes), "multiplier", zi, zo, count, m, s, r)
+    notes = [describe(g, op), f"sum over axes {axes} ({count} values) minus {count} x {zi}, "
+             f"requantized by {m}, shift {s} ({r} rounding)"]
+    return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
+
+
+# --- float32 -------------------------------------------------------------------------------
+
+def _unary_fn(kind: str):
+    f = KF.f32
+    return {"EXP": tirx.exp, "LOG": tirx.log, "SQRT": tirx.sqrt, "RSQRT": lambda v: f(1.0) / tirx.sqrt(v),
+            "SQUARE": lambda v: v * v, "NEG": lambda v: -v, "FLOOR": tirx.floor, "CEIL": tirx.ceil,
+            # RoundToNearest: halves to even, which nearbyintf does in the default rounding mode
+            "ROUND": tirx.nearbyint, "COS": tirx.cos, "SIN": tirx.sin, "ABS": lambda v: tirx.call_extern(KF.F32, "fabsf", v)}[kind]
+
+
+LIBM = {"EXP": "expf", "LOG": "logf", "SQRT": "sqrtf", "RSQRT": "sqrtf", "FLOOR": "floorf", "CEIL": "ceilf",
+        "ROUND": "nearbyintf", "COS": "cosf", "SIN": "sinf", "FLOOR_DIV": "floor, in double",
+        "FLOOR_MOD": "fmodf", "ABS": "fabsf"}
+
+
+def lower_float_unary(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    if x.size != out.size:
+        raise UnsupportedOpError(op.kind, op.index, f"{x.shape} -> {out.shape}")
+    libm = f" (libm: {LIBM[op.kind]})" if op.kind in LIBM else ""
+    return _kernel(ctx, op, KF.unary(x.size, _unary_fn(op.kind)), [x.index], out,
+                   f"float32 {op.kind.lower()}{libm}")
+
+
+def _binary_fn(op):
+    lo, hi = _activation(op) if op.kind == "DIV" else (None, None)
+    return {"DIV": lambda a, b: KF.clamp(a / b, lo, hi),
+            "SQUARED_DIFFERENCE": lambda a, b: (a - b) * (a - b),
+            "FLOOR_DIV": KM.floor_div, "FLOOR_MOD": KM.floor_mod}[op.kind], _clamp_note(lo, hi)
+
+
+def lower_float_binary(ctx: LoweringContext, op: Operator) -> Kernel:
+    a, b = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.inputs[1])
+    out = _tensor(ctx, op, op.outputs[0])
+    _check_shapes(op, a, b, out)
+    fn, clamp = _binary_fn(op)
+    func = KF.elementwise(a.shape, b.shape, out.shape, fn)
+    args = [_arg(ctx, op, a, "operand0"), _arg(ctx, op, b, "operand1")]
+    libm = f" (libm: {LIBM[op.kind]})" if op.kind in LIBM else ""
+    return _kernel(ctx, op, func, args, out,
+                   f"float32 {op.kind.lower()}{libm}, broadcast {a.shape} and {b.shape}; {clamp}")
+
+
+def lower_float_add_n(ctx: LoweringContext, op: Operator) -> Kernel:
+    ins = [_tensor(ctx, op, i) for i in op.inputs]
+    out = _tensor(ctx, op, op.outputs[0])
+    if any(t.shape != out.shape for t in ins):
+        raise UnsupportedOpError(op.kind, op.index, f"inputs {[t.shape for t in ins]} -> {out.shape} "
+                                 "(ADD_N does not broadcast)")
+    args = [_arg(ctx, op, t, f"operand{k}") for k, t in enumerate(ins)]
+    return _kernel(ctx, op, KM.add_n(out.size, len(ins)), args, out, f"float32 sum of {len(ins)} tensors, in order")
+
+
+def lower_float_sum(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    axes = reduce._axes(ctx, op, len(x.shape))
+    func = KM.float_sum(x.shape, axes, reduce._kept_shape(x.shape, axes))
+    return _kernel(ctx, op, func, [x.index], out, f"float32 sum over axes {axes}, in index order")
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+FLOAT = {**{k: lower_float_unary for k in ("EXP", "LOG", "SQRT", "RSQRT", "SQUARE", "NEG", "FLOOR", "CEIL",
+                                            "ROUND", "COS", "SIN", "ABS")},
+         **{k: lower_float_binary for k in ("DIV", "SQUARED_DIFFERENCE", "FLOOR_DIV", "FLOOR_MOD")},
+         "ADD_N": lower_float_add_n, "SUM": lower_float_sum}
+INT8 = {**{k: lower_int8_unary for k in ("EXP", "LOG", "SQRT", "RSQRT")}, "SUM": lower_int8_sum}
+
+
+def lower_math(ctx: LoweringContext, op: Operator):
+    if is_float(ctx.graph, op):
+        return FLOAT[op.kind](ctx, op)
+    if op.kind in INT8:
+        return INT8[op.kind](ctx, op)
+    if op.kind in extra.LOWERINGS:  # int8 ABS and SQUARED_DIFFERENCE
+        return extra.LOWERINGS[op.kind](ctx, op)
+    t = ctx.graph.tensor(op.inputs[0])
+    raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
+
+
+LOWERINGS = {k: lower_math for k in FLOAT}
