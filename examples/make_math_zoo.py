@@ -113,6 +113,39 @@ def _(x):
     return L(tf.math.rsqrt)(L(lambda t: t * t + 1.0)(s))
 
 
+@model("l2_norm", (5, 6, 8))
+def _(x):
+    return L(lambda t: tf.math.l2_normalize(t, axis=-1))(conv(8, 3)(x))
+
+
+@model("log_softmax", (4, 10), -6.0, 6.0)
+def _(x):
+    return L(tf.nn.log_softmax)(x)
+
+
+@model("cumsum", (5, 6, 4), int8=False)
+def _(x):
+    a = L(lambda t: tf.math.cumsum(t, axis=1))(x)
+    b = L(lambda t: tf.math.cumsum(t, axis=3, exclusive=True, reverse=True))(x)
+    return layers.Concatenate()([a, b])
+
+
+@model("resize_bilinear", (5, 4, 3))
+def _(x):
+    a = L(lambda t: tf.image.resize(t, (9, 7), method="bilinear"))(x)                     # half-pixel centers
+    b = L(lambda t: tf.compat.v1.image.resize_bilinear(t, (9, 7), align_corners=True))(x)
+    c = L(lambda t: tf.compat.v1.image.resize_bilinear(t, (8, 6)))(x)                     # neither
+    return layers.Concatenate()([layers.Flatten()(v) for v in (a, b, c)])
+
+
+@model("batch_matmul", (4, 6, 5))
+def _(x):
+    y = conv(3, 1)(x)                                                     # (4, 6, 3)
+    a = L(lambda t: tf.matmul(t[0], t[1], transpose_a=True))([x, y])      # (4, 5, 3): activation RHS
+    w = tf.constant(np.linspace(-1, 1, 4 * 3 * 7).reshape(4, 3, 7), tf.float32)
+    return L(lambda t: tf.matmul(t, w))(a)                                # (4, 5, 7): constant RHS
+
+
 def make(name, out_dir):
     if name in INT8:
         entry = INT8[name]

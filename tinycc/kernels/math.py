@@ -50,3 +50,109 @@ def floor_mod(a, b):
     m = fmodf(a, b)
     zero = f32(0.0)
     return tirx.Select(tirx.And(m != zero, (b < zero) != (m < zero)), m + b, m)
+
+
+def _row_op(outer: int, depth: int, rows, finish, dtype=F32):
+    """A per-row computation (softmax-like): `rows(x, k)` -> {name: te.compute over (outer,)}
+    in order, `finish(x, named, i, c)` -> the output; each row's values computed at its row."""
+    from tvm import s_tir
+    x = te.placeholder((outer, depth), dtype, name="input")
+    named = {}
+    def row(fn, k):
+        return lambda i: fn(x, named, i, k)
+    for name, fn in rows:
+        named[name] = te.compute((outer,), row(fn, te.reduce_axis((0, depth), name=f"k_{name}")), name=name)
+    out = te.compute((outer, depth), lambda i, c: finish(x, named, i, c), name="output")
+    sch = s_tir.Schedule(te.create_prim_func([x, out]))
+    row = sch.get_loops(sch.get_sblock("output"))[0]
+    for name, _ in reversed(rows):
+        sch.compute_at(sch.get_sblock(name), row)
+    return sch.mod["main"]
+
+
+def l2_normalization(outer: int, depth: int, epsilon: float):
+    """reference_ops::L2Normalization (float): x / max(sqrtf(sum of squares), epsilon)."""
+    rows = [("squares", lambda x, n, i, k: te.sum(x[i, k] * x[i, k], axis=k))]
+
+    def finish(x, n, i, c):
+        return x[i, c] / tirx.max(tirx.sqrt(n["squares"][i]), f32(epsilon))
+    return _row_op(outer, depth, rows, finish)
+
+
+def log_softmax(outer: int, depth: int):
+    """reference_ops::LogSoftmax (float): x - max - logf(sum of expf(x - max))."""
+    rows = [("max", lambda x, n, i, k: te.max(x[i, k], axis=k)),
+            ("sum", lambda x, n, i, k: te.sum(tirx.exp(x[i, k] - n["max"][i]), axis=k))]
+
+    def finish(x, n, i, c):
+        return x[i, c] - n["max"][i] - tirx.log(n["sum"][i])
+    return _row_op(outer, depth, rows, finish)
+
+
+def cumsum(outer: int, depth: int, inner: int, exclusive: bool, reverse: bool):
+    """TFLite's CumSum (Eigen's scan): a running sum from 0 along the axis, in order (from the
+    end when reverse); exclusive stores the sum before adding the element."""
+    from tvm.script import tirx as T
+    D, I = depth, inner
+
+    @T.prim_func(private=True)
+    def kernel(x: T.Buffer((outer * D * I,), F32), out: T.Buffer((outer * D * I,), F32)):
+        acc = T.alloc_buffer((1,), F32)
+        for o, i in T.grid(outer, I):
+            acc[0] = T.float32(0)
+            for k in range(D):
+                if exclusive:
+                    out[(o * D + (D - 1 - k if reverse else k)) * I + i] = acc[0]
+                acc[0] = acc[0] + x[(o * D + (D - 1 - k if reverse else k)) * I + i]
+                if not exclusive:
+                    out[(o * D + (D - 1 - k if reverse else k)) * I + i] = acc[0]
+    return kernel
+
+
+def resize_bilinear(in_shape, out_shape, dtype: str, combine):
+    """Bilinear resize with the sample rows and columns and their weights computed at compile
+    time: `ys`/`xs` (int32, [lower, upper] per output row / column) and `wy`/`wx` ([weight of
+    the lower, of the upper]); combine(a, b, c, d, wy0, wy1, wx0, wx1) is the reference's sum."""
+    n, h, w, ch = in_shape
+    _, oh, ow, _ = out_shape
+    wdt = F32 if dtype == F32 else "int32"
+    x = te.placeholder(in_shape, dtype, name="input")
+    ys = te.placeholder((oh * 2,), "int32", name="ys")
+    wy = te.placeholder((oh * 2,), wdt, name="wy")
+    xs = te.placeholder((ow * 2,), "int32", name="xs")
+    wx = te.placeholder((ow * 2,), wdt, name="wx")
+
+    def body(b, i, j, c):
+        y0, y1, x0, x1 = ys[2 * i], ys[2 * i + 1], xs[2 * j], xs[2 * j + 1]
+        return combine(x[b, y0, x0, c], x[b, y1, x0, c], x[b, y0, x1, c], x[b, y1, x1, c],
+                       wy[2 * i], wy[2 * i + 1], wx[2 * j], wx[2 * j + 1])
+    out = te.compute(out_shape, body, name="output")
+    return te.create_prim_func([x, ys, wy, xs, wx, out])
+
+
+def batch_matmul(lhs_shape, rhs_shape, out_shape, adj_x: bool, adj_y: bool, dtype: str, finish):
+    """out[..., i, j] = finish(sum over k of product(lhs[..., i, k], rhs[..., k, j])), k in
+    order from 0, the batch dimensions broadcast; adj_x / adj_y: that operand is stored
+    transposed. finish = (term(a, b): what is summed, done(acc): the output value)."""
+    rank = len(out_shape)
+    a_shape = (1,) * (rank - len(lhs_shape)) + tuple(lhs_shape)
+    b_shape = (1,) * (rank - len(rhs_shape)) + tuple(rhs_shape)
+    depth = a_shape[-2] if adj_x else a_shape[-1]
+    a = te.placeholder(a_shape, dtype, name="lhs")
+    b = te.placeholder(b_shape, dtype, name="rhs")
+    term, done = finish
+    # depth 1: no reduction (TVM 0.27 lowers a one-step reduction reading the accumulator
+    # before its update)
+    k = te.reduce_axis((0, depth), name="k") if depth > 1 else 0
+
+    def batch(shape, idx):
+        return tuple(0 if d == 1 else v for d, v in zip(shape[:-2], idx[:-2]))
+
+    def body(*idx):
+        i, j = idx[-2], idx[-1]
+        av = a[batch(a_shape, idx) + ((k, i) if adj_x else (i, k))]
+        bv = b[batch(b_shape, idx) + ((j, k) if adj_y else (k, j))]
+        return te.sum(term(av, bv), axis=k) if depth > 1 else term(av, bv)
+    acc = te.compute(out_shape, body, name="acc")
+    out = te.compute(out_shape, lambda *i: done(acc[i]), name="output")
+    return schedule_reduction(te.create_prim_func([a, b, out]))

@@ -46,10 +46,12 @@ for _fn in ("logf", "sqrtf"):
     getattr(_libm, _fn).restype = _libm.expf.restype
     getattr(_libm, _fn).argtypes = _libm.expf.argtypes
 
-# RSQRT: LiteRT 2.3 builds MultiplyByQuantizedMultiplier with single rounding (TFLM double);
-# the two gave the same table on every scale tried (tests/test_math_ops.py checks both).
-# SUM rounds as MEAN does (reduce.ROUNDING: the same reference function).
-ROUNDING = {"RSQRT": "single"}
+# RSQRT, BATCH_MATMUL: LiteRT 2.3 builds MultiplyByQuantizedMultiplier with single rounding
+# (its FULLY_CONNECTED is measured single), TFLM double; on the zoo's models either rounding
+# gives the same bytes (tests/test_math_ops.py checks the RSQRT tables on more scales).
+# SUM rounds as MEAN does (reduce.ROUNDING: the same reference function). RESIZE_BILINEAR's
+# integer kernel rounds halves away from zero in LiteRT and TFLM alike (measured).
+ROUNDING = {"RSQRT": "single", "BATCH_MATMUL": "single"}
 NO_INT8 = {"DIV": "LiteRT's DIV takes uint8, not int8", "NEG": "LiteRT registers no int8 NEG",
            **{k: "LiteRT has no int8 kernel for it" for k in
               ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN", "FLOOR_DIV", "FLOOR_MOD")}}
@@ -249,4 +251,152 @@ def lower_math(ctx: LoweringContext, op: Operator):
     raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
 
 
+LOWERINGS = {k: lower_math for k in FLOAT}
+
+
+# --- priority 2: normalizations, resize, matrix products -------------------------------------
+
+def _rows(x):
+    depth = x.shape[-1] if x.shape else 1
+    return x.size // depth, depth
+
+
+def lower_float_l2_norm(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    if op.options.get("fused_activation_function", 0):
+        raise UnsupportedOpError(op.kind, op.index, "a fused activation")
+    outer, depth = _rows(x)
+    return _kernel(ctx, op, KM.l2_normalization(outer, depth, 1e-6), [x.index], out,
+                   f"float32 L2 normalization over {depth} values, epsilon 1e-6 (libm: sqrtf)")
+
+
+def lower_float_log_softmax(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    outer, depth = _rows(x)
+    return _kernel(ctx, op, KM.log_softmax(outer, depth), [x.index], out,
+                   f"float32 log-softmax over {depth} values (libm: expf, logf)")
+
+
+def lower_float_cumsum(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    axis_t = ctx.graph.tensor(op.inputs[1])
+    if not axis_t.is_const:
+        raise UnsupportedOpError(op.kind, op.index, "its axis is not a constant")
+    axis = int(axis_t.data.reshape(-1)[0]) % len(x.shape)
+    outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis + 1:]))
+    ex, rev = bool(op.options.get("exclusive")), bool(op.options.get("reverse"))
+    func = KM.cumsum(outer, x.shape[axis], inner, ex, rev)
+    return _kernel(ctx, op, func, [x.index], out, f"float32 running sum along axis {axis}"
+                   f"{', exclusive' if ex else ''}{', from the end' if rev else ''}")
+
+
+def _resize_axis(in_size: int, out_size: int, align: bool, half: bool, integer: bool):
+    """ComputeInterpolationValues(Integer) for every output row (column): lower and upper
+    source index, and the weights of each (float32: 1 - d and d; integer: of 1024)."""
+    idx, w = [], []
+    if integer:
+        scale = ((1 << 10) * in_size + out_size // 2) // out_size
+        if align and out_size > 1:
+            scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+        for v in range(out_size):
+            sv = v * scale + scale // 2 - (1 << 9) if half else v * scale
+            lo = max(int(sv / (1 << 10)), 0)  # C division truncates toward zero
+            hi = min((sv + (1 << 10) - 1) // (1 << 10) if sv + 1023 >= 0 else -((-(sv + 1023)) // 1024), in_size - 1)
+            idx += [lo, hi]
+            w += [(1 << 10) - (sv - (1 << 10) * lo), sv - (1 << 10) * lo]
+        return np.array(idx, np.int32), np.array(w, np.int32)
+    scale = F32(F32(in_size) / F32(out_size))
+    if align and out_size > 1:
+        scale = F32(F32(in_size - 1) / F32(out_size - 1))
+    for v in range(out_size):
+        sv = F32(F32(F32(F32(v) + F32(0.5)) * scale) - F32(0.5)) if half else F32(F32(v) * scale)
+        lo = max(int(np.floor(sv)), 0)
+        hi = min(int(np.ceil(sv)), in_size - 1)
+        d = F32(sv - F32(lo))
+        idx += [lo, hi]
+        w += [F32(F32(1) - d), d]
+    return np.array(idx, np.int32), np.array(w, np.float32)
+
+
+def lower_resize_bilinear(ctx: LoweringContext, op: Operator) -> Kernel:
+    """reference_ops::ResizeBilinear (float32) and ResizeBilinearInteger (int8: weights of
+    1024, rounded as the context's rounding: LiteRT adds 2^19 and shifts, TFLM rounds halves
+    away from zero); the sample positions are compile-time constants."""
+    g = ctx.graph
+    floating = is_float(g, op)
+    if floating:
+        x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    else:
+        x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+        if x.quant.scalar() != out.quant.scalar():
+            raise UnsupportedOpError(op.kind, op.index, "input and output quantized differently")
+    if len(x.shape) != 4:
+        raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
+    align, half = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    ys, wy = _resize_axis(x.shape[1], out.shape[1], align, half, not floating)
+    xs, wx = _resize_axis(x.shape[2], out.shape[2], align, half, not floating)
+    if floating:
+        def combine(a, b, c, d, wy0, wy1, wx0, wx1):
+            return a * wy0 * wx0 + b * wy1 * wx0 + c * wy0 * wx1 + d * wy1 * wx1 + KF.f32(0.0)
+        note = "float32 weights 1 - d and d per row and column"
+    else:
+        r = "double"  # the #else branch (no TFLITE_SINGLE_ROUNDING) in both: measured
+
+        def combine(a, b, c, d, wy0, wy1, wx0, wx1):
+            i32 = "int32"
+            s = (a.astype(i32) * wy0 * wx0 + b.astype(i32) * wy1 * wx0 + c.astype(i32) * wy0 * wx1
+                 + d.astype(i32) * wy1 * wx1)  # |s| <= 128 * 2^20: int32
+            if r == "single":
+                return tirx.Cast("int8", (s + (1 << 19)) >> 20)
+            return tirx.Cast("int8", tirx.truncdiv(s + tirx.Select(s > 0, 1 << 19, -(1 << 19)), 1 << 20))
+        note = f"integer weights of 1024 per row and column, {r} rounding"
+    func = KM.resize_bilinear(x.shape, out.shape, "float32" if floating else "int8", combine)
+    name = kernel_name(ctx, op)
+    args = [x.index, Const(f"{name}_rows", ys), Const(f"{name}_row_weights", wy),
+            Const(f"{name}_columns", xs), Const(f"{name}_column_weights", wx)]
+    mode = "align_corners" if align else "half_pixel_centers" if half else "asymmetric"
+    return Kernel(name, op, func, args, out.index, 0,
+                  [describe(g, op), f"bilinear resize ({mode}): {note}"])
+
+
+def lower_batch_matmul(ctx: LoweringContext, op: Operator) -> Kernel:
+    """reference_ops::BatchMatMul: float32 sums in order of k from 0; int8 sums (a - za)(b - zb)
+    in int32 and requantizes by lhs scale * rhs scale / output scale (no activation)."""
+    g = ctx.graph
+    floating = is_float(g, op)
+    if floating:
+        a, b, out = (_tensor(ctx, op, i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    else:
+        a, b, out = (act(ctx, op, g.tensor(i)) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    adj_x, adj_y = bool(op.options.get("adj_x")), bool(op.options.get("adj_y"))
+    if len(a.shape) < 2 or len(b.shape) < 2 or len(out.shape) > 5:
+        raise UnsupportedOpError(op.kind, op.index, f"shapes {a.shape} x {b.shape}")
+    depth = a.shape[-2] if adj_x else a.shape[-1]
+    macs = out.size * depth
+    if floating:
+        func = KM.batch_matmul(a.shape, b.shape, out.shape, adj_x, adj_y, "float32", (lambda u, v: u * v, lambda s: s))
+        note = "float32, sums in order"
+    else:
+        (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
+        r = _rounding(ctx, op)
+        m, s = quant.quantize_multiplier(float(sa) * float(sb) / float(so), r)
+        from ..kernels.fixedpoint import clamp_i8, requantize
+
+        def term(u, v):
+            return (u.astype("int32") - za) * (v.astype("int32") - zb)
+        func = KM.batch_matmul(a.shape, b.shape, out.shape, adj_x, adj_y, "int8",
+                               (term, lambda acc: clamp_i8(requantize(acc, m, s, r) + zo, -128, 127)))
+        note = f"int8: (a - {za}) (b - {zb}) summed, requantized by {m}, shift {s} ({r} rounding)"
+    name = kernel_name(ctx, op)
+    args = [Const(f"{name}_lhs", a.data) if a.is_const else a.index,
+            Const(f"{name}_rhs", b.data.astype(np.float32) if floating else b.data) if b.is_const else b.index]
+    return Kernel(name, op, func, args, out.index, macs,
+                  [describe(g, op), f"{'lhs transposed, ' if adj_x else ''}{'rhs transposed, ' if adj_y else ''}{note}"])
+
+
+FLOAT.update({"L2_NORMALIZATION": lower_float_l2_norm, "LOG_SOFTMAX": lower_float_log_softmax,
+              "CUMSUM": lower_float_cumsum, "RESIZE_BILINEAR": lower_resize_bilinear,
+              "BATCH_MATMUL": lower_batch_matmul})
+INT8.update({"RESIZE_BILINEAR": lower_resize_bilinear, "BATCH_MATMUL": lower_batch_matmul})
+NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM takes float32, int32 and int64"})
 LOWERINGS = {k: lower_math for k in FLOAT}
