@@ -33,11 +33,12 @@ NOT_IN_LITERT_REF = {"ceil_round_float"}  # no CEIL, no ROUND in LiteRT's refere
 # SUM int8: LiteRT's BUILTIN_REF reads the int8 data as uint8 (see test_int8_sum_references);
 # TFLM is the reference. TFLM has no int8 EXP, LOG or SQRT.
 NOT_LITERT_ORACLE = {"sum"}
-TFLM_INT8 = ["rsqrt", "sum"]
+TFLM_INT8 = ["rsqrt", "sum", "l2_norm", "resize_bilinear", "batch_matmul"]
+PENDING = {"log_softmax"}  # int8 LOG_SOFTMAX: refused by name (test_pending_int8_forms_are_refused)
 # TFLM's ROUND (reference RoundToNearest: floor, then + 1) gives +0 where C's nearbyintf, and
 # LiteRT's optimized kernel, give -0 (x in (-0.5, 0)): equal values, another sign bit
 TFLM_SIGNED_ZERO = {"ceil_round_float"}
-LIBM = {"exp_float", "log_float", "trig_float"}
+LIBM = {"exp_float", "log_float", "trig_float", "log_softmax_float"}
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
@@ -69,7 +70,7 @@ def test_math_zoo_is_present():
     assert set(LM.FLOAT) <= kinds and set(LM.INT8) <= kinds, set(LM.FLOAT) - kinds
 
 
-@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_LITERT_REF | NOT_LITERT_ORACLE])
+@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_LITERT_REF | NOT_LITERT_ORACLE | PENDING])
 def test_host_matches_litert(name, tmp_path):
     _check(name, tmp_path)
 
@@ -144,9 +145,11 @@ def test_rsqrt_port():
         assert np.array_equal(single, LM.rsqrt_table(np.float32(si), zi, np.float32(so), zo, "double"))
 
 
-def test_qemu_int8_mixed_matches_litert(tmp_path):
-    """SQRT, EXP, LOG, RSQRT tables (and the conv, MUL, ADD, MEAN around them) on a Cortex-M4."""
-    _check("mixed", tmp_path, target="mps2-an386")
+@pytest.mark.parametrize("name", ["mixed", "l2_norm", "resize_bilinear"])
+def test_qemu_int8_matches_litert(name, tmp_path):
+    """On a Cortex-M4: SQRT, EXP, LOG, RSQRT tables (and the conv, MUL, ADD, MEAN around them);
+    the hand-written L2 normalization (int64 arithmetic); the integer bilinear resize."""
+    _check(name, tmp_path, target="mps2-an386")
 
 
 def test_qemu_float_libm_within_bound(tmp_path):
@@ -156,6 +159,7 @@ def test_qemu_float_libm_within_bound(tmp_path):
     assert report.ran_on.startswith("mps2-an386") and max(report.mismatches) == 0
     print(report.summary())
     _check("elementwise_float", tmp_path / "ew", target="mps2-an386")
+    _check("log_softmax_float", tmp_path / "ls", target="mps2-an386")
 
 
 @pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
@@ -163,7 +167,7 @@ def test_math_c_is_warning_free(cc, tmp_path):
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} is not installed")
     flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"] if cc.startswith("arm") else []
-    for name in ZOO:
+    for name in sorted(set(ZOO) - PENDING):
         out = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / name, measure_code=False).out_dir
         kernels = (out / "src" / f"{name}_kernels.c").read_text()
         assert "malloc" not in kernels, name
@@ -173,6 +177,12 @@ def test_math_c_is_warning_free(cc, tmp_path):
         cmd = [cc, "-O2", *flags, *STRICT, "-I", str(out / "include"), "-c", *map(str, sorted((out / "src").glob("*.c")))]
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
         assert res.returncode == 0, f"{name}: {res.stderr}"
+
+
+def test_pending_int8_forms_are_refused():
+    for name in sorted(PENDING):
+        with pytest.raises(UnsupportedOpError, match=r"at index 0.*int8: tinycc lowers it in float32 only"):
+            lower(load_model(MODELS / f"{name}.tflite"), "m")
 
 
 def _retyped(name: str, kind: str, dtype: str = "int8"):

@@ -51,7 +51,7 @@ for _fn in ("logf", "sqrtf"):
 # gives the same bytes (tests/test_math_ops.py checks the RSQRT tables on more scales).
 # SUM rounds as MEAN does (reduce.ROUNDING: the same reference function). RESIZE_BILINEAR's
 # integer kernel rounds halves away from zero in LiteRT and TFLM alike (measured).
-ROUNDING = {"RSQRT": "single", "BATCH_MATMUL": "single"}
+ROUNDING = {"RSQRT": "single", "BATCH_MATMUL": "single", "L2_NORMALIZATION": "single"}
 NO_INT8 = {"DIV": "LiteRT's DIV takes uint8, not int8", "NEG": "LiteRT registers no int8 NEG",
            **{k: "LiteRT has no int8 kernel for it" for k in
               ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN", "FLOOR_DIV", "FLOOR_MOD")}}
@@ -248,7 +248,9 @@ def lower_math(ctx: LoweringContext, op: Operator):
     if op.kind in extra.LOWERINGS:  # int8 ABS and SQUARED_DIFFERENCE
         return extra.LOWERINGS[op.kind](ctx, op)
     t = ctx.graph.tensor(op.inputs[0])
-    raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
+    if op.kind in NO_INT8:
+        raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
+    raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: tinycc lowers it in float32 only so far")
 
 
 LOWERINGS = {k: lower_math for k in FLOAT}
@@ -400,3 +402,84 @@ FLOAT.update({"L2_NORMALIZATION": lower_float_l2_norm, "LOG_SOFTMAX": lower_floa
 INT8.update({"RESIZE_BILINEAR": lower_resize_bilinear, "BATCH_MATMUL": lower_batch_matmul})
 NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM takes float32, int32 and int64"})
 LOWERINGS = {k: lower_math for k in FLOAT}
+
+
+# --- int8 L2_NORMALIZATION: a hand-written C kernel ----------------------------------------------
+
+def _srdhm_c(a: str, b: str) -> str:
+    """gemmlowp SaturatingRoundingDoublingHighMul in C (operands never both INT32_MIN here)."""
+    p = f"((int64_t)({a}) * ({b}))"
+    return f"(int32_t)(({p} + ({p} >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31))"
+
+
+def _mbqm_c(x: str, m: str, shift: str, r: str) -> list[str]:
+    """MultiplyByQuantizedMultiplier(x, m, shift) -> `q` in C, LiteRT's single or TFLM's
+    double rounding (shift <= 7 here: a left shift of at most 7)."""
+    if r == "single":
+        return [f"q = (int32_t)(((int64_t){x} * {m} + ((int64_t)1 << (30 - {shift}))) >> (31 - {shift}));"]
+    return [f"left = {shift} > 0 ? {shift} : 0;", f"right = {shift} > 0 ? 0 : -{shift};",
+            f"q = {_srdhm_c(f'{x} * (1 << left)', m)};",
+            "mask = (int32_t)(((int64_t)1 << right) - 1);",
+            "q = (q >> right) + ((q & mask) > ((mask >> 1) + (q < 0 ? 1 : 0)) ? 1 : 0);"]
+
+
+def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
+    """reference_integer_ops::L2Normalization: per row, the sum of squares' inverse square
+    root as a multiplier (GetInvSqrtQuantizedMultiplierExp: five fixed-point Newton-Raphson
+    steps at run time), each value requantized by it to the output's 1/128 scale."""
+    from .common import CKernel
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    if op.options.get("fused_activation_function", 0):
+        raise UnsupportedOpError(op.kind, op.index, "a fused activation")
+    if out.quant.scalar() != (F32(1.0 / 128), 0):
+        raise UnsupportedOpError(op.kind, op.index, f"output quantization {out.quant.scalar()}, not (1/128, 0)")
+    outer, depth = _rows(x)
+    if depth * 65025 >= (1 << 31):
+        raise UnsupportedOpError(op.kind, op.index, f"{depth} values a row: the sum of squares may overflow int32")
+    zp = x.quant.scalar()[1]
+    r = _rounding(ctx, op, "single") if ctx.mode == "litert" else ctx.mode
+    half_three = (1 << 28) + (1 << 27)
+    body = [
+        "int32_t r, c, d, acc, v, shift, lz, pairs, half, y, y3, t, m, s, q, k;",
+        *(["int32_t left, right, mask;"] if r == "double" else []),
+        f"for (r = 0; r < {outer}; ++r) {{",
+        f"  const int8_t *row = input + r * {depth};",
+        "  acc = 0;",
+        f"  for (c = 0; c < {depth}; ++c) {{ d = row[c] - ({zp}); acc += d * d; }}",
+        "  /* GetInvSqrtQuantizedMultiplierExp(acc): 1 / sqrt(acc) = m * 2^(s - 31) */",
+        "  if (acc <= 1) { m = INT32_MAX; s = 0; } else {",
+        "    v = acc; shift = 11;",
+        "    while (v >= (1 << 29)) { v /= 4; ++shift; }",
+        "    for (lz = 0; !((uint32_t)v & (0x80000000u >> lz)); ++lz) {}",
+        "    pairs = (lz - 1) / 2 - 1;",
+        "    shift -= pairs; v <<= 2 * pairs;",
+        "    half = ((v >> 1) >> 1) + ((v >> 1) & 1);  /* F3 input / 2, rounded */",
+        "    y = 1 << 28;  /* F3 one */",
+        "    for (k = 0; k < 5; ++k) {  /* y = 3/2 y - input/2 y^3, in F3 */",
+        f"      t = {_srdhm_c('y', 'y')};",
+        f"      y3 = {_srdhm_c('t', 'y')};",
+        "      y3 = y3 > (1 << 25) - 1 ? INT32_MAX : y3 < -((1 << 25) - 1) ? INT32_MIN : y3 * 64;",
+        f"      t = {_srdhm_c(str(half_three), 'y')} - {_srdhm_c('half', 'y3')};",
+        "      y = t > (1 << 28) - 1 ? INT32_MAX : t < -((1 << 28) - 1) ? INT32_MIN : t * 8;",
+        "    }",
+        f"    y = {_srdhm_c('y', '1518500250')};  /* * sqrt(2) / 2 */",
+        "    if (shift < 0) { y = y * (1 << -shift); shift = 0; }",
+        "    m = y; s = -shift;",
+        "  }",
+        f"  for (c = 0; c < {depth}; ++c) {{",
+        f"    d = row[c] - ({zp});",
+        *[f"    {line}" for line in _mbqm_c("d", "m", "(s + 7)", r)],
+        "    output[r * " + str(depth) + " + c] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);",
+        "  }",
+        "}",
+    ]
+    name = kernel_name(ctx, op)
+    text = "".join(f"  {line}\n" for line in body)
+    return CKernel(name, op, None, [x.index], out.index, 0,
+                   [describe(g, op), f"int8 L2 normalization over {depth} values: fixed-point inverse square root "
+                    f"per row, output scale 1/128 ({r} rounding)"],
+                   params="int8_t* input, int8_t* output", body=text)
+
+
+INT8["L2_NORMALIZATION"] = lower_int8_l2_norm
