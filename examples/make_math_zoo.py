@@ -146,12 +146,38 @@ def _(x):
     return L(lambda t: tf.matmul(t, w))(a)                                # (4, 5, 7): constant RHS
 
 
+@model("l2_pool", (9, 9, 4), int8=False)
+def _(x):
+    """Average pools that l2_pool_rewrite turns into L2_POOL_2D (the converter emits none)."""
+    a = layers.AveragePooling2D(2)(x)
+    b = layers.AveragePooling2D(3, strides=2, padding="same")(x)
+    return layers.Concatenate()([layers.Flatten()(a), layers.Flatten()(b)])
+
+
+def l2_pool_rewrite(data: bytes) -> bytes:
+    """Every AVERAGE_POOL_2D becomes an L2_POOL_2D (the same Pool2DOptions)."""
+    import zoo_rewrite
+    fb = zoo_rewrite.fb
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    l2 = zoo_rewrite._opcode(m, fb.BuiltinOperator.L2_POOL_2D)
+    for op in m.subgraphs[0].operators:
+        oc = m.operatorCodes[op.opcodeIndex]
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == fb.BuiltinOperator.AVERAGE_POOL_2D:
+            op.opcodeIndex = l2
+    return zoo_rewrite._pack(m)
+
+
+REWRITE = {"l2_pool_float": l2_pool_rewrite}
+
+
 def make(name, out_dir):
     if name in INT8:
         entry = INT8[name]
         data = make_op_zoo.to_int8_tflite(entry, make_op_zoo.build(entry))
     else:
         data = to_float_tflite(make_op_zoo.build(FLOAT[name]))
+    if name in REWRITE:
+        data = REWRITE[name](data)
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{name}: {len(data)} bytes, over {MAX_BYTES}")
     with open(os.path.join(out_dir, f"{name}.tflite"), "wb") as f:

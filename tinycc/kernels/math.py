@@ -6,7 +6,7 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from .conv import schedule_reduction
-from .float32 import F32, f32
+from .float32 import F32, clamp, f32
 from .reduce import _reduce
 
 
@@ -156,3 +156,22 @@ def batch_matmul(lhs_shape, rhs_shape, out_shape, adj_x: bool, adj_y: bool, dtyp
     acc = te.compute(out_shape, body, name="acc")
     out = te.compute(out_shape, lambda *i: done(acc[i]), name="output")
     return schedule_reduction(te.create_prim_func([a, b, out]))
+
+
+def l2_pool(in_shape, out_shape, filt, stride, pad, lo, hi):
+    """reference_ops::L2Pool: sqrtf(sum of squares over the in-bounds window / its size),
+    clamped (taps outside the input add 0 * 0, which changes no sum of squares)."""
+    from .pool import _window
+    _, h, w, _ = in_shape
+    (fh, fw), (sh, sw), (pt, pl) = filt, stride, pad
+    x = te.placeholder(in_shape, F32, name="input")
+    acc = _window(x, in_shape, out_shape, filt, stride, pad, lambda v, axis: te.sum(v * v, axis=axis), 0.0, F32)
+    if fh == fw == 1:  # no reduction: the tap itself, squared here
+        acc = te.compute(out_shape, lambda *i: acc[i] * acc[i], name="acc2")
+
+    def finish(b, i, j, ch):
+        y0, x0 = i * sh - pt, j * sw - pl
+        count = (tirx.min(fh, h - y0) - tirx.max(0, -y0)) * (tirx.min(fw, w - x0) - tirx.max(0, -x0))
+        return clamp(tirx.sqrt(acc[b, i, j, ch] / count.astype(F32)), lo, hi)
+    out = te.compute(out_shape, finish, name="output")
+    return schedule_reduction(te.create_prim_func([x, out]))

@@ -396,11 +396,29 @@ def lower_batch_matmul(ctx: LoweringContext, op: Operator) -> Kernel:
                   [describe(g, op), f"{'lhs transposed, ' if adj_x else ''}{'rhs transposed, ' if adj_y else ''}{note}"])
 
 
-FLOAT.update({"L2_NORMALIZATION": lower_float_l2_norm, "LOG_SOFTMAX": lower_float_log_softmax,
+def lower_float_l2_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+    """L2_POOL_2D: float32 only in TFLite."""
+    from .common import window_padding
+    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
+    if len(x.shape) != 4:
+        raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
+    _, h, w, c = x.shape
+    _, oh, ow, _ = out.shape
+    fh, fw = op.options["filter_height"], op.options["filter_width"]
+    sh, sw = op.options["stride_h"], op.options["stride_w"]
+    pt, pl = window_padding(op, (h, w), (fh, fw), (sh, sw), (1, 1), (oh, ow))
+    lo, hi = _activation(op)
+    func = KM.l2_pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
+    return _kernel(ctx, op, func, [x.index], out, f"float32 L2 pool; window {fh}x{fw}, stride {sh}x{sw}, "
+                   f"padding top {pt} left {pl} (libm: sqrtf); {_clamp_note(lo, hi)}", oh * ow * c * fh * fw)
+
+
+FLOAT.update({"L2_POOL_2D": lower_float_l2_pool, "L2_NORMALIZATION": lower_float_l2_norm, "LOG_SOFTMAX": lower_float_log_softmax,
               "CUMSUM": lower_float_cumsum, "RESIZE_BILINEAR": lower_resize_bilinear,
               "BATCH_MATMUL": lower_batch_matmul})
 INT8.update({"RESIZE_BILINEAR": lower_resize_bilinear, "BATCH_MATMUL": lower_batch_matmul})
-NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM takes float32, int32 and int64"})
+NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM takes float32, int32 and int64",
+                "L2_POOL_2D": "TFLite's L2_POOL_2D is float32 only"})
 LOWERINGS = {k: lower_math for k in FLOAT}
 
 
