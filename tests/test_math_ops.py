@@ -33,8 +33,7 @@ NOT_IN_LITERT_REF = {"ceil_round_float"}  # no CEIL, no ROUND in LiteRT's refere
 # SUM int8: LiteRT's BUILTIN_REF reads the int8 data as uint8 (see test_int8_sum_references);
 # TFLM is the reference. TFLM has no int8 EXP, LOG or SQRT.
 NOT_LITERT_ORACLE = {"sum"}
-TFLM_INT8 = ["rsqrt", "sum", "l2_norm", "resize_bilinear", "batch_matmul"]
-PENDING = {"log_softmax"}  # int8 LOG_SOFTMAX: refused by name (test_pending_int8_forms_are_refused)
+TFLM_INT8 = ["rsqrt", "sum", "l2_norm", "resize_bilinear", "batch_matmul", "log_softmax"]
 # TFLM's ROUND (reference RoundToNearest: floor, then + 1) gives +0 where C's nearbyintf, and
 # LiteRT's optimized kernel, give -0 (x in (-0.5, 0)): equal values, another sign bit
 TFLM_SIGNED_ZERO = {"ceil_round_float"}
@@ -70,7 +69,7 @@ def test_math_zoo_is_present():
     assert set(LM.FLOAT) <= kinds and set(LM.INT8) <= kinds, set(LM.FLOAT) - kinds
 
 
-@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_LITERT_REF | NOT_LITERT_ORACLE | PENDING])
+@pytest.mark.parametrize("name", [n for n in ZOO if n not in NOT_IN_LITERT_REF | NOT_LITERT_ORACLE])
 def test_host_matches_litert(name, tmp_path):
     _check(name, tmp_path)
 
@@ -145,10 +144,11 @@ def test_rsqrt_port():
         assert np.array_equal(single, LM.rsqrt_table(np.float32(si), zi, np.float32(so), zo, "double"))
 
 
-@pytest.mark.parametrize("name", ["mixed", "l2_norm", "resize_bilinear"])
+@pytest.mark.parametrize("name", ["mixed", "l2_norm", "log_softmax", "resize_bilinear"])
 def test_qemu_int8_matches_litert(name, tmp_path):
     """On a Cortex-M4: SQRT, EXP, LOG, RSQRT tables (and the conv, MUL, ADD, MEAN around them);
-    the hand-written L2 normalization (int64 arithmetic); the integer bilinear resize."""
+    the hand-written L2 normalization and log-softmax (int64 fixed point); the integer
+    bilinear resize."""
     _check(name, tmp_path, target="mps2-an386")
 
 
@@ -162,27 +162,31 @@ def test_qemu_float_libm_within_bound(tmp_path):
     _check("log_softmax_float", tmp_path / "ls", target="mps2-an386")
 
 
+@pytest.fixture(scope="module")
+def libraries(tmp_path_factory):
+    """Every math zoo model compiled once for the host: {name: output folder}."""
+    root = tmp_path_factory.mktemp("math-libs")
+    return {name: compile_model(MODELS / f"{name}.tflite", "host", root / name, measure_code=False).out_dir
+            for name in ZOO}
+
+
 @pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
-def test_math_c_is_warning_free(cc, tmp_path):
+def test_math_c_is_warning_free(cc, libraries, tmp_path):
+    """Strict C99 on the host and the M4F; the int8 models' kernels integer-only."""
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} is not installed")
     flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"] if cc.startswith("arm") else []
-    for name in sorted(set(ZOO) - PENDING):
-        out = compile_model(MODELS / f"{name}.tflite", "host", tmp_path / name, measure_code=False).out_dir
+    for name, out in libraries.items():
         kernels = (out / "src" / f"{name}_kernels.c").read_text()
         assert "malloc" not in kernels, name
         if name in INT8:  # tables and integers only
             code = re.sub(r"/\*.*?\*/", "", kernels, flags=re.S)
             assert not re.search(r"\b(float|double)\b|math\.h", code), name
+        for obj in tmp_path.glob("*.o"):
+            obj.unlink()
         cmd = [cc, "-O2", *flags, *STRICT, "-I", str(out / "include"), "-c", *map(str, sorted((out / "src").glob("*.c")))]
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
-        assert res.returncode == 0, f"{name}: {res.stderr}"
-
-
-def test_pending_int8_forms_are_refused():
-    for name in sorted(PENDING):
-        with pytest.raises(UnsupportedOpError, match=r"at index 0.*int8: tinycc lowers it in float32 only"):
-            lower(load_model(MODELS / f"{name}.tflite"), "m")
+        assert res.returncode == 0 and len(list(tmp_path.glob("*.o"))) == 3, f"{name}: {res.stderr}"
 
 
 def _retyped(name: str, kind: str, dtype: str = "int8"):
@@ -193,7 +197,8 @@ def _retyped(name: str, kind: str, dtype: str = "int8"):
 
 
 @pytest.mark.parametrize("kind, why", [("DIV", "uint8, not int8"), ("NEG", "no int8 NEG"),
-                                       ("SQUARE", "no int8 kernel"), ("FLOOR_MOD", "no int8 kernel")])
+                                       ("SQUARE", "no int8 kernel"), ("FLOOR_MOD", "no int8 kernel"),
+                                       ("L2_POOL_2D", "float32 only"), ("CUMSUM", "float32, int32")])
 def test_int8_forms_litert_lacks_are_refused(kind, why):
     with pytest.raises(UnsupportedOpError, match=rf"{kind} at index 0.*int8: .*{why}.*float32 only"):
         lower(_retyped("sqrt", kind), "m")

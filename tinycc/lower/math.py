@@ -46,12 +46,11 @@ for _fn in ("logf", "sqrtf"):
     getattr(_libm, _fn).restype = _libm.expf.restype
     getattr(_libm, _fn).argtypes = _libm.expf.argtypes
 
-# RSQRT, BATCH_MATMUL: LiteRT 2.3 builds MultiplyByQuantizedMultiplier with single rounding
-# (its FULLY_CONNECTED is measured single), TFLM double; on the zoo's models either rounding
-# gives the same bytes (tests/test_math_ops.py checks the RSQRT tables on more scales).
-# SUM rounds as MEAN does (reduce.ROUNDING: the same reference function). RESIZE_BILINEAR's
-# integer kernel rounds halves away from zero in LiteRT and TFLM alike (measured).
-ROUNDING = {"RSQRT": "single", "BATCH_MATMUL": "single", "L2_NORMALIZATION": "single"}
+# LiteRT 2.3 is built without TFLITE_SINGLE_ROUNDING (its RESIZE_BILINEAR int8 takes that
+# #else branch: measured), so MultiplyByQuantizedMultiplier rounds twice in RSQRT,
+# BATCH_MATMUL, L2_NORMALIZATION and LOG_SOFTMAX too, as in TFLM. (On the zoo's models
+# single rounding gives the same bytes: 50 inputs each.) SUM rounds as MEAN does.
+ROUNDING: dict[str, str] = {}
 NO_INT8 = {"DIV": "LiteRT's DIV takes uint8, not int8", "NEG": "LiteRT registers no int8 NEG",
            **{k: "LiteRT has no int8 kernel for it" for k in
               ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN", "FLOOR_DIV", "FLOOR_MOD")}}
@@ -248,9 +247,7 @@ def lower_math(ctx: LoweringContext, op: Operator):
     if op.kind in extra.LOWERINGS:  # int8 ABS and SQUARED_DIFFERENCE
         return extra.LOWERINGS[op.kind](ctx, op)
     t = ctx.graph.tensor(op.inputs[0])
-    if op.kind in NO_INT8:
-        raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
-    raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: tinycc lowers it in float32 only so far")
+    raise UnsupportedOpError(op.kind, op.index, f"{t.dtype}: {NO_INT8[op.kind]} (float32 only)")
 
 
 LOWERINGS = {k: lower_math for k in FLOAT}
@@ -342,16 +339,13 @@ def lower_resize_bilinear(ctx: LoweringContext, op: Operator) -> Kernel:
             return a * wy0 * wx0 + b * wy1 * wx0 + c * wy0 * wx1 + d * wy1 * wx1 + KF.f32(0.0)
         note = "float32 weights 1 - d and d per row and column"
     else:
-        r = "double"  # the #else branch (no TFLITE_SINGLE_ROUNDING) in both: measured
-
         def combine(a, b, c, d, wy0, wy1, wx0, wx1):
             i32 = "int32"
             s = (a.astype(i32) * wy0 * wx0 + b.astype(i32) * wy1 * wx0 + c.astype(i32) * wy0 * wx1
                  + d.astype(i32) * wy1 * wx1)  # |s| <= 128 * 2^20: int32
-            if r == "single":
-                return tirx.Cast("int8", (s + (1 << 19)) >> 20)
+            # halves away from zero: the #else (no TFLITE_SINGLE_ROUNDING) branch, LiteRT's and TFLM's
             return tirx.Cast("int8", tirx.truncdiv(s + tirx.Select(s > 0, 1 << 19, -(1 << 19)), 1 << 20))
-        note = f"integer weights of 1024 per row and column, {r} rounding"
+        note = "integer weights of 1024 per row and column, halves rounded away from zero"
     func = KM.resize_bilinear(x.shape, out.shape, "float32" if floating else "int8", combine)
     name = kernel_name(ctx, op)
     args = [x.index, Const(f"{name}_rows", ys), Const(f"{name}_row_weights", wy),
@@ -430,11 +424,9 @@ def _srdhm_c(a: str, b: str) -> str:
     return f"(int32_t)(({p} + ({p} >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31))"
 
 
-def _mbqm_c(x: str, m: str, shift: str, r: str) -> list[str]:
-    """MultiplyByQuantizedMultiplier(x, m, shift) -> `q` in C, LiteRT's single or TFLM's
-    double rounding (shift <= 7 here: a left shift of at most 7)."""
-    if r == "single":
-        return [f"q = (int32_t)(((int64_t){x} * {m} + ((int64_t)1 << (30 - {shift}))) >> (31 - {shift}));"]
+def _mbqm_c(x: str, m: str, shift: str) -> list[str]:
+    """MultiplyByQuantizedMultiplier(x, m, shift) -> `q` in C, rounding twice (shift <= 7
+    here: a left shift of at most 7)."""
     return [f"left = {shift} > 0 ? {shift} : 0;", f"right = {shift} > 0 ? 0 : -{shift};",
             f"q = {_srdhm_c(f'{x} * (1 << left)', m)};",
             "mask = (int32_t)(((int64_t)1 << right) - 1);",
@@ -456,11 +448,11 @@ def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
     if depth * 65025 >= (1 << 31):
         raise UnsupportedOpError(op.kind, op.index, f"{depth} values a row: the sum of squares may overflow int32")
     zp = x.quant.scalar()[1]
-    r = _rounding(ctx, op, "single") if ctx.mode == "litert" else ctx.mode
+    r = _rounding(ctx, op)
     half_three = (1 << 28) + (1 << 27)
     body = [
         "int32_t r, c, d, acc, v, shift, lz, pairs, half, y, y3, t, m, s, q, k;",
-        *(["int32_t left, right, mask;"] if r == "double" else []),
+        "int32_t left, right, mask;",
         f"for (r = 0; r < {outer}; ++r) {{",
         f"  const int8_t *row = input + r * {depth};",
         "  acc = 0;",
@@ -487,7 +479,7 @@ def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
         "  }",
         f"  for (c = 0; c < {depth}; ++c) {{",
         f"    d = row[c] - ({zp});",
-        *[f"    {line}" for line in _mbqm_c("d", "m", "(s + 7)", r)],
+        *[f"    {line}" for line in _mbqm_c("d", "m", "(s + 7)")],
         "    output[r * " + str(depth) + " + c] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);",
         "  }",
         "}",
@@ -501,3 +493,114 @@ def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
 
 
 INT8["L2_NORMALIZATION"] = lower_int8_l2_norm
+
+
+# --- int8 LOG_SOFTMAX: a hand-written C kernel ---------------------------------------------------
+
+# gemmlowp's fixed point as C macros, defined inside the kernel and undefined after it
+FIXED_POINT_MACROS = [
+    "#define SRDHM(a, b) ((a) == INT32_MIN && (b) == INT32_MIN ? INT32_MAX : (int32_t)((((int64_t)(a) * (b))"
+    " + (((int64_t)(a) * (b)) >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31)))",
+    "#define MASK(e) ((int32_t)(((int64_t)1 << (e)) - 1))",
+    "#define RDBPOT(x, e) (((x) >> (e)) + (((x) & MASK(e)) > (MASK(e) >> 1) + ((x) < 0 ? 1 : 0) ? 1 : 0))",
+    "#define SATSHL(x, e) ((e) == 0 ? (x) : (x) > MASK(31 - (e)) ? INT32_MAX : (x) < -MASK(31 - (e)) ? INT32_MIN"
+    " : (x) * (1 << (e)))",
+    "#define SAT32(v) ((int32_t)((v) > INT32_MAX ? INT32_MAX : (v) < INT32_MIN ? INT32_MIN : (v)))",
+    "#define HALFSUM(a, b) ((int32_t)(((int64_t)(a) + (b) + ((int64_t)(a) + (b) >= 0 ? 1 : -1)) / 2))",
+]
+UNDEF = ["#undef SRDHM", "#undef MASK", "#undef RDBPOT", "#undef SATSHL", "#undef SAT32", "#undef HALFSUM"]
+
+
+def log_softmax_params(si, r: str):
+    """LogSoftmaxPrepare (int8): PreprocessLogSoftmaxScalingExp and the input radius."""
+    m, left, diff_min = quant.softmax_integer_params(1.0, float(si), r)
+    rev_m, rev_s = quant.quantize_multiplier((1 << (31 - left)) / float(m), r)
+    return m, left, rev_m, rev_s, diff_min
+
+
+def lower_int8_log_softmax(ctx: LoweringContext, op: Operator):
+    """reference_integer_ops::LogSoftmax: per row the sum of gemmlowp exponentials (a table of
+    the 256 possible differences from the row's maximum, computed here), its fixed-point log
+    (log_x_for_x_greater_than_or_equal_to_1, at run time), and each output from the
+    difference's Q5.26 value minus the log; output scale 16/256, zero point 127."""
+    from .common import CKernel
+    g = ctx.graph
+    x, out = act(ctx, op, g.tensor(op.inputs[0])), act(ctx, op, g.tensor(op.outputs[0]))
+    if out.quant.scalar() != (F32(16.0 / 256), 127):
+        raise UnsupportedOpError(op.kind, op.index, f"output quantization {out.quant.scalar()}, not (1/16, 127)")
+    outer, depth = _rows(x)
+    if depth > 4096:
+        raise UnsupportedOpError(op.kind, op.index, f"{depth} values a row: over the 2^12 the Q12 sum holds")
+    r = _rounding(ctx, op)
+    m, left, rev_m, rev_s, diff_min = log_softmax_params(x.quant.scalar()[0], r)
+    q5 = np.array([quant.mul_by_quantized_multiplier(-i, m, left, r) for i in range(256)], np.int32)
+    exps = np.array([quant.rounding_divide_by_pot(quant.exp_on_negative_values(int(q5[i]), 5), 12)
+                     if -i >= diff_min else 0 for i in range(256)], np.int32)
+    reverse = f"RDBPOT(SRDHM(shifted, {rev_m}), {-rev_s})"
+    quarter = quant.rounding_divide_by_pot(536870912, 6)
+    body = [
+        *FIXED_POINT_MACROS,
+        "int32_t i, c, mx, sum, za, hp1, ra, rb, zb, zbh, zpa, zpb, rr, zp, p, q, sq, num, den, hd, y, k, log_sum;",
+        "int32_t shifted, adjusted, diff, v;",
+        f"for (i = 0; i < {outer}; ++i) {{",
+        f"  const int8_t *row = input + i * {depth};",
+        f"  int8_t *dst = output + i * {depth};",
+        "  mx = -128;",
+        f"  for (c = 0; c < {depth}; ++c) mx = row[c] > mx ? row[c] : mx;",
+        "  sum = 0;  /* Q12 */",
+        f"  for (c = 0; c < {depth}; ++c) sum += exps[mx - row[c]];",
+        "  /* log_x_for_x_greater_than_or_equal_to_1<5>(sum as Q12) */",
+        "  za = sum;",
+        "  for (hp1 = 0; !((uint32_t)za & (0x80000000u >> hp1)); ++hp1) {}",
+        "  ra = SATSHL(za, hp1 - 1);",
+        "  ra = SRDHM(ra, 1518500250); ra = SATSHL(ra, 1);",
+        f"  zpa = SAT32((int64_t)SATSHL(12 - hp1, 25) + {quarter});",
+        "  zb = SRDHM(za, 1518500250);",
+        "  for (zbh = 0; !((uint32_t)zb & (0x80000000u >> zbh)); ++zbh) {}",
+        "  zbh -= 1;",
+        "  rb = SATSHL(za, zbh);",
+        f"  zpb = SAT32((int64_t)SATSHL(12 - zbh, 25) - {quarter});",
+        "  rr = ra < rb ? ra : rb;",
+        "  zp = zpa > zpb ? zpa : zpb;",
+        "  p = HALFSUM(rr, 1805811301);",
+        "  q = (int32_t)((uint32_t)rr - 1805811301u); q = (int32_t)((uint32_t)q + (uint32_t)q);",
+        "  sq = SRDHM(q, q);",
+        "  num = (int32_t)((uint32_t)SRDHM(q, rr) + (uint32_t)SRDHM(SRDHM(q, sq), 117049297));",
+        "  den = (int32_t)(1057819769u + (uint32_t)q + (uint32_t)SRDHM(127690142, sq));",
+        "  den = (int32_t)((uint32_t)SRDHM(p, den) + (uint32_t)SRDHM(638450708, q));",
+        "  /* one_over_one_plus_x_for_x_in_0_1(den): Newton-Raphson in Q2 */",
+        "  hd = HALFSUM(den, INT32_MAX);",
+        "  y = (int32_t)(1515870810u + (uint32_t)SRDHM(hd, -1010580540));",
+        "  for (k = 0; k < 3; ++k) {",
+        "    v = (int32_t)((1u << 29) - (uint32_t)SRDHM(hd, y));",
+        "    v = SRDHM(y, v); v = SATSHL(v, 2);",
+        "    y = (int32_t)((uint32_t)y + (uint32_t)v);",
+        "  }",
+        "  y = SATSHL(y, 1);",
+        "  log_sum = (int32_t)((uint32_t)SRDHM(zp, 1488522236) + (uint32_t)SRDHM(RDBPOT(num, 6), y));",
+        "  log_sum = SATSHL(log_sum, 1);  /* Q6 -> Q5 */",
+        "  shifted = (int32_t)((uint32_t)log_sum + 0x80000000u);",
+        f"  adjusted = {reverse};",
+        f"  adjusted = adjusted > {diff_min - 1} ? adjusted : {diff_min - 1};",
+        f"  for (c = 0; c < {depth}; ++c) {{",
+        "    diff = row[c] - mx;",
+        "    if (diff > adjusted) {",
+        "      v = q5[-diff] - log_sum;",
+        "      v = RDBPOT(v, 22) + 127;",
+        "      dst[c] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);",
+        "    } else {",
+        "      dst[c] = -128;",
+        "    }",
+        "  }",
+        "}",
+        *UNDEF,
+    ]
+    name = kernel_name(ctx, op)
+    text = "".join(f"{line}\n" if line.startswith("#") else f"  {line}\n" for line in body)
+    return CKernel(name, op, None, [x.index, Const(f"{name}_exps", exps), Const(f"{name}_q5", q5)], out.index, 0,
+                   [describe(g, op), f"int8 log-softmax over {depth} values: gemmlowp exp table, fixed-point log "
+                    f"per row ({r} rounding)"],
+                   params="int8_t* input, int32_t* exps, int32_t* q5, int8_t* output", body=text)
+
+
+INT8["LOG_SOFTMAX"] = lower_int8_log_softmax
