@@ -70,6 +70,15 @@ def _(x):
     return L(tf.math.log)(x)
 
 
+@model("div", (6, 6, 4), float32=False)
+def _(x):
+    """int8 DIV, element-wise and broadcast (the float32 one is in elementwise_float)."""
+    y = conv(4, 3)(x)
+    a = L(lambda t: tf.math.divide(t[0], tf.abs(t[1]) + 0.5))([x, y])
+    b = L(lambda t: t / (tf.reduce_max(tf.abs(t), axis=[1, 2], keepdims=True) + 0.25))(y)
+    return layers.Concatenate()([a, b])
+
+
 @model("elementwise", (6, 6, 4), int8=False)
 def _(x):
     """The float32 element-wise operators: SQUARE, NEG, DIV, ADD_N, SQUARED_DIFFERENCE, ABS,

@@ -33,7 +33,7 @@ NOT_IN_LITERT_REF = {"ceil_round_float"}  # no CEIL, no ROUND in LiteRT's refere
 # SUM int8: LiteRT's BUILTIN_REF reads the int8 data as uint8 (see test_int8_sum_references);
 # TFLM is the reference. TFLM has no int8 EXP, LOG or SQRT.
 NOT_LITERT_ORACLE = {"sum"}
-TFLM_INT8 = ["rsqrt", "sum", "l2_norm", "resize_bilinear", "batch_matmul", "log_softmax"]
+TFLM_INT8 = ["rsqrt", "sum", "l2_norm", "resize_bilinear", "batch_matmul", "log_softmax", "div"]
 # TFLM's ROUND (reference RoundToNearest: floor, then + 1) gives +0 where C's nearbyintf, and
 # LiteRT's optimized kernel, give -0 (x in (-0.5, 0)): equal values, another sign bit
 TFLM_SIGNED_ZERO = {"ceil_round_float"}
@@ -144,11 +144,11 @@ def test_rsqrt_port():
         assert np.array_equal(single, LM.rsqrt_table(np.float32(si), zi, np.float32(so), zo, "double"))
 
 
-@pytest.mark.parametrize("name", ["mixed", "l2_norm", "log_softmax", "resize_bilinear"])
+@pytest.mark.parametrize("name", ["mixed", "l2_norm", "log_softmax", "resize_bilinear", "div"])
 def test_qemu_int8_matches_litert(name, tmp_path):
     """On a Cortex-M4: SQRT, EXP, LOG, RSQRT tables (and the conv, MUL, ADD, MEAN around them);
     the hand-written L2 normalization and log-softmax (int64 fixed point); the integer
-    bilinear resize."""
+    bilinear resize; DIV's variable shifts."""
     _check(name, tmp_path, target="mps2-an386")
 
 
@@ -196,8 +196,8 @@ def _retyped(name: str, kind: str, dtype: str = "int8"):
     return g
 
 
-@pytest.mark.parametrize("kind, why", [("DIV", "uint8, not int8"), ("NEG", "no int8 NEG"),
-                                       ("SQUARE", "no int8 kernel"), ("FLOOR_MOD", "no int8 kernel"),
+@pytest.mark.parametrize("kind, why", [("NEG", r"raw \(unquantized\) integers"),
+                                       ("SQUARE", "no int8 kernel"), ("FLOOR_MOD", "raw \\(unquantized\\)"),
                                        ("L2_POOL_2D", "float32 only"), ("CUMSUM", "float32, int32")])
 def test_int8_forms_litert_lacks_are_refused(kind, why):
     with pytest.raises(UnsupportedOpError, match=rf"{kind} at index 0.*int8: .*{why}.*float32 only"):

@@ -113,7 +113,6 @@ def resize_bilinear(in_shape, out_shape, dtype: str, combine):
     """Bilinear resize with the sample rows and columns and their weights computed at compile
     time: `ys`/`xs` (int32, [lower, upper] per output row / column) and `wy`/`wx` ([weight of
     the lower, of the upper]); combine(a, b, c, d, wy0, wy1, wx0, wx1) is the reference's sum."""
-    n, h, w, ch = in_shape
     _, oh, ow, _ = out_shape
     wdt = F32 if dtype == F32 else "int32"
     x = te.placeholder(in_shape, dtype, name="input")
@@ -175,3 +174,58 @@ def l2_pool(in_shape, out_shape, filt, stride, pad, lo, hi):
         return clamp(tirx.sqrt(acc[b, i, j, ch] / count.astype(F32)), lo, hi)
     out = te.compute(out_shape, finish, name="output")
     return schedule_reduction(te.create_prim_func([x, out]))
+
+
+def int8_div(shape_a, shape_b, out_shape, za: int, zb: int, zo: int, multiplier: int, shift: int, lo: int, hi: int):
+    """reference_ops::DivElementwise (int8, double rounding), broadcast as TFLite broadcasts.
+    The divisor's reciprocal (GetReciprocal: a Q0.31 multiplier and a shift) is a table over
+    its 256 int8 values, computed at compile time; the dividend is normalised by its leading
+    sign bits (|a - za| <= 255: counted by comparisons), multiplied by the reciprocal, then
+    requantized."""
+    from .binary import broadcast_index
+    from .fixedpoint import I32, I64, clamp_i8, rounding_divide_by_pot, srdhm
+    sa, sb, so = tuple(shape_a) or (1,), tuple(shape_b) or (1,), tuple(out_shape) or (1,)
+    a = te.placeholder(sa, "int8", name="input1")
+    b = te.placeholder(sb, "int8", name="input2")
+    inv = te.placeholder((256,), I32, name="reciprocal")
+    rshift = te.placeholder((256,), I32, name="shift")
+
+    def divisor(i):
+        return b[tuple(broadcast_index(sb, so, i))].astype(I32)
+
+    # stages, each its own block computed inside the output's loop: one whole formula makes
+    # TVM's simplifier take minutes (see kernels.binary)
+    def dividend(*i):
+        n = a[tuple(broadcast_index(sa, so, i))].astype(I32) - tirx.const(za, I32)
+        return tirx.Select(divisor(i) < zb, -n, n)
+    num = te.compute(so, dividend, name="dividend")
+
+    def leading_sign_bits(*i):
+        magnitude = tirx.Select(num[i] < 0, -num[i] - 1, num[i])  # 31 - its bit length
+        return tirx.const(31, I32) - sum((tirx.Select(magnitude >= (1 << k), 1, 0) for k in range(9)),
+                                         tirx.const(0, I32))
+    head = te.compute(so, leading_sign_bits, name="headroom")
+
+    def quotient(*i):
+        scaled = tirx.Cast(I32, tirx.Cast(I64, num[i]) << tirx.Cast(I64, head[i]))
+        return srdhm(scaled, inv[divisor(i) + 128])
+    quo = te.compute(so, quotient, name="quotient")
+
+    def divide(*i):
+        e = head[i] + rshift[divisor(i) + 128] - tirx.const(shift, I32)  # the right shift
+        x = srdhm(quo[i], multiplier)
+        # A right shift of 32 or more (a small or zero dividend) is outside RoundingDivideByPOT's
+        # range: LiteRT (x86) then computes mask -1, and shifts by e mod 32, so
+        # (x >> (e - 32)) + (x >= 0): 1 for a zero dividend. Reproduced, without C's undefined shift.
+        wide = (x >> tirx.min(e - 32, 31)) + tirx.Select(x >= 0, 1, 0)
+        return tirx.Select(e >= 32, wide, rounding_divide_by_pot(x, tirx.min(e, 31)))
+    res = te.compute(so, divide, name="result")
+    # the clamp in its own block: with the shift above in view, TVM 0.27's bound analysis
+    # drops it (wrongly: a shift by 32 or more leaves x as large as it was)
+    out = te.compute(so, lambda *i: clamp_i8(res[i] + tirx.const(zo, I32), lo, hi), name="output")
+    from tvm import s_tir
+    sch = s_tir.Schedule(te.create_prim_func([a, b, inv, rshift, out]))
+    loop = sch.get_loops(sch.get_sblock("output"))[-1]
+    for name in ("result", "quotient", "headroom", "dividend"):
+        sch.compute_at(sch.get_sblock(name), loop)
+    return sch.mod["main"]

@@ -1,5 +1,6 @@
 """Math operators, int8 and float32: SUM, SQRT, RSQRT, EXP, LOG, SQUARE, NEG, DIV, ADD_N,
-SQUARED_DIFFERENCE and ABS (float; int8 in extra.py), FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV, FLOOR_MOD.
+SQUARED_DIFFERENCE and ABS (float; int8 in extra.py), FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV,
+FLOOR_MOD, L2_NORMALIZATION, L2_POOL_2D, LOG_SOFTMAX, BATCH_MATMUL, CUMSUM, RESIZE_BILINEAR.
 
 int8. Each element-wise operator is a function of one int8 value: a 256-entry table computed
 here by a Python port of LiteRT's int8 kernel, and one lookup kernel (no float at run time).
@@ -14,8 +15,12 @@ here by a Python port of LiteRT's int8 kernel, and one lookup kernel (no float a
   folded into the multiplier), as TFLM computes it. LiteRT's BUILTIN_REF SUM is no oracle for
   int8: its reduce.cc hands the int8 data to that function as uint8 (measured: outputs
   saturate), and its optimized SUM requantizes in float32 (within one step of this).
-- DIV, NEG, SQUARE, ADD_N, FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV, FLOOR_MOD: LiteRT has no
-  int8 kernel for them (its DIV is uint8 only): refused by name.
+- DIV: LiteRT's integer division (a reciprocal per divisor value, a table here), see
+  lower_int8_div. L2_NORMALIZATION and LOG_SOFTMAX: hand-written C kernels (fixed point at run
+  time). RESIZE_BILINEAR, BATCH_MATMUL: integer tensor expressions.
+- NEG, SQUARE, ADD_N, FLOOR, CEIL, ROUND, COS, SIN, FLOOR_DIV, FLOOR_MOD, CUMSUM, L2_POOL_2D:
+  LiteRT has no quantized int8 kernel for them (its int8 NEG, FLOOR_DIV, FLOOR_MOD work on raw
+  integers; the converter keeps those in float): refused by name.
 
 float32. The reference's operations in its order: bit for bit wherever the C library is not
 involved or is exact (sqrtf, fabsf, floorf, ceilf, nearbyintf, fmodf are correctly rounded in IEEE
@@ -24,8 +29,6 @@ verify's FLOAT_TOLERANCE).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from tvm import tirx
@@ -51,9 +54,10 @@ for _fn in ("logf", "sqrtf"):
 # BATCH_MATMUL, L2_NORMALIZATION and LOG_SOFTMAX too, as in TFLM. (On the zoo's models
 # single rounding gives the same bytes: 50 inputs each.) SUM rounds as MEAN does.
 ROUNDING: dict[str, str] = {}
-NO_INT8 = {"DIV": "LiteRT's DIV takes uint8, not int8", "NEG": "LiteRT registers no int8 NEG",
+NO_INT8 = {"NEG": "LiteRT's int8 NEG negates raw (unquantized) integers: the converter keeps NEG in float",
            **{k: "LiteRT has no int8 kernel for it" for k in
-              ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN", "FLOOR_DIV", "FLOOR_MOD")}}
+              ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN")},
+           **{k: f"LiteRT's int8 {k} works on raw (unquantized) integers" for k in ("FLOOR_DIV", "FLOOR_MOD")}}
 
 
 def _rounding(ctx, op, default: str = "double") -> str:
@@ -165,8 +169,8 @@ def lower_int8_sum(ctx: LoweringContext, op: Operator) -> Kernel:
     if count * 255 >= (1 << 31):
         raise UnsupportedOpError(op.kind, op.index, f"a sum of {count} values may overflow int32")
     func = K.mean(x.shape, axes, reduce._kept_shape(x.shape, axes), "multiplier", zi, zo, count, m, s, r)
-    notes = [describe(g, op), f"sum over axes {axes} ({count} values) minus {count} x {zi}, "
-             f"requantized by {m}, shift {s} ({r} rounding)"]
+    notes = [describe(g, op), (f"sum over axes {axes} ({count} values) minus {count} x {zi}, "
+             f"requantized by {m}, shift {s} ({r} rounding)")]
     return Kernel(kernel_name(ctx, op), op, func, [x.index], out.index, 0, notes)
 
 
@@ -487,8 +491,8 @@ def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
     name = kernel_name(ctx, op)
     text = "".join(f"  {line}\n" for line in body)
     return CKernel(name, op, None, [x.index], out.index, 0,
-                   [describe(g, op), f"int8 L2 normalization over {depth} values: fixed-point inverse square root "
-                    f"per row, output scale 1/128 ({r} rounding)"],
+                   [describe(g, op), (f"int8 L2 normalization over {depth} values: fixed-point inverse square root "
+                    f"per row, output scale 1/128 ({r} rounding)")],
                    params="int8_t* input, int8_t* output", body=text)
 
 
@@ -499,12 +503,12 @@ INT8["L2_NORMALIZATION"] = lower_int8_l2_norm
 
 # gemmlowp's fixed point as C macros, defined inside the kernel and undefined after it
 FIXED_POINT_MACROS = [
-    "#define SRDHM(a, b) ((a) == INT32_MIN && (b) == INT32_MIN ? INT32_MAX : (int32_t)((((int64_t)(a) * (b))"
-    " + (((int64_t)(a) * (b)) >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31)))",
+    ("#define SRDHM(a, b) ((a) == INT32_MIN && (b) == INT32_MIN ? INT32_MAX : (int32_t)((((int64_t)(a) * (b))"
+    " + (((int64_t)(a) * (b)) >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31)))"),
     "#define MASK(e) ((int32_t)(((int64_t)1 << (e)) - 1))",
     "#define RDBPOT(x, e) (((x) >> (e)) + (((x) & MASK(e)) > (MASK(e) >> 1) + ((x) < 0 ? 1 : 0) ? 1 : 0))",
-    "#define SATSHL(x, e) ((e) == 0 ? (x) : (x) > MASK(31 - (e)) ? INT32_MAX : (x) < -MASK(31 - (e)) ? INT32_MIN"
-    " : (x) * (1 << (e)))",
+    ("#define SATSHL(x, e) ((e) == 0 ? (x) : (x) > MASK(31 - (e)) ? INT32_MAX : (x) < -MASK(31 - (e)) ? INT32_MIN"
+    " : (x) * (1 << (e)))"),
     "#define SAT32(v) ((int32_t)((v) > INT32_MAX ? INT32_MAX : (v) < INT32_MIN ? INT32_MIN : (v)))",
     "#define HALFSUM(a, b) ((int32_t)(((int64_t)(a) + (b) + ((int64_t)(a) + (b) >= 0 ? 1 : -1)) / 2))",
 ]
@@ -598,9 +602,40 @@ def lower_int8_log_softmax(ctx: LoweringContext, op: Operator):
     name = kernel_name(ctx, op)
     text = "".join(f"{line}\n" if line.startswith("#") else f"  {line}\n" for line in body)
     return CKernel(name, op, None, [x.index, Const(f"{name}_exps", exps), Const(f"{name}_q5", q5)], out.index, 0,
-                   [describe(g, op), f"int8 log-softmax over {depth} values: gemmlowp exp table, fixed-point log "
-                    f"per row ({r} rounding)"],
+                   [describe(g, op), (f"int8 log-softmax over {depth} values: gemmlowp exp table, fixed-point log "
+                    f"per row ({r} rounding)")],
                    params="int8_t* input, int32_t* exps, int32_t* q5, int8_t* output", body=text)
 
 
 INT8["LOG_SOFTMAX"] = lower_int8_log_softmax
+
+
+def lower_int8_div(ctx: LoweringContext, op: Operator) -> Kernel:
+    """DIV int8 (LiteRT's div.cc; TFLM has no int8 DIV): see kernels.math.int8_div. A zero
+    divisor, an error in TFLite, gives the output zero point."""
+    from .arithmetic import _operand
+    from .common import activation_code
+    g = ctx.graph
+    (a, arg_a), (b, arg_b) = _operand(ctx, op, 0), _operand(ctx, op, 1)
+    out = act(ctx, op, g.tensor(op.outputs[0]))
+    _check_shapes(op, a, b, out)
+    (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
+    r = _rounding(ctx, op)
+    m, s = quant.quantize_multiplier(float(sa) / (float(sb) * float(so)), r)
+    lo, hi = quant.activation_range(activation_code(op), so, zo)
+    inv, shifts = np.zeros(256, np.int32), np.zeros(256, np.int32)
+    for v in range(-128, 128):
+        d = abs(v - zb)
+        if d:
+            inv[v + 128], shifts[v + 128] = quant.get_reciprocal(d, 31)
+    if np.any(s - shifts - 23 > 0):  # a right shift for every dividend (headroom >= 23), as the reference assumes
+        raise UnsupportedOpError(op.kind, op.index, f"output multiplier shift {s} too large for its divisors")
+    name = kernel_name(ctx, op)
+    func = KM.int8_div(a.shape, b.shape, out.shape, za, zb, zo, m, s, lo, hi)
+    args = [arg_a, arg_b, Const(f"{name}_reciprocal", inv), Const(f"{name}_shift", shifts)]
+    return Kernel(name, op, func, args, out.index, 0,
+                  [describe(g, op), (f"(a - {za}) / (b - {zb}): reciprocal table of the divisor, requantized by {m}, "
+                   f"shift {s} ({r} rounding); broadcast {a.shape} and {b.shape}")])
+
+
+INT8["DIV"] = lower_int8_div
