@@ -79,6 +79,17 @@ def test_host_matches_tflm(name, tmp_path):
     _check(name, tmp_path, rounding="double")
 
 
+@pytest.mark.parametrize("name", ["div", "l2_norm", "log_softmax", "resize_bilinear", "batch_matmul", "sum",
+                                  "cumsum_float", "l2_pool_float"])
+def test_host_under_asan_and_ubsan(name, tmp_path):
+    """No undefined behaviour (DIV's and the fixed-point kernels' shifts), no access outside
+    an arena of exactly the planned size."""
+    path = MODELS / f"{name}.tflite"
+    rounding = "double" if name in NOT_LITERT_ORACLE else "litert"
+    report = verify(path, "host", rounding=rounding, inputs=_inputs(path), work_dir=tmp_path, sanitize=True)
+    assert "ASan" in report.ran_on and report.ok, report.summary()
+
+
 def _ours_and(path, tmp_path, resolver, xs):
     from ai_edge_litert.interpreter import Interpreter
     res = compile_model(path, "host", tmp_path / "lib", measure_code=False)

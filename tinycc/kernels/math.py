@@ -207,7 +207,8 @@ def int8_div(shape_a, shape_b, out_shape, za: int, zb: int, zo: int, multiplier:
     head = te.compute(so, leading_sign_bits, name="headroom")
 
     def quotient(*i):
-        scaled = tirx.Cast(I32, tirx.Cast(I64, num[i]) << tirx.Cast(I64, head[i]))
+        # n * 2^headroom, not n << headroom: shifting a negative value is undefined in C
+        scaled = tirx.Cast(I32, tirx.Cast(I64, num[i]) * (tirx.const(1, I64) << tirx.Cast(I64, head[i])))
         return srdhm(scaled, inv[divisor(i) + 128])
     quo = te.compute(so, quotient, name="quotient")
 
