@@ -152,7 +152,8 @@ def _(x):
     y = conv(3, 1)(x)                                                     # (4, 6, 3)
     a = L(lambda t: tf.matmul(t[0], t[1], transpose_a=True))([x, y])      # (4, 5, 3): activation RHS
     w = tf.constant(np.linspace(-1, 1, 4 * 3 * 7).reshape(4, 3, 7), tf.float32)
-    return L(lambda t: tf.matmul(t, w))(a)                                # (4, 5, 7): constant RHS
+    b = L(lambda t: tf.matmul(t, w))(a)                                   # (4, 5, 7): constant RHS
+    return L(lambda t: tf.matmul(t[0], t[1], transpose_b=True))([b, b])   # (4, 5, 5): adj_y
 
 
 @model("l2_pool", (9, 9, 4), int8=False)
