@@ -222,6 +222,13 @@ def test_unsupported_float_forms_are_refused():
     t.shape = (1, *t.shape[1:-1], 2 * t.shape[-1])  # an input would broadcast
     with pytest.raises(UnsupportedOpError, match=rf"ADD_N at index {add_n.index}.*does not broadcast"):
         lower(g, "m")
+    for name, kind, want in (("l2_norm", "L2_NORMALIZATION", r"not \(1/128, 0\)"),
+                             ("log_softmax", "LOG_SOFTMAX", r"not \(1/16, 127\)")):
+        g = load_model(MODELS / f"{name}.tflite")  # an output quantization the kernel cannot produce
+        op = next(o for o in g.operators if o.kind == kind)
+        g.tensor(op.outputs[0]).quant.scale[...] = 0.05
+        with pytest.raises(UnsupportedOpError, match=rf"{kind} at index {op.index}.*{want}"):
+            lower(g, "m")
     g = load_model(MODELS / "sum.tflite")  # int16 SUM: not lowered
     for i in (g.operators[0].inputs[0], g.operators[0].outputs[0]):
         g.tensor(i).dtype = "int16"
