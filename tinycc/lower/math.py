@@ -49,19 +49,15 @@ for _fn in ("logf", "sqrtf"):
     getattr(_libm, _fn).restype = _libm.expf.restype
     getattr(_libm, _fn).argtypes = _libm.expf.argtypes
 
-# LiteRT 2.3 is built without TFLITE_SINGLE_ROUNDING (its RESIZE_BILINEAR int8 takes that
-# #else branch: measured), so MultiplyByQuantizedMultiplier rounds twice in RSQRT,
-# BATCH_MATMUL, L2_NORMALIZATION and LOG_SOFTMAX too, as in TFLM. (On the zoo's models
-# single rounding gives the same bytes: 50 inputs each.) SUM rounds as MEAN does.
-ROUNDING: dict[str, str] = {}
+# Rounding: ctx.rounding(op), "double" for these operators under LiteRT too. LiteRT 2.3 is
+# built without TFLITE_SINGLE_ROUNDING (its RESIZE_BILINEAR int8 takes that #else branch:
+# measured), so MultiplyByQuantizedMultiplier rounds twice in RSQRT, DIV, BATCH_MATMUL,
+# L2_NORMALIZATION and LOG_SOFTMAX, as in TFLM. (On the zoo's models single rounding gives the
+# same bytes: 50 inputs each.) SUM rounds as MEAN does.
 NO_INT8 = {"NEG": "LiteRT's int8 NEG negates raw (unquantized) integers: the converter keeps NEG in float",
            **{k: "LiteRT has no int8 kernel for it" for k in
               ("SQUARE", "ADD_N", "FLOOR", "CEIL", "ROUND", "COS", "SIN")},
            **{k: f"LiteRT's int8 {k} works on raw (unquantized) integers" for k in ("FLOOR_DIV", "FLOOR_MOD")}}
-
-
-def _rounding(ctx, op, default: str = "double") -> str:
-    return ROUNDING.get(op.kind, default) if ctx.mode == "litert" else ctx.mode
 
 
 # --- int8 tables ---------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def lower_int8_unary(ctx: LoweringContext, op: Operator) -> Kernel:
     if op.kind == "SQRT":
         return _lut(ctx, op, sqrt_table(si, zi, so, zo),
                     "256-entry table: sqrtf in float32 at compile time, quotient truncated")
-    r = _rounding(ctx, op)
+    r = ctx.rounding(op)
     return _lut(ctx, op, rsqrt_table(si, zi, so, zo, r),
                 f"256-entry table: fixed-point inverse square root, requantized ({r} rounding)")
 
@@ -164,7 +160,7 @@ def lower_int8_sum(ctx: LoweringContext, op: Operator) -> Kernel:
     axes = reduce._axes(ctx, op, len(x.shape))
     count = int(np.prod([x.shape[a] for a in axes]))
     (si, zi), (so, zo) = x.quant.scalar(), out.quant.scalar()
-    r = reduce.ROUNDING["MEAN"] if ctx.mode == "litert" else ctx.mode
+    r = ctx.rounding(op)
     m, s = quant.quantize_multiplier(float(si) / float(so), r)
     if count * 255 >= (1 << 31):
         raise UnsupportedOpError(op.kind, op.index, f"a sum of {count} values may overflow int32")
@@ -378,7 +374,7 @@ def lower_batch_matmul(ctx: LoweringContext, op: Operator) -> Kernel:
         note = "float32, sums in order"
     else:
         (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
-        r = _rounding(ctx, op)
+        r = ctx.rounding(op)
         m, s = quant.quantize_multiplier(float(sa) * float(sb) / float(so), r)
         from ..kernels.fixedpoint import clamp_i8, requantize
 
@@ -452,7 +448,7 @@ def lower_int8_l2_norm(ctx: LoweringContext, op: Operator):
     if depth * 65025 >= (1 << 31):
         raise UnsupportedOpError(op.kind, op.index, f"{depth} values a row: the sum of squares may overflow int32")
     zp = x.quant.scalar()[1]
-    r = _rounding(ctx, op)
+    r = ctx.rounding(op)
     half_three = (1 << 28) + (1 << 27)
     body = [
         "int32_t r, c, d, acc, v, shift, lz, pairs, half, y, y3, t, m, s, q, k;",
@@ -535,7 +531,7 @@ def lower_int8_log_softmax(ctx: LoweringContext, op: Operator):
     outer, depth = _rows(x)
     if depth > 4096:
         raise UnsupportedOpError(op.kind, op.index, f"{depth} values a row: over the 2^12 the Q12 sum holds")
-    r = _rounding(ctx, op)
+    r = ctx.rounding(op)
     m, left, rev_m, rev_s, diff_min = log_softmax_params(x.quant.scalar()[0], r)
     q5 = np.array([quant.mul_by_quantized_multiplier(-i, m, left, r) for i in range(256)], np.int32)
     exps = np.array([quant.rounding_divide_by_pot(quant.exp_on_negative_values(int(q5[i]), 5), 12)
@@ -620,7 +616,7 @@ def lower_int8_div(ctx: LoweringContext, op: Operator) -> Kernel:
     out = act(ctx, op, g.tensor(op.outputs[0]))
     _check_shapes(op, a, b, out)
     (sa, za), (sb, zb), (so, zo) = a.quant.scalar(), b.quant.scalar(), out.quant.scalar()
-    r = _rounding(ctx, op)
+    r = ctx.rounding(op)
     m, s = quant.quantize_multiplier(float(sa) / (float(sb) * float(so)), r)
     lo, hi = quant.activation_range(activation_code(op), so, zo)
     inv, shifts = np.zeros(256, np.int32), np.zeros(256, np.int32)
