@@ -411,7 +411,7 @@ FLOAT.update({"L2_POOL_2D": lower_float_l2_pool, "L2_NORMALIZATION": lower_float
               "CUMSUM": lower_float_cumsum, "RESIZE_BILINEAR": lower_resize_bilinear,
               "BATCH_MATMUL": lower_batch_matmul})
 INT8.update({"RESIZE_BILINEAR": lower_resize_bilinear, "BATCH_MATMUL": lower_batch_matmul})
-NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM takes float32, int32 and int64",
+NO_INT8.update({"CUMSUM": "LiteRT's CUMSUM has no quantized form (its integer one, on int32, is not lowered)",
                 "L2_POOL_2D": "TFLite's L2_POOL_2D is float32 only"})
 LOWERINGS = {k: lower_math for k in FLOAT}
 
