@@ -181,6 +181,12 @@ def libraries(tmp_path_factory):
             for name in ZOO}
 
 
+def test_qemu_soft_float_bit_exact(tmp_path):
+    """Cortex-M3 (no FPU): libgcc's soft float, FLOOR_DIV's double division and newlib's
+    fmodf / floorf included, bit for bit."""
+    _check("elementwise_float", tmp_path, target="mps2-an385")
+
+
 @pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
 def test_math_c_is_warning_free(cc, libraries, tmp_path):
     """Strict C99 on the host and the M4F; the int8 models' kernels integer-only."""
