@@ -187,9 +187,9 @@ def test_qemu_soft_float_bit_exact(tmp_path):
     _check("elementwise_float", tmp_path, target="mps2-an385")
 
 
-@pytest.mark.parametrize("cc", ["gcc", "arm-none-eabi-gcc"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "arm-none-eabi-gcc"])
 def test_math_c_is_warning_free(cc, libraries, tmp_path):
-    """Strict C99 on the host and the M4F; the int8 models' kernels integer-only."""
+    """Strict C99 with gcc, clang and for the M4F; the int8 models' kernels integer-only."""
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} is not installed")
     flags = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"] if cc.startswith("arm") else []
