@@ -286,8 +286,10 @@ def _reset_source(lib: Library) -> list[str]:
 
 
 def uses_libm(lib: Library) -> bool:
-    """Float kernels that call the C math library (LOGISTIC, TANH, SOFTMAX: expf, tanhf)."""
-    return any(re.search(r"\b(expf|tanhf)\(", body) for _, body in lib.kernel_c.values())
+    """Float kernels that call the C math library (LOGISTIC, TANH, SOFTMAX: expf, tanhf; the
+    math operators of lower/math.py)."""
+    return any(re.search(r"\b(expf|tanhf|logf|sqrtf|cosf|sinf|floorf|ceilf|nearbyintf|fmodf|fabsf|floor)\(", body)
+               for _, body in lib.kernel_c.values())
 
 
 def float_kernels(lib: Library) -> list[Kernel]:
@@ -305,7 +307,7 @@ def _float_note(lib: Library) -> list[str]:
     """The header's word on a float32 model: libm, FPU, contraction."""
     if not is_float(lib):
         return []
-    libm = [" * Its kernels call expf / tanhf from <math.h>: link with the C math library (-lm;",
+    libm = [" * Its kernels call <math.h> functions (expf, tanhf, ...): link with the C math library (-lm;",
             " * newlib's libm on arm-none-eabi)."] if uses_libm(lib) else []
     return [" *",
             " * A float32 model: the kernels compute in single precision, operation for operation as",

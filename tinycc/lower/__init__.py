@@ -12,14 +12,14 @@ from __future__ import annotations
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
 from . import (activations, arithmetic, conv, data, dilate, elementwise, extra, float32, float_extra, int16, layout,
-               logic, onnxruntime, pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
+               logic, math, onnxruntime, pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
 LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **softmax.LOWERINGS,
              **shape.LOWERINGS, **activations.LOWERINGS,
              **reduce.LOWERINGS, **layout.LOWERINGS,
              **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS,
-             **transpose_conv.LOWERINGS, **extra.LOWERINGS,
+             **transpose_conv.LOWERINGS, **extra.LOWERINGS, **math.LOWERINGS,
              **logic.LOWERINGS, **data.LOWERINGS}
 
 

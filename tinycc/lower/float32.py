@@ -29,7 +29,8 @@ from .common import (
 from .reduce import _axes, _kept_shape
 
 F32 = "float32"
-LIBM_OPS = ("LOGISTIC", "TANH", "SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM")  # expf, tanhf: rounded as the target's C library does
+# expf, tanhf, logf, cosf, sinf: rounded as the target's C library does (sqrtf, floorf, fmodf... are exact)
+LIBM_OPS = ("LOGISTIC", "TANH", "SOFTMAX", "EXP", "LOG", "COS", "SIN", "LOG_SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM")
 # CalculateActivationRange for float: (lo, hi), None for the end of the float range
 ACTIVATION_RANGE = {0: (None, None), 1: (0.0, None), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
 
