@@ -29,7 +29,7 @@ from tinycc.errors import UnsupportedOpError
 from tinycc.frontend import load_model
 from tinycc.ir import Quant
 from tinycc.lower import lower
-from tinycc.verify import model_inputs, verify
+from tinycc.verify import FLOAT_TOLERANCE, compare, model_inputs, verify
 
 MODELS = Path(__file__).resolve().parent / "models" / "float"
 ZOO = sorted(p.stem for p in MODELS.glob("*.tflite"))
@@ -208,3 +208,15 @@ def test_mlperf_hybrid_kws_is_refused_under_double_rounding(tmp_path):
         compile_model(model_path("kws_ref_model_float32"), "host", tmp_path / "k", rounding="double",
                       measure_code=False)
     assert not (tmp_path / "k").exists()
+
+
+def test_compare_of_infinities_and_nans():
+    """EXP and DIV overflow to infinity: equal infinities (and NaN against NaN) match, an
+    infinity against anything else differs, with or without a tolerance."""
+    ref = np.array([np.inf, -np.inf, np.nan, 1.0, np.inf], np.float32)
+    same = ref.copy()
+    other = np.array([np.inf, np.inf, np.nan, 1.0, 3e38], np.float32)
+    for tolerance in (None, FLOAT_TOLERANCE):
+        assert compare(same, ref, tolerance) == (0, 0.0)
+        bad, largest = compare(other, ref, tolerance)
+        assert bad == 2 and largest == np.inf

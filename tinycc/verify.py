@@ -132,14 +132,16 @@ def compare(ours: np.ndarray, ref: np.ndarray, tolerance: tuple[float, float] | 
     |ours - ref| > atol + rtol * |ref|."""
     if ours.dtype.kind == "f":
         a, b = ours.astype(np.float64), ref.astype(np.float64)
-        diff = np.abs(a - b)
+        with np.errstate(invalid="ignore"):  # inf - inf
+            diff = np.abs(a - b)
+        diff[a == b] = 0  # equal infinities
         diff[np.isnan(a) != np.isnan(b)] = np.inf
         diff[np.isnan(a) & np.isnan(b)] = 0
         if tolerance is None:
             bad = ours.view(np.uint32) != ref.astype(ours.dtype).view(np.uint32)
         else:
             atol, rtol = tolerance
-            bad = diff > atol + rtol * np.abs(b)
+            bad = (diff > atol + rtol * np.abs(b)) | ((np.isinf(a) | np.isinf(b)) & (a != b))
         return int(bad.sum()), float(diff.max(initial=0))
     diff = np.abs(ours.astype(np.int64) - ref.astype(np.int64))
     return int((diff > 0).sum()), int(diff.max(initial=0))
