@@ -178,6 +178,15 @@ def _(x):
     return L(lambda t: tf.squeeze(t, 2))(y)
 
 
+@model("shape_ops", (8, 6))
+def _(x):
+    """squeeze_expand with EXPAND_DIMS, SQUEEZE and a SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE
+    chain written back (zoo_rewrite.restore_shape_ops): the converter folds all three."""
+    y = L(lambda t: tf.expand_dims(t, 2))(x)
+    y = conv(6, (3, 1))(y)
+    return L(lambda t: tf.squeeze(t, 2))(y)
+
+
 @model("slice", (8, 8, 6))
 def _(x):
     a = L(lambda t: tf.slice(t, [0, 1, 2, 0], [1, 5, 4, 3]))(x)
@@ -344,7 +353,8 @@ def _(x):
     return layers.Dense(6)(layers.GlobalAveragePooling2D()(y))
 
 
-REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation, "elu": zoo_rewrite.quantize_float_islands}
+REWRITE = {"space_to_batch_dilated": zoo_rewrite.unfold_dilation, "elu": zoo_rewrite.quantize_float_islands,
+           "shape_ops": zoo_rewrite.restore_shape_ops}
 
 
 @model("space_to_batch", (8, 8, 3))

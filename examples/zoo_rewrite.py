@@ -139,3 +139,75 @@ def unfold_dilation(data: bytes) -> bytes:
         ops += [s2b, conv, b2s]
     sg.operators = ops
     return _pack(model)
+
+
+def _int32_tensor(sg, name: str, shape) -> int:
+    t = fb.TensorT()
+    t.name, t.type, t.shape = name.encode(), fb.TensorType.INT32, list(shape)
+    t.buffer = 0
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def _op(model, code: int, inputs, outputs, options_type=0, options=None):
+    op = fb.OperatorT()
+    op.opcodeIndex = _opcode(model, code)
+    op.inputs, op.outputs = list(inputs), list(outputs)
+    op.builtinOptionsType, op.builtinOptions = options_type, options
+    return op
+
+
+def restore_shape_ops(data: bytes) -> bytes:
+    """The converter writes tf.expand_dims, tf.squeeze and a reshape to [tf.shape(x)[0], ...]
+    as plain RESHAPEs with constant shapes. The rewrite gives each RESHAPE that adds a unit axis
+    back as EXPAND_DIMS, each that drops one as SQUEEZE, and the last one's shape is computed
+    again as a SHAPE -> STRIDED_SLICE -> PACK chain (the batch taken from the tensor's own
+    shape), which tinycc must fold to a constant."""
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+    sg = model.subgraphs[0]
+    ops = []
+    for k, op in enumerate(sg.operators):
+        oc = model.operatorCodes[op.opcodeIndex]
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) != fb.BuiltinOperator.RESHAPE:
+            ops.append(op)
+            continue
+        src, dst = list(sg.tensors[op.inputs[0]].shape), list(sg.tensors[op.outputs[0]].shape)
+        if len(dst) == len(src) + 1:
+            axis = next(a for a in range(len(dst)) if dst[:a] + dst[a + 1:] == src and dst[a] == 1)
+            ops.append(_op(model, fb.BuiltinOperator.EXPAND_DIMS,
+                           [op.inputs[0], _const(model, sg, f"axis_{k}", [axis])], op.outputs,
+                           fb.BuiltinOptions.ExpandDimsOptions, fb.ExpandDimsOptionsT()))
+        elif len(src) == len(dst) + 1:
+            axis = next(a for a in range(len(src)) if src[:a] + src[a + 1:] == dst and src[a] == 1)
+            options = fb.SqueezeOptionsT()
+            options.squeezeDims = [axis]
+            ops.append(_op(model, fb.BuiltinOperator.SQUEEZE, [op.inputs[0]], op.outputs,
+                           fb.BuiltinOptions.SqueezeOptions, options))
+            squeezed = op.outputs[0]
+        else:
+            ops.append(op)
+    # the output again, reshaped to [shape(y)[0], rest...] through the shape chain
+    y = squeezed
+    rest = list(sg.tensors[y].shape[1:])
+    shape = _int32_tensor(sg, "shape", [len(sg.tensors[y].shape)])
+    batch = _int32_tensor(sg, "batch", [])
+    packed = _int32_tensor(sg, "packed_shape", [1 + len(rest)])
+    out = _like(sg, y, "reshaped", sg.tensors[y].shape)
+    shape_options = fb.ShapeOptionsT()
+    shape_options.outType = fb.TensorType.INT32
+    slice_options = fb.StridedSliceOptionsT()
+    slice_options.shrinkAxisMask = 1
+    pack_options = fb.PackOptionsT()
+    pack_options.valuesCount, pack_options.axis = 1 + len(rest), 0
+    ops += [
+        _op(model, fb.BuiltinOperator.SHAPE, [y], [shape], fb.BuiltinOptions.ShapeOptions, shape_options),
+        _op(model, fb.BuiltinOperator.STRIDED_SLICE,
+            [shape, _const(model, sg, "begin", [0]), _const(model, sg, "end", [1]), _const(model, sg, "strides", [1])],
+            [batch], fb.BuiltinOptions.StridedSliceOptions, slice_options),
+        _op(model, fb.BuiltinOperator.PACK, [batch] + [_const(model, sg, f"dim_{a}", d) for a, d in enumerate(rest)],
+            [packed], fb.BuiltinOptions.PackOptions, pack_options),
+        _op(model, fb.BuiltinOperator.RESHAPE, [y, packed], [out]),
+    ]
+    sg.operators = ops
+    sg.outputs = [out]
+    return _pack(model)
