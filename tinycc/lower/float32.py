@@ -136,15 +136,20 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
                    f"float32; {batch} x {depth} -> {units}; {_clamp_note(lo, hi)}", batch * depth * units)
 
 
-def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+def pool_geometry(ctx: LoweringContext, op: Operator):
+    """A 2-D pool's input and output tensors, window, strides and padding (top, left)."""
     x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
     if len(x.shape) != 4:
         raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
-    _, h, w, c = x.shape
-    _, oh, ow, _ = out.shape
-    fh, fw = op.options["filter_height"], op.options["filter_width"]
-    sh, sw = op.options["stride_h"], op.options["stride_w"]
-    pt, pl = window_padding(op, (h, w), (fh, fw), (sh, sw), (1, 1), (oh, ow))
+    window = op.options["filter_height"], op.options["filter_width"]
+    stride = op.options["stride_h"], op.options["stride_w"]
+    pad = window_padding(op, x.shape[1:3], window, stride, (1, 1), out.shape[1:3])
+    return x, out, window, stride, pad
+
+
+def lower_pool(ctx: LoweringContext, op: Operator) -> Kernel:
+    x, out, (fh, fw), (sh, sw), (pt, pl) = pool_geometry(ctx, op)
+    _, oh, ow, c = out.shape
     average = op.kind == "AVERAGE_POOL_2D"
     builder = KF.average_pool if average else KF.max_pool
     func = builder(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), *_activation(op))

@@ -43,7 +43,7 @@ from . import extra, reduce
 from .activations import F32, VALUES, _clamp, _libm, float_lut_table
 from .arithmetic import _check_shapes
 from .common import Const, Kernel, LoweringContext, act, describe, kernel_name
-from .float32 import _activation, _arg, _clamp_note, _kernel, _tensor, is_float
+from .float32 import _activation, _arg, _clamp_note, _kernel, _tensor, is_float, pool_geometry
 
 for _fn in ("logf", "sqrtf"):
     getattr(_libm, _fn).restype = _libm.expf.restype
@@ -392,15 +392,8 @@ def lower_batch_matmul(ctx: LoweringContext, op: Operator) -> Kernel:
 
 def lower_float_l2_pool(ctx: LoweringContext, op: Operator) -> Kernel:
     """L2_POOL_2D: float32 only in TFLite."""
-    from .common import window_padding
-    x, out = _tensor(ctx, op, op.inputs[0]), _tensor(ctx, op, op.outputs[0])
-    if len(x.shape) != 4:
-        raise UnsupportedOpError(op.kind, op.index, f"{len(x.shape)}-D input")
-    _, h, w, c = x.shape
-    _, oh, ow, _ = out.shape
-    fh, fw = op.options["filter_height"], op.options["filter_width"]
-    sh, sw = op.options["stride_h"], op.options["stride_w"]
-    pt, pl = window_padding(op, (h, w), (fh, fw), (sh, sw), (1, 1), (oh, ow))
+    x, out, (fh, fw), (sh, sw), (pt, pl) = pool_geometry(ctx, op)
+    _, oh, ow, c = out.shape
     lo, hi = _activation(op)
     func = KM.l2_pool(x.shape, out.shape, (fh, fw), (sh, sw), (pt, pl), lo, hi)
     return _kernel(ctx, op, func, [x.index], out, f"float32 L2 pool; window {fh}x{fw}, stride {sh}x{sw}, "
