@@ -111,24 +111,8 @@ def float_lstm():
 def float_streaming_var():
     """make_stateful.py's streaming model in float32: a tf.Variable ring buffer of the last four
     frames (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE with a non-zero initial value)."""
-    import tensorflow as tf
-    tf.random.set_seed(SEED)
-
-    class Streaming(tf.Module):
-        def __init__(self):
-            self.frames = tf.Variable(tf.random.uniform((1, 4, 6), -1.0, 1.0), trainable=False)
-            self.w = tf.Variable(tf.random.normal((24, 5)) * 0.3)
-
-        @tf.function(input_signature=[tf.TensorSpec((1, 6), tf.float32)])
-        def __call__(self, x):
-            frames = tf.concat([self.frames[:, 1:], x[:, None]], axis=1)
-            self.frames.assign(frames)
-            return tf.nn.relu(tf.matmul(tf.reshape(frames, (1, 24)), self.w))
-
-    m = Streaming()
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.__call__.get_concrete_function()], m)
-    conv.experimental_enable_resource_variables = True
-    return conv.convert()
+    from make_stateful import streaming_converter
+    return streaming_converter(SEED).convert()
 
 
 def _svdf_model(depth, layers, seed, hybrid=()):

@@ -35,10 +35,12 @@ def model(fn):
     return fn
 
 
-@model
-def streaming_var() -> bytes:
+def streaming_converter(seed: int):
+    """A converter for a streaming model: a tf.Variable ring buffer of the last four frames
+    (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE with a non-zero initial value),
+    then a dense layer. make_extra_zoo.py converts it in float32."""
     import tensorflow as tf
-    tf.random.set_seed(SEED)
+    tf.random.set_seed(seed)
 
     class Streaming(tf.Module):
         def __init__(self):
@@ -54,6 +56,13 @@ def streaming_var() -> bytes:
     m = Streaming()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([m.__call__.get_concrete_function()], m)
     conv.experimental_enable_resource_variables = True
+    return conv
+
+
+@model
+def streaming_var() -> bytes:
+    import tensorflow as tf
+    conv = streaming_converter(SEED)
     conv._experimental_variable_quantization = True  # the variable int8 too, not float
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     rng = np.random.default_rng(SEED)
