@@ -13,6 +13,7 @@ from tflite.TensorType import TensorType
 
 from ..errors import ModelError, TinyccError
 from ..ir import Graph, Operator, Quant, Tensor
+from .control_flow import inline_if
 from .fold import fold_constants
 from .variables import resolve_resource_variables
 
@@ -66,17 +67,22 @@ def _read(data: bytes, name: str) -> Graph:
         graph.extra_subgraphs = model.SubgraphsLength() - 1
     if any(op.kind == "VAR_HANDLE" for op in ops):
         resolve_resource_variables(graph, lambda k: _subgraph(model, k, buffers, data))
+    inline_if(graph, lambda k: _subgraph(model, k, buffers, data, with_io=True))
     fold_constants(graph)
     return graph
 
 
-def _subgraph(model, k: int, buffers, data: bytes) -> tuple[list[Tensor], list[Operator]]:
-    """Tensors and operators of subgraph k (CALL_ONCE's init subgraph)."""
+def _subgraph(model, k: int, buffers, data: bytes, with_io: bool = False) -> tuple:
+    """Tensors and operators of subgraph k (CALL_ONCE's init subgraph, an IF's branch), and
+    with_io, its input and output tensor indices."""
     if not 0 <= k < model.SubgraphsLength():
-        raise ModelError(f"CALL_ONCE names subgraph {k}, but the model has {model.SubgraphsLength()}")
+        raise ModelError(f"an operator names subgraph {k}, but the model has {model.SubgraphsLength()}")
     sub = model.Subgraphs(k)
-    return ([_tensor(sub.Tensors(i), i, buffers, data) for i in range(sub.TensorsLength())],
-            [_operator(model, sub.Operators(i), i) for i in range(sub.OperatorsLength())])
+    parts = ([_tensor(sub.Tensors(i), i, buffers, data) for i in range(sub.TensorsLength())],
+             [_operator(model, sub.Operators(i), i) for i in range(sub.OperatorsLength())])
+    if with_io:
+        parts += ([int(i) for i in sub.InputsAsNumpy()], [int(i) for i in sub.OutputsAsNumpy()])
+    return parts
 
 
 def _tensor(t, index: int, buffers, data: bytes) -> Tensor:

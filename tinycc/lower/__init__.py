@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import TinyccError, UnsupportedOpError
 from ..ir import Graph
-from . import (activations, arithmetic, conv, data, dilate, elementwise, extra, float32, float_extra, int16, layout,
+from . import (activations, arithmetic, control_flow, conv, data, dilate, elementwise, extra, float32, float_extra, int16, layout,
                logic, math, onnxruntime, pool, quantize, recurrent, reduce, shape, softmax, transpose_conv)
 from .common import LITERT_ROUNDING, Alias, CKernel, Const, Kernel, LoweringContext, c_identifier  # noqa: F401
 
@@ -20,7 +20,7 @@ LOWERINGS = {**conv.LOWERINGS, **pool.LOWERINGS, **elementwise.LOWERINGS, **soft
              **reduce.LOWERINGS, **layout.LOWERINGS,
              **arithmetic.LOWERINGS, **quantize.LOWERINGS, **recurrent.LOWERINGS,
              **transpose_conv.LOWERINGS, **extra.LOWERINGS, **math.LOWERINGS,
-             **logic.LOWERINGS, **data.LOWERINGS}
+             **logic.LOWERINGS, **data.LOWERINGS, **control_flow.LOWERINGS}
 
 
 def _wrapped(table: dict) -> dict:
@@ -54,6 +54,9 @@ def lower(graph: Graph, prefix: str, rounding: str = "litert", kernels: str = "t
                 raise UnsupportedOpError(op.kind, op.index, "tinycc has no lowering for it")
             result = fn(ctx, op)
         except UnsupportedOpError as exc:
+            if "branch" in op.options:  # an operator of an IF's branch (frontend/control_flow.py)
+                i, k, n = op.options["branch"]
+                raise UnsupportedOpError(op.kind, n, f"in subgraph {k}, a branch of IF at index {i}: {exc}") from None
             if "onnx_op" not in op.options:
                 raise
             # an ONNX model: name the ONNX node the operator came from
