@@ -539,6 +539,178 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     tinycc_store_2x2(acc, mult, shift, o0, o1, mode, zp, lo, hi, out0, out1);
 }
 
+/*
+ * The 2x3 tile of the int16 im2col (2 output channels x 3 pixels), hand-scheduled on DSP cores.
+ *
+ * Layouts, both chosen at compile time so that the loop reads them in order:
+ * - cols: the windows of 3 pixels sign-extended to int16 and interleaved: per group of 4
+ *   window values, 24 bytes: pixel 0's 4 values in SXTB16 order (v0 v2 v1 v3), then pixel
+ *   1's, then pixel 2's (tinycc_expand_s8_x3 and friends write it).
+ * - w: the weight rows of channels o0 and o1 interleaved: per group of 4 values, row o0's 4
+ *   bytes then row o1's (tinycc.kernels.gemm.pair_weights).
+ * Per group: one LDRD of weights and 4 SXTB16, 3 LDRD of activations, 12 SMLAD: 20
+ * instructions for 24 MACs. gcc 12 spills at this register count (6 accumulators, 4 weight
+ * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly;
+ * its end lives on the stack (one LDR per two groups).
+ */
+#if TINYCC_NN_DSP
+#define TINYCC_S16_2X3_GROUP                                                                 \
+    "ldrd %[w0e], %[w1e], [%[pw]], #8\n\t"                                                  \
+    "ldrd %[xe], %[xo], [%[pa]], #24\n\t"                                                   \
+    "sxtb16 %[w0o], %[w0e], ror #8\n\t"                                                     \
+    "sxtb16 %[w0e], %[w0e]\n\t"                                                             \
+    "sxtb16 %[w1o], %[w1e], ror #8\n\t"                                                     \
+    "sxtb16 %[w1e], %[w1e]\n\t"                                                             \
+    "smlad %[s00], %[xe], %[w0e], %[s00]\n\t"                                               \
+    "smlad %[s00], %[xo], %[w0o], %[s00]\n\t"                                               \
+    "smlad %[s10], %[xe], %[w1e], %[s10]\n\t"                                               \
+    "smlad %[s10], %[xo], %[w1o], %[s10]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-16]\n\t"                                                  \
+    "smlad %[s01], %[xe], %[w0e], %[s01]\n\t"                                               \
+    "smlad %[s01], %[xo], %[w0o], %[s01]\n\t"                                               \
+    "smlad %[s11], %[xe], %[w1e], %[s11]\n\t"                                               \
+    "smlad %[s11], %[xo], %[w1o], %[s11]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-8]\n\t"                                                   \
+    "smlad %[s02], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s02], %[xo], %[w0o], %[s02]\n\t"                                               \
+    "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
+#define TINYCC_S16_2X3_OPERANDS                                                              \
+    [s00] "+r"(s[0]), [s01] "+r"(s[1]), [s02] "+r"(s[2]), [s10] "+r"(s[3]), [s11] "+r"(s[4]), \
+    [s12] "+r"(s[5]), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
+#endif
+
+/* s[3 * r + q] += dot(window q, row o_r) over k values (a multiple of 4), layouts above. */
+TINYCC_INLINE void tinycc_dot_s16_2x3(const int8_t *cols, const int8_t *w, int32_t k, int32_t *s)
+{
+#if TINYCC_NN_DSP
+    const int8_t *pa = cols, *pw = w;
+    const int8_t *const end = w + 2 * k;
+    uint32_t w0e, w0o, w1e, w1o, xe, xo;
+    if ((k >> 2) & 1) {
+        __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+    }
+    if (k >= 8) {
+        __asm__("1:\n\t" TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
+                "ldr %[xe], %[end]\n\t"
+                "cmp %[pw], %[xe]\n\t"
+                "bne 1b\n\t"
+                : TINYCC_S16_2X3_OPERANDS : [end] "m"(end) : "cc", "memory");
+    }
+#else
+    const int16_t *a = (const int16_t *)(const void *)cols;
+    int32_t g, q, r, j;
+    for (g = 0; g < k / 4; ++g, a += 12, w += 8) {
+        for (q = 0; q < 3; ++q) {
+            for (r = 0; r < 2; ++r) {
+                for (j = 0; j < 4; ++j) { /* a: v0 v2 v1 v3 */
+                    s[3 * r + q] += a[4 * q + j] * w[4 * r + (j == 1 ? 2 : j == 2 ? 1 : j)];
+                }
+            }
+        }
+    }
+#endif
+}
+
+/*
+ * A finished 2x3 tile: out_q[o_r] for windows q = 0..2 and channels o0, o1, from the bias to
+ * the clamped int8 value. Each channel's requantization constants are loaded once. The
+ * caller may pass the same pixel or channel twice for odd sizes: both stores then write the
+ * same value.
+ */
+TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, int32_t k, const int32_t *bias,
+                                           const int32_t *mult, const int32_t *shift, int32_t o0, int32_t o1,
+                                           int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                           int8_t *out1, int8_t *out2)
+{
+    int32_t s[6];
+    int8_t r[6];
+    int32_t i;
+    s[0] = s[1] = s[2] = bias[o0];
+    s[3] = s[4] = s[5] = bias[o1];
+    tinycc_dot_s16_2x3(cols, w, k, s);
+    if (mode >= 4) {
+        const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
+        const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
+        for (i = 0; i < 3; ++i) {
+            r[i] = tinycc_requant_fast(s[i], m0, e0, c0, mode, lo, hi);
+            r[3 + i] = tinycc_requant_fast(s[3 + i], m1, e1, c1, mode, lo, hi);
+        }
+    } else {
+        for (i = 0; i < 3; ++i) {
+            r[i] = tinycc_requant_ch(s[i], mult, shift, o0, mode, zp, lo, hi);
+            r[3 + i] = tinycc_requant_ch(s[3 + i], mult, shift, o1, mode, zp, lo, hi);
+        }
+    }
+    out0[o0] = r[0];
+    out1[o0] = r[1];
+    out2[o0] = r[2];
+    out0[o1] = r[3];
+    out1[o1] = r[4];
+    out2[o1] = r[5];
+}
+
+/*
+ * Writers of the 3-window layout. dst: window q's slot of the group that holds value j0
+ * (cols + (j0 / 4) * 24 + q * 8) for the aligned forms (j0 and n multiples of 4);
+ * tinycc_expand_s8_x3: n int8 values sign-extended in SXTB16 order, tinycc_fill_s16_x3: n
+ * copies of value (the padding's zero point). The _at forms take window q's base
+ * (cols + q * 8) and any j0, n (windows of 1 or 3 input channels).
+ */
+static inline void tinycc_expand_s8_x3(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+#if TINYCC_NN_DSP
+    for (i = 0; i < n; i += 4, dst += 24) {
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + i);
+        int32_t *d = (int32_t *)(void *)dst;
+        d[0] = (int32_t)__sxtb16(v);
+        d[1] = (int32_t)tinycc_sxtb16_odd(v);
+    }
+#else
+    for (i = 0; i < n; i += 4, dst += 24) {
+        int16_t *d = (int16_t *)(void *)dst;
+        d[0] = src[i];
+        d[1] = src[i + 2];
+        d[2] = src[i + 1];
+        d[3] = src[i + 3];
+    }
+#endif
+}
+
+static inline void tinycc_fill_s16_x3(int8_t *dst, int32_t value, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4, dst += 24) {
+        int16_t *d = (int16_t *)(void *)dst;
+        d[0] = d[1] = d[2] = d[3] = (int16_t)value;
+    }
+}
+
+TINYCC_INLINE int32_t tinycc_x3_index(int32_t j) /* int16 position of value j in a window */
+{
+    return (j >> 2) * 12 + ((j & 1) << 1) + ((j >> 1) & 1);
+}
+
+static inline void tinycc_expand_s8_x3_at(int8_t *base, int32_t j0, const int8_t *src, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)base;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        d[tinycc_x3_index(j0 + i)] = src[i];
+    }
+}
+
+static inline void tinycc_fill_s16_x3_at(int8_t *base, int32_t j0, int32_t value, int32_t n)
+{
+    int16_t *d = (int16_t *)(void *)base;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        d[tinycc_x3_index(j0 + i)] = (int16_t)value;
+    }
+}
+
 /* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
 TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
                                      const int8_t *b2, const int8_t *b3, int32_t k, int32_t *acc)

@@ -147,69 +147,67 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
     ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
 
+    NPAIR = (OC + 1) // 2
+
     @T.prim_func(private=True)
-    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
              bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KP,), "int8"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
-        # the windows of two pixels, sign-extended to int16 in the arena scratch (2 bytes per k)
-        for q in range(2):
+        # the windows of three pixels, sign-extended to int16 and interleaved in the arena
+        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values)
+        for q in range(3):
             if KP > KK:
-                T.evaluate(T.call_extern("void", "tinycc_fill_s16_at",
-                                         scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), KK, 0, KP - KK))
-        for pp in range((P + 1) // 2):
-            for q, ky in T.grid(2, KH):
-                if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                        and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
-                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
-                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                T.evaluate(T.call_extern("void", "tinycc_fill_s16_x3_at", T.address_of(scratch[q * 8]), KK, 0,
+                                         KP - KK))
+        for pp in range((P + 2) // 3):
+            for q, ky in T.grid(3, KH):
+                if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                        and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
                     if ROW % 4 == 0:
                         T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8",
-                            scratch.access_ptr("w", offset=(q * KP + ky * ROW) * 2, extent=ROW * 2),
-                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                            "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
+                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
                     else:
                         T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8_at",
-                            scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW,
-                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                            "void", "tinycc_expand_s8_x3_at", T.address_of(scratch[q * 8]), ky * ROW,
+                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
                     for kx in range(KW):
-                        if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                                and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
-                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
-                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                        if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
                             if ALIGNED:
                                 T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8",
-                                    scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
-                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                                    "void", "tinycc_expand_s8_x3",
+                                    T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                    T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                             else:
                                 T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8_at",
-                                    scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
-                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                                    "void", "tinycc_expand_s8_x3_at", T.address_of(scratch[q * 8]), ky * ROW + kx * C,
+                                    T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                         elif ALIGNED:
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16",
-                                scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
-                                in_zp, C))
+                                "void", "tinycc_fill_s16_x3",
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
                         else:
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16_at",
-                                scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
+                                "void", "tinycc_fill_s16_x3_at", T.address_of(scratch[q * 8]), ky * ROW + kx * C,
                                 in_zp, C))
-            for oo in range((OC + 1) // 2):
+            for oo in range(NPAIR):
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KP * 2),
-                    scratch.access_ptr("r", offset=KP * 2, extent=KP * 2), T.address_of(w[oo * 2 * KP]),
-                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
-                    T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
-                    LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[oo * 2 * KP]), KP,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), oo * 2,
+                    T.min(oo * 2 + 1, OC - 1), MODE, ZP, LO, HI, T.address_of(out[T.min(pp * 3, P - 1) * OC]),
+                    T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
+                    T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
 
     if im2col == "int16":
         return wide
@@ -398,8 +396,20 @@ def pad_weights(w):
 
 
 def conv_scratch_bytes(w_shape) -> int:
-    """The arena scratch of the int16 im2col: two windows of 2 bytes per value."""
-    return 4 * padded_depth(w_shape)
+    """The arena scratch of the int16 im2col: three windows of 2 bytes per value."""
+    return 6 * padded_depth(w_shape)
+
+
+def pair_weights(w):
+    """OHWI weights in the order tinycc_conv_s16_2x3_out reads them: rows padded to
+    padded_depth, then per pair of output channels (the last one twice for an odd count) and
+    group of 4 values, the first row's 4 bytes and the second's."""
+    import numpy as np
+
+    rows = pad_weights(w)
+    oc, kp = rows.shape
+    rows = rows[np.minimum(np.arange((oc + 1) // 2 * 2), oc - 1)]
+    return np.ascontiguousarray(rows.reshape(-1, 2, kp // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
 
 
 def lines_eligible(w_shape, dilation) -> bool:
