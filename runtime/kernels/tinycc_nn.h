@@ -576,79 +576,79 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
     "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
 #define TINYCC_S16_2X3_OPERANDS                                                              \
-    [s00] "+r"(s[0]), [s01] "+r"(s[1]), [s02] "+r"(s[2]), [s10] "+r"(s[3]), [s11] "+r"(s[4]), \
-    [s12] "+r"(s[5]), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
+    [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
+    [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
 #endif
 
-/* s[3 * r + q] += dot(window q, row o_r) over k values (a multiple of 4), layouts above. */
-TINYCC_INLINE void tinycc_dot_s16_2x3(const int8_t *cols, const int8_t *w, int32_t k, int32_t *s)
-{
-#if TINYCC_NN_DSP
-    const int8_t *pa = cols, *pw = w;
-    const int8_t *const end = w + 2 * k;
-    uint32_t w0e, w0o, w1e, w1o, xe, xo;
-    if ((k >> 2) & 1) {
-        __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
-    }
-    if (k >= 8) {
-        __asm__("1:\n\t" TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
-                "ldr %[xe], %[end]\n\t"
-                "cmp %[pw], %[xe]\n\t"
-                "bne 1b\n\t"
-                : TINYCC_S16_2X3_OPERANDS : [end] "m"(end) : "cc", "memory");
-    }
-#else
-    const int16_t *a = (const int16_t *)(const void *)cols;
-    int32_t g, q, r, j;
-    for (g = 0; g < k / 4; ++g, a += 12, w += 8) {
-        for (q = 0; q < 3; ++q) {
-            for (r = 0; r < 2; ++r) {
-                for (j = 0; j < 4; ++j) { /* a: v0 v2 v1 v3 */
-                    s[3 * r + q] += a[4 * q + j] * w[4 * r + (j == 1 ? 2 : j == 2 ? 1 : j)];
-                }
-            }
-        }
-    }
-#endif
-}
-
 /*
- * A finished 2x3 tile: out_q[o_r] for windows q = 0..2 and channels o0, o1, from the bias to
- * the clamped int8 value. Each channel's requantization constants are loaded once. The
- * caller may pass the same pixel or channel twice for odd sizes: both stores then write the
- * same value.
+ * Three finished output pixels: out_q[o] for windows q = 0..2 and every channel o < oc, from
+ * the bias to the clamped int8 value, in 2x3 tiles (layouts above; the weight pairs follow
+ * each other, so the weight pointer runs on from tile to tile), each channel's requantization
+ * constants loaded once. The activations come from the scratch, so each output is stored as
+ * soon as it is ready. The caller may pass the same window twice (the last pixels of a layer):
+ * both stores then write the same value; an odd oc repeats the last channel in its pair.
  */
-TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, int32_t k, const int32_t *bias,
-                                           const int32_t *mult, const int32_t *shift, int32_t o0, int32_t o1,
+TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, int32_t k, int32_t oc,
+                                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                            int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
                                            int8_t *out1, int8_t *out2)
 {
-    int32_t s[6];
-    int8_t r[6];
-    int32_t i;
-    s[0] = s[1] = s[2] = bias[o0];
-    s[3] = s[4] = s[5] = bias[o1];
-    tinycc_dot_s16_2x3(cols, w, k, s);
-    if (mode >= 4) {
-        const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
-        const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
-        for (i = 0; i < 3; ++i) {
-            r[i] = tinycc_requant_fast(s[i], m0, e0, c0, mode, lo, hi);
-            r[3 + i] = tinycc_requant_fast(s[3 + i], m1, e1, c1, mode, lo, hi);
+    int32_t o0;
+#if TINYCC_NN_DSP
+    const int8_t *pw = w;
+#endif
+    for (o0 = 0; o0 < oc; o0 += 2) {
+        const int32_t o1 = o0 + 1 < oc ? o0 + 1 : o0;
+        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
+#if TINYCC_NN_DSP
+        const int8_t *pa = cols;
+        const int8_t *const end = pw + 2 * k;
+        uint32_t w0e, w0o, w1e, w1o, xe, xo;
+        if ((k >> 2) & 1) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
         }
-    } else {
-        for (i = 0; i < 3; ++i) {
-            r[i] = tinycc_requant_ch(s[i], mult, shift, o0, mode, zp, lo, hi);
-            r[3 + i] = tinycc_requant_ch(s[3 + i], mult, shift, o1, mode, zp, lo, hi);
+        if (k >= 8) {
+            __asm__("1:\n\t" TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
+                    "ldr %[xe], %[end]\n\t"
+                    "cmp %[pw], %[xe]\n\t"
+                    "bne 1b\n\t"
+                    : TINYCC_S16_2X3_OPERANDS : [end] "m"(end) : "cc", "memory");
+        }
+#else
+        const int16_t *a = (const int16_t *)(const void *)cols;
+        const int8_t *pw = w + o0 * k;
+        int32_t g, j;
+        for (g = 0; g < k / 4; ++g, a += 12, pw += 8) {
+            for (j = 0; j < 4; ++j) { /* a: v0 v2 v1 v3 */
+                const int32_t w0 = pw[j == 1 ? 2 : j == 2 ? 1 : j], w1 = pw[4 + (j == 1 ? 2 : j == 2 ? 1 : j)];
+                s00 += a[j] * w0;
+                s01 += a[4 + j] * w0;
+                s02 += a[8 + j] * w0;
+                s10 += a[j] * w1;
+                s11 += a[4 + j] * w1;
+                s12 += a[8 + j] * w1;
+            }
+        }
+#endif
+        if (mode >= 4) {
+            const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
+            const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
+            out0[o0] = tinycc_requant_fast(s00, m0, e0, c0, mode, lo, hi);
+            out1[o0] = tinycc_requant_fast(s01, m0, e0, c0, mode, lo, hi);
+            out2[o0] = tinycc_requant_fast(s02, m0, e0, c0, mode, lo, hi);
+            out0[o1] = tinycc_requant_fast(s10, m1, e1, c1, mode, lo, hi);
+            out1[o1] = tinycc_requant_fast(s11, m1, e1, c1, mode, lo, hi);
+            out2[o1] = tinycc_requant_fast(s12, m1, e1, c1, mode, lo, hi);
+        } else {
+            out0[o0] = tinycc_requant_ch(s00, mult, shift, o0, mode, zp, lo, hi);
+            out1[o0] = tinycc_requant_ch(s01, mult, shift, o0, mode, zp, lo, hi);
+            out2[o0] = tinycc_requant_ch(s02, mult, shift, o0, mode, zp, lo, hi);
+            out0[o1] = tinycc_requant_ch(s10, mult, shift, o1, mode, zp, lo, hi);
+            out1[o1] = tinycc_requant_ch(s11, mult, shift, o1, mode, zp, lo, hi);
+            out2[o1] = tinycc_requant_ch(s12, mult, shift, o1, mode, zp, lo, hi);
         }
     }
-    out0[o0] = r[0];
-    out1[o0] = r[1];
-    out2[o0] = r[2];
-    out0[o1] = r[3];
-    out1[o1] = r[4];
-    out2[o1] = r[5];
 }
 
 /*

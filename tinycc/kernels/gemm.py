@@ -201,13 +201,11 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             T.evaluate(T.call_extern(
                                 "void", "tinycc_fill_s16_x3_at", T.address_of(scratch[q * 8]), ky * ROW + kx * C,
                                 in_zp, C))
-            for oo in range(NPAIR):
-                T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[oo * 2 * KP]), KP,
-                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), oo * 2,
-                    T.min(oo * 2 + 1, OC - 1), MODE, ZP, LO, HI, T.address_of(out[T.min(pp * 3, P - 1) * OC]),
-                    T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
-                    T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
+            T.evaluate(T.call_extern(
+                "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                T.address_of(out[T.min(pp * 3, P - 1) * OC]), T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
+                T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
 
     if im2col == "int16":
         return wide
