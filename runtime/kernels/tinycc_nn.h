@@ -32,6 +32,12 @@
 #else
 #define TINYCC_NN_DSP 0
 #endif
+/* the hand-scheduled loops (inline assembly, see TINYCC_LOOP_PUSH_END) */
+#if TINYCC_NN_DSP && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(TINYCC_NN_NO_ASM)
+#define TINYCC_NN_ASM 1
+#else
+#define TINYCC_NN_ASM 0
+#endif
 
 TINYCC_INLINE int32_t tinycc_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
 {
@@ -553,7 +559,17 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
  * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly;
  * its end lives on the stack (one LDR per two groups).
  */
-#if TINYCC_NN_DSP
+#if TINYCC_NN_ASM
+/* The loops below use all 14 registers: the loop's end pointer (in register r at the start)
+ * waits on the stack, pushed and dropped inside the asm statement, so that no operand needs
+ * an address register. (Their register count needs the frame pointer omitted: gcc and clang
+ * do so from -O1 on; without __OPTIMIZE__ the C loops are used.) */
+#define TINYCC_LOOP_PUSH_END(r) "push {%[" r "]}\n1:\n\t"
+#define TINYCC_LOOP_POP_END(r, p)                                                            \
+    "ldr %[" r "], [sp]\n\t"                                                                \
+    "cmp %[" p "], %[" r "]\n\t"                                                            \
+    "bne 1b\n\t"                                                                            \
+    "add sp, #4\n\t"
 #define TINYCC_S16_2X3_GROUP                                                                 \
     "ldrd %[w0e], %[w1e], [%[pw]], #8\n\t"                                                  \
     "ldrd %[xe], %[xo], [%[pa]], #24\n\t"                                                   \
@@ -578,7 +594,7 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
 #define TINYCC_S16_2X3_OPERANDS                                                              \
     [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
-    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "=&r"(xo)
 #endif
 
 /*
@@ -595,25 +611,22 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
                                            int8_t *out1, int8_t *out2)
 {
     int32_t o0;
-#if TINYCC_NN_DSP
+#if TINYCC_NN_ASM
     const int8_t *pw = w;
 #endif
     for (o0 = 0; o0 < oc; o0 += 2) {
         const int32_t o1 = o0 + 1 < oc ? o0 + 1 : o0;
         int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
-#if TINYCC_NN_DSP
+#if TINYCC_NN_ASM
         const int8_t *pa = cols;
-        const int8_t *const end = pw + 2 * k;
-        uint32_t w0e, w0o, w1e, w1o, xe, xo;
+        uint32_t w0e, w0o, w1e, w1o, xe = (uint32_t)(uintptr_t)(pw + 2 * k), xo;
         if ((k >> 2) & 1) {
             __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+            xe = (uint32_t)(uintptr_t)(pw + 2 * k - 8);
         }
         if (k >= 8) {
-            __asm__("1:\n\t" TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
-                    "ldr %[xe], %[end]\n\t"
-                    "cmp %[pw], %[xe]\n\t"
-                    "bne 1b\n\t"
-                    : TINYCC_S16_2X3_OPERANDS : [end] "m"(end) : "cc", "memory");
+            __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
+                    TINYCC_LOOP_POP_END("xe", "pw") : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
         }
 #else
         const int16_t *a = (const int16_t *)(const void *)cols;
@@ -748,62 +761,148 @@ TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const in
     acc[3] = s3;
 }
 
-#if TINYCC_NN_DSP
-/* 4 values of k for tinycc_dot_s8s16_1x4: p advances by 32 bytes. */
-TINYCC_INLINE void tinycc_dot_s8s16_1x4_step(const int8_t *a, const int8_t **pp, int32_t *s0, int32_t *s1,
-                                             int32_t *s2, int32_t *s3)
-{
-    const int8_t *p = *pp;
-    const uint32_t x = (uint32_t)tinycc_load_s8x4(a);
-    const int16x2_t xe = __sxtb16(x), xo = tinycc_sxtb16_odd(x);
-    uint32_t e0, o0, e1, o1, e2, o2, e3, o3;
-    /* row 0 with writeback first, so that rows 1..3 address back from the moved pointer */
-    __asm__("ldrd %0, %1, [%2], #32" : "=r"(e0), "=r"(o0), "+r"(p) : "m"(*(const uint64_t *)(const void *)p));
-    __asm__("ldrd %0, %1, [%2, #-24]" : "=r"(e1), "=r"(o1) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 24)));
-    __asm__("ldrd %0, %1, [%2, #-16]" : "=r"(e2), "=r"(o2) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 16)));
-    __asm__("ldrd %0, %1, [%2, #-8]" : "=r"(e3), "=r"(o3) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 8)));
-    *s0 = __smlad(xe, (int16x2_t)e0, *s0);
-    *s0 = __smlad(xo, (int16x2_t)o0, *s0);
-    *s1 = __smlad(xe, (int16x2_t)e1, *s1);
-    *s1 = __smlad(xo, (int16x2_t)o1, *s1);
-    *s2 = __smlad(xe, (int16x2_t)e2, *s2);
-    *s2 = __smlad(xo, (int16x2_t)o2, *s2);
-    *s3 = __smlad(xe, (int16x2_t)e3, *s3);
-    *s3 = __smlad(xo, (int16x2_t)o3, *s3);
-    *pp = p;
-}
+/*
+ * Batch-1 fully connected, every output of one activation row, 4 rows at a time, the inner loops hand-scheduled on DSP cores (gcc 12 spills at these
+ * register counts). Weight layouts, chosen at compile time (tinycc.kernels.gemm.quad_weights,
+ * expand_weights), rows padded with zero rows to whole blocks:
+ * - int8: per block of 4 rows and group of 4 values, the 4 rows' 4 bytes in turn (16 bytes):
+ *   per group one LDR and 2 SXTB16 of activations, 2 LDRD, 8 SXTB16 and 8 SMLAD of weights,
+ *   21 instructions for 16 MACs; the weights' sign extension is the floor here.
+ * - int16 (weights stored pre-extended, twice the flash): per block of 4 rows and group of 4
+ *   values, the 4 rows' 4 values in SXTB16 order (w0 w2 w1 w3, 32 bytes): one LDR and 2 SXTB16,
+ *   4 LDRD and 8 SMLAD, 15 instructions for 16 MACs.
+ * k a multiple of 4; each block's accumulators start at the bias and end requantized.
+ */
+#if TINYCC_NN_ASM
+#define TINYCC_FC_S8_ROW(s, w)                                                               \
+    "sxtb16 %[t], %[" w "], ror #8\n\t"                                                     \
+    "sxtb16 %[" w "], %[" w "]\n\t"                                                         \
+    "smlad %[" s "], %[xe], %[" w "], %[" s "]\n\t"                                         \
+    "smlad %[" s "], %[xo], %[t], %[" s "]\n\t"
+#define TINYCC_FC_S8_GROUP                                                                   \
+    "ldr %[xe], [%[pa]], #4\n\t"                                                            \
+    "ldrd %[w0], %[w1], [%[pw]], #16\n\t"                                                   \
+    "ldrd %[w2], %[w3], [%[pw], #-8]\n\t"                                                   \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                       \
+    "sxtb16 %[xe], %[xe]\n\t"                                                               \
+    TINYCC_FC_S8_ROW("s0", "w0") TINYCC_FC_S8_ROW("s1", "w1")                                \
+    TINYCC_FC_S8_ROW("s2", "w2") TINYCC_FC_S8_ROW("s3", "w3")
+#define TINYCC_FC_S8_OPERANDS                                                                \
+    [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pw] "+r"(pw), \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2),            \
+    [w3] "=&r"(w3), [t] "=&r"(t)
+#define TINYCC_FC_S16_ROW(s, off)                                                            \
+    "ldrd %[a], %[b], [%[pw], #" off "]\n\t"                                                \
+    "smlad %[" s "], %[xe], %[a], %[" s "]\n\t"                                             \
+    "smlad %[" s "], %[xo], %[b], %[" s "]\n\t"
+#define TINYCC_FC_S16_GROUP                                                                  \
+    "ldr %[xe], [%[pa]], #4\n\t"                                                            \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                       \
+    "sxtb16 %[xe], %[xe]\n\t"                                                               \
+    "ldrd %[a], %[b], [%[pw]], #32\n\t"                                                     \
+    "smlad %[s0], %[xe], %[a], %[s0]\n\t"                                                   \
+    "smlad %[s0], %[xo], %[b], %[s0]\n\t"                                                   \
+    TINYCC_FC_S16_ROW("s1", "-24") TINYCC_FC_S16_ROW("s2", "-16") TINYCC_FC_S16_ROW("s3", "-8")
+#define TINYCC_FC_S16_OPERANDS                                                               \
+    [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pw] "+r"(pw), \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [a] "=&r"(a), [b] "=&r"(b)
 #endif
 
-/*
- * tinycc_dot_s8_1x4 with the 4 weight rows stored as int16 at compile time
- * (tinycc.kernels.gemm.expand_weights): per 4 values of k, 32 bytes holding rows 0..3 in
- * turn, each as w0 w2 w1 w3 (the SXTB16 order of the activations); k a multiple of 4, w
- * word-aligned. Per 4 values: one LDR and two SXTB16 for the activations, four LDRD and
- * eight SMLAD. For layers that are load-bound on int8 weights (batch-1 fully connected); the
- * weights take 2 bytes of flash each instead of 1.
- */
-TINYCC_INLINE void tinycc_dot_s8s16_1x4(const int8_t *a, const int16_t *w, int32_t k, int32_t *acc)
+/* The block's outputs o .. o + rows - 1 that exist (o + j < n, known when n is a multiple of
+ * rows), requantized and stored. */
+TINYCC_INLINE void tinycc_fc_store(const int32_t *s, int32_t rows, int32_t o, int32_t n, const int32_t *mult,
+                                   const int32_t *shift, int32_t mode, int32_t zp, int32_t lo, int32_t hi,
+                                   int8_t *out)
 {
-    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
-    int32_t i;
-#if TINYCC_NN_DSP
-    const int8_t *p = (const int8_t *)(const void *)w;
-    for (i = 0; i < k; i += 4) { /* unrolled twice, gcc 12 spills: 16 instructions per step */
-        tinycc_dot_s8s16_1x4_step(a + i, &p, &s0, &s1, &s2, &s3);
+    int32_t j;
+    for (j = 0; j < rows; ++j) {
+        if (n % rows == 0 || o + j < n) {
+            out[o + j] = tinycc_requant_ch(s[j], mult, shift, o + j, mode, zp, lo, hi);
+        }
     }
+}
+
+TINYCC_INLINE void tinycc_fc_s8_out(const int8_t *x, const int8_t *w, int32_t k, int32_t n, const int32_t *bias,
+                                    const int32_t *mult, const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
+                                    int32_t hi, int8_t *out)
+{
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 4 * k) {
+        const int32_t whole = n % 4 == 0 || o + 4 <= n;
+        int32_t s0 = bias[o], s1 = whole || o + 1 < n ? bias[o + 1] : 0;
+        int32_t s2 = whole || o + 2 < n ? bias[o + 2] : 0, s3 = whole ? bias[o + 3] : 0, s[4];
+#if TINYCC_NN_ASM
+        const int8_t *pa = x, *pw = w;
+        const int8_t *const end = x + k;
+        uint32_t xe, xo, w0, w1, w2, w3, t;
+        if ((k >> 2) & 1) {
+            __asm__(TINYCC_FC_S8_GROUP : TINYCC_FC_S8_OPERANDS : : "memory");
+        }
+        if (k >= 8) {
+            __asm__("1:\n\t" TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP
+                    "cmp %[pa], %[end]\n\t"
+                    "bne 1b\n\t"
+                    : TINYCC_FC_S8_OPERANDS : [end] "r"(end) : "cc", "memory");
+        }
 #else
-    for (i = 0; i < k; i += 4, w += 16) {
-        const int32_t x0 = a[i], x1 = a[i + 1], x2 = a[i + 2], x3 = a[i + 3];
-        s0 += x0 * w[0] + x2 * w[1] + x1 * w[2] + x3 * w[3];
-        s1 += x0 * w[4] + x2 * w[5] + x1 * w[6] + x3 * w[7];
-        s2 += x0 * w[8] + x2 * w[9] + x1 * w[10] + x3 * w[11];
-        s3 += x0 * w[12] + x2 * w[13] + x1 * w[14] + x3 * w[15];
-    }
+        int32_t g, j;
+        for (g = 0; g < k; g += 4) {
+            for (j = 0; j < 4; ++j) {
+                const int32_t v = x[g + j];
+                s0 += v * w[4 * g + j];
+                s1 += v * w[4 * g + 4 + j];
+                s2 += v * w[4 * g + 8 + j];
+                s3 += v * w[4 * g + 12 + j];
+            }
+        }
 #endif
-    acc[0] = s0;
-    acc[1] = s1;
-    acc[2] = s2;
-    acc[3] = s3;
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+        tinycc_fc_store(s, 4, o, n, mult, shift, mode, zp, lo, hi, out);
+    }
+}
+
+TINYCC_INLINE void tinycc_fc_s8s16_out(const int8_t *x, const int16_t *w, int32_t k, int32_t n,
+                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t mode,
+                                       int32_t zp, int32_t lo, int32_t hi, int8_t *out)
+{
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 4 * k) {
+        const int32_t whole = n % 4 == 0 || o + 4 <= n;
+        int32_t s0 = bias[o], s1 = whole || o + 1 < n ? bias[o + 1] : 0;
+        int32_t s2 = whole || o + 2 < n ? bias[o + 2] : 0, s3 = whole ? bias[o + 3] : 0, s[4];
+#if TINYCC_NN_ASM
+        const int8_t *pa = x, *pw = (const int8_t *)(const void *)w;
+        const int8_t *const end = x + k;
+        uint32_t xe, xo, a, b;
+        if ((k >> 2) & 1) {
+            __asm__(TINYCC_FC_S16_GROUP : TINYCC_FC_S16_OPERANDS : : "memory");
+        }
+        if (k >= 8) {
+            __asm__("1:\n\t" TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP
+                    "cmp %[pa], %[end]\n\t"
+                    "bne 1b\n\t"
+                    : TINYCC_FC_S16_OPERANDS : [end] "r"(end) : "cc", "memory");
+        }
+#else
+        int32_t g;
+        for (g = 0; g < k; g += 4) { /* w: w0 w2 w1 w3 per row */
+            const int32_t x0 = x[g], x1 = x[g + 1], x2 = x[g + 2], x3 = x[g + 3];
+            const int16_t *v = w + 4 * g;
+            s0 += x0 * v[0] + x2 * v[1] + x1 * v[2] + x3 * v[3];
+            s1 += x0 * v[4] + x2 * v[5] + x1 * v[6] + x3 * v[7];
+            s2 += x0 * v[8] + x2 * v[9] + x1 * v[10] + x3 * v[11];
+            s3 += x0 * v[12] + x2 * v[13] + x1 * v[14] + x3 * v[15];
+        }
+#endif
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+        tinycc_fc_store(s, 4, o, n, mult, shift, mode, zp, lo, hi, out);
+    }
 }
 
 /* acc[0] += dot(a, b) over k int8 values: the leftovers of the tiled loops. */

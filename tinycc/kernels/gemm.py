@@ -217,9 +217,10 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
 
 def expand_weights(w):
-    """int8 weight rows as int16 blocks in the order tinycc_dot_s8s16_1x4 reads them: rows
-    padded with zeros to a multiple of 4; per block of 4 rows and 4 values of k, the 4 rows in
-    turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob "int16"."""
+    """int8 weight rows as int16 blocks in the order tinycc_fc_s8s16_out reads them: rows padded
+    with zero rows to a multiple of 4; per block of 4 rows and group of 4 values of k, the 4
+    rows in turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob
+    "int16" (k a multiple of 4)."""
     import numpy as np
 
     rows, k = w.shape
@@ -229,9 +230,22 @@ def expand_weights(w):
     return np.ascontiguousarray(blocks).reshape(-1)
 
 
+def quad_weights(w):
+    """int8 weight rows in the order tinycc_fc_s8_out reads them: rows padded with zero rows to
+    a multiple of 4; per block of 4 rows and group of 4 values of k, the 4 rows' 4 bytes in
+    turn (k a multiple of 4)."""
+    import numpy as np
+
+    rows, k = w.shape
+    padded = np.zeros(((rows + 3) // 4 * 4, k), np.int8)
+    padded[:rows] = w
+    return np.ascontiguousarray(padded.reshape(-1, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
+
+
 def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8"):
-    """Batch-1 fully connected: one activation row against 4 weight rows per call; weights
-    "int16": rows pre-extended at compile time (expand_weights)."""
+    """Batch-1 fully connected (each batch row in turn): weights "int8" as 4-row blocks
+    (quad_weights) when the depth is a multiple of 4, else one activation row against 4 weight
+    rows per call; "int16": rows pre-extended at compile time (expand_weights)."""
     MODE = _double_flag(rq)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
@@ -258,27 +272,27 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weight
                             oo * 4 + t, MODE, ZP, LO, HI)
 
     @T.prim_func(private=True)
+    def quad(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int8"),
+             bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
+             shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
+        for b in range(batch):
+            T.evaluate(T.call_extern("void", "tinycc_fc_s8_out", T.address_of(x[b * K]), T.address_of(w[0]), K, N,
+                                     T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE,
+                                     ZP, LO, HI, T.address_of(out[b * N])))
+
+    @T.prim_func(private=True)
     def wide(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int16"),
              bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
              shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
-        acc = T.alloc_buffer((4,), "int32")
         for b in range(batch):
-            for oo in range((N + 3) // 4):
-                for t in range(4):
-                    acc[t] = bias[T.min(oo * 4 + t, N - 1)]
-                T.evaluate(T.call_extern("void", "tinycc_dot_s8s16_1x4", T.address_of(x[b * K]),
-                                         w.access_ptr("r", offset=oo * 4 * K, extent=4 * K), K,
-                                         acc.access_ptr("rw", offset=0, extent=4)))
-                for t in range(4):
-                    if oo * 4 + t < N:
-                        out[b * N + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
-                            oo * 4 + t, MODE, ZP, LO, HI)
+            T.evaluate(T.call_extern("void", "tinycc_fc_s8s16_out", T.address_of(x[b * K]), T.address_of(w[0]), K,
+                                     N, T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
+                                     MODE, ZP, LO, HI, T.address_of(out[b * N])))
     if weights == "int16":
         if K % 4:
             raise ValueError(f"int16 weights need a depth that is a multiple of 4, not {K}")
         return wide
-    return kernel
+    return quad if K % 4 == 0 else kernel
 
 
 def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,

@@ -73,7 +73,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
                 scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
         else:
             # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
-            # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8
+            # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8; with
+            # 3 channels widened to 4 (a zero weight) and the 2x3 tiles, still slower (1.22M ->
+            # 1.33M: 33% more MACs and the gather's bounds checks)
             im2col = knobs.im2col if (kw * c) % 4 == 0 else "int8"
             func = K.conv2d_gemm(*geometry, im2col=im2col)
             if im2col == "int16":
@@ -124,7 +126,10 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     wide = knobs.weights == "int16" and depth % 4 == 0
     func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
-    weights = K.gemm.expand_weights(w.data) if wide else w.data
+    if wide:
+        weights = K.gemm.expand_weights(w.data)
+    else:
+        weights = K.gemm.quad_weights(w.data) if depth % 4 == 0 else w.data
     consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]
