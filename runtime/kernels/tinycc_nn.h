@@ -666,10 +666,9 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
 
 /*
  * Writers of the 3-window layout. dst: window q's slot of the group that holds value j0
- * (cols + (j0 / 4) * 24 + q * 8) for the aligned forms (j0 and n multiples of 4);
+ * (cols + (j0 / 4) * 24 + q * 8), j0 and n multiples of 4;
  * tinycc_expand_s8_x3: n int8 values sign-extended in SXTB16 order, tinycc_fill_s16_x3: n
- * copies of value (the padding's zero point). The _at forms take window q's base
- * (cols + q * 8) and any j0, n (windows of 1 or 3 input channels).
+ * copies of value (the padding's zero point).
  */
 static inline void tinycc_expand_s8_x3(int8_t *dst, const int8_t *src, int32_t n)
 {
@@ -698,29 +697,6 @@ static inline void tinycc_fill_s16_x3(int8_t *dst, int32_t value, int32_t n)
     for (i = 0; i < n; i += 4, dst += 24) {
         int16_t *d = (int16_t *)(void *)dst;
         d[0] = d[1] = d[2] = d[3] = (int16_t)value;
-    }
-}
-
-TINYCC_INLINE int32_t tinycc_x3_index(int32_t j) /* int16 position of value j in a window */
-{
-    return (j >> 2) * 12 + ((j & 1) << 1) + ((j >> 1) & 1);
-}
-
-static inline void tinycc_expand_s8_x3_at(int8_t *base, int32_t j0, const int8_t *src, int32_t n)
-{
-    int16_t *d = (int16_t *)(void *)base;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        d[tinycc_x3_index(j0 + i)] = src[i];
-    }
-}
-
-static inline void tinycc_fill_s16_x3_at(int8_t *base, int32_t j0, int32_t value, int32_t n)
-{
-    int16_t *d = (int16_t *)(void *)base;
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        d[tinycc_x3_index(j0 + i)] = (int16_t)value;
     }
 }
 

@@ -155,52 +155,79 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
              shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
         # the windows of three pixels, sign-extended to int16 and interleaved in the arena
-        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values)
-        for q in range(3):
-            if KP > KK:
-                T.evaluate(T.call_extern("void", "tinycc_fill_s16_x3_at", T.address_of(scratch[q * 8]), KK, 0,
-                                         KP - KK))
+        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values); window
+        # rows or taps are whole groups here (ALIGNED or ROW % 4 == 0)
         for pp in range((P + 2) // 3):
             for q, ky in T.grid(3, KH):
                 if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
                         and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
                         and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
-                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
-                    if ROW % 4 == 0:
-                        T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
-                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
-                    else:
-                        T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8_x3_at", T.address_of(scratch[q * 8]), ky * ROW,
-                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1
+                        and ROW % 4 == 0):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
+                        T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                        + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
                     for kx in range(KW):
                         if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
                                 and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
                                 and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
                                 and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
-                            if ALIGNED:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_expand_s8_x3",
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                        else:
+                            T.evaluate(T.call_extern(
+                                "void", "tinycc_fill_s16_x3",
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
+            T.evaluate(T.call_extern(
+                "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                T.address_of(out[T.min(pp * 3, P - 1) * OC]), T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
+                T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
+
+    @T.prim_func(private=True)
+    def wide_gathered(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
+                      bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+                      shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
+                      out: T.Buffer((P * OC,), "int8")):
+        # windows whose runs are not whole groups (3 input channels): each gathered as bytes on
+        # the stack (zeros after KK), then sign-extended into the 2x3 layout in whole groups
+        col = T.alloc_buffer((KP,), "int8")
+        if KP > KK:
+            T.evaluate(T.call_extern("void", "tinycc_fill_s8", col.access_ptr("w", offset=KK, extent=KP - KK), 0,
+                                     KP - KK))
+        for pp in range((P + 2) // 3):
+            for q in range(3):
+                for ky in range(KH):
+                    if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                            and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                            and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
+                            and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_copy_s8", col.access_ptr("w", offset=ky * ROW, extent=ROW),
+                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    else:
+                        for kx in range(KW):
+                            if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                    and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                    and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                    and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
                                 T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8_x3",
-                                    T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                    "void", "tinycc_copy_s8",
+                                    col.access_ptr("w", offset=ky * ROW + kx * C, extent=C),
                                     T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                                     + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                             else:
                                 T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8_x3_at", T.address_of(scratch[q * 8]), ky * ROW + kx * C,
-                                    T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                    + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
-                        elif ALIGNED:
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16_x3",
-                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
-                        else:
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16_x3_at", T.address_of(scratch[q * 8]), ky * ROW + kx * C,
-                                in_zp, C))
+                                    "void", "tinycc_fill_s8", col.access_ptr("w", offset=ky * ROW + kx * C, extent=C),
+                                    in_zp, C))
+                T.evaluate(T.call_extern("void", "tinycc_expand_s8_x3", T.address_of(scratch[q * 8]),
+                                         col.access_ptr("r", offset=0, extent=KP), KP))
             T.evaluate(T.call_extern(
                 "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
                 T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
@@ -208,7 +235,12 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                 T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
 
     if im2col == "int16":
-        return wide
+        if ALIGNED or ROW % 4 == 0:
+            return wide
+        if KP > MAX_STACK_BYTES:
+            raise ValueError(f"int16 im2col of {KK}-value windows of {C}-channel runs needs a stack window over "
+                             f"{MAX_STACK_BYTES} bytes")
+        return wide_gathered
     if direct:
         return pointwise
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window

@@ -72,11 +72,10 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             if variant == "lines":
                 scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
         else:
-            # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
-            # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8; with
-            # 3 channels widened to 4 (a zero weight) and the 2x3 tiles, still slower (1.22M ->
-            # 1.33M: 33% more MACs and the gather's bounds checks)
-            im2col = knobs.im2col if (kw * c) % 4 == 0 else "int8"
+            # windows whose runs are not whole SXTB16 groups (3 input channels) are gathered as
+            # bytes on the stack first, up to TVM's 1 KiB there
+            im2col = knobs.im2col if (kw * c) % 4 == 0 or c % 4 == 0 or K.gemm.padded_depth(w.shape) <= \
+                K.gemm.MAX_STACK_BYTES else "int8"
             func = K.conv2d_gemm(*geometry, im2col=im2col)
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
