@@ -28,9 +28,16 @@ def _(x):
     return layers.Dense(7)(y)                           # depth 12, 7 rows: a partial block
 
 
+@model("gemm_taps", (9, 8, 1))
+def _(x):
+    a = conv(6, (3, 4), strides=2)(x)                   # 1 channel: rows of 4 values, padded taps
+    a = conv(4, 3, activation="relu")(a)                # 6 channels: taps of 6 values, gathered first
+    return layers.Dense(5)(layers.Flatten()(a))
+
+
 def main(argv=None):
     os.makedirs(OUT, exist_ok=True)
-    for name in argv or ["gemm_tiles"]:
+    for name in argv or ["gemm_tiles", "gemm_taps"]:
         zoo.make(name, OUT)
     return 0
 

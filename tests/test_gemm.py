@@ -85,9 +85,21 @@ def test_tiles_match_litert(target, knobs, tmp_path):
     report = verify(MODEL, target, work_dir=tmp_path, knobs=knobs, sanitize=target == "host")
     assert report.ok, report.summary()
     src = (tmp_path / "lib" / "src" / "gemm_tiles_kernels.c").read_text()
-    assert src.count("tinycc_conv_s16_2x3_out(") == 3
+    assert src.count("tinycc_conv_s16_2x3_out(") == 6  # 3 layers, each with its last pixels apart
     fc = "tinycc_fc_s8s16_out(" if knobs and "FULLY_CONNECTED" in knobs else "tinycc_fc_s8_out("
     assert src.count(fc) == 2 and src.count("tinycc_dot_s8_1x4(") == 1  # depth 117 keeps the C tiles
+
+
+@pytest.mark.parametrize("target", ["host", "mps2-an386"])
+def test_taps_of_one_and_six_channels(target, tmp_path):
+    """Windows whose taps are not whole groups of 4 (1 and 6 input channels, padding on every
+    side) are gathered as bytes, then expanded: the 2x3 tiles on both."""
+    if target != "host":
+        _need_arm()
+    model = MODEL.with_name("gemm_taps.tflite")
+    report = verify(model, target, work_dir=tmp_path, knobs=INT16_IM2COL, sanitize=target == "host")
+    assert report.ok, report.summary()
+    assert (tmp_path / "lib" / "src" / "gemm_taps_kernels.c").read_text().count("tinycc_conv_s16_2x3_out(") == 4
 
 
 @pytest.mark.parametrize("cpu,fpu", [("cortex-m4", "-mfloat-abi=hard -mfpu=fpv4-sp-d16"),

@@ -601,21 +601,23 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
  * Three finished output pixels: out_q[o] for windows q = 0..2 and every channel o < oc, from
  * the bias to the clamped int8 value, in 2x3 tiles (layouts above; the weight pairs follow
  * each other, so the weight pointer runs on from tile to tile), each channel's requantization
- * constants loaded once. The activations come from the scratch, so each output is stored as
- * soon as it is ready. The caller may pass the same window twice (the last pixels of a layer):
- * both stores then write the same value; an odd oc repeats the last channel in its pair.
+ * constants loaded once. Pixel q's outputs start at out0 + d_q (constants: oc, 2 oc, or less
+ * for the last pixels of a layer, whose windows repeat; both stores then write the same
+ * value); an odd oc repeats the last channel in its pair. The activations come from the
+ * scratch, so each output is stored as soon as it is ready.
  */
 TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, int32_t k, int32_t oc,
                                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                            int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
-                                           int8_t *out1, int8_t *out2)
+                                           int32_t d1, int32_t d2)
 {
+    int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
     int32_t o0;
 #if TINYCC_NN_ASM
     const int8_t *pw = w;
 #endif
     for (o0 = 0; o0 < oc; o0 += 2) {
-        const int32_t o1 = o0 + 1 < oc ? o0 + 1 : o0;
+        const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
         int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
 #if TINYCC_NN_ASM
         const int8_t *pa = cols;

@@ -148,6 +148,8 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
 
     NPAIR = (OC + 1) // 2
+    TAIL1 = OC if P % 3 == 2 else 0  # the 2x3 tiles' last pixels: repeats of pixel P - 1
+    TAIL2 = TAIL1
 
     @T.prim_func(private=True)
     def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
@@ -155,15 +157,14 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
              shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
         # the windows of three pixels, sign-extended to int16 and interleaved in the arena
-        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values); window
-        # rows or taps are whole groups here (ALIGNED or ROW % 4 == 0)
+        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values); taps are
+        # whole groups here (ALIGNED)
         for pp in range((P + 2) // 3):
             for q, ky in T.grid(3, KH):
                 if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
                         and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
                         and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
-                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1
-                        and ROW % 4 == 0):
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
                     T.evaluate(T.call_extern(
                         "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
                         T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
@@ -183,19 +184,24 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                             T.evaluate(T.call_extern(
                                 "void", "tinycc_fill_s16_x3",
                                 T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
-            T.evaluate(T.call_extern(
-                "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
-                T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
-                T.address_of(out[T.min(pp * 3, P - 1) * OC]), T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
-                T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
+            if P % 3 == 0 or pp < P // 3:
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
+            else:  # the last one or two pixels
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
 
     @T.prim_func(private=True)
     def wide_gathered(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
                       bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
                       shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
                       out: T.Buffer((P * OC,), "int8")):
-        # windows whose runs are not whole groups (3 input channels): each gathered as bytes on
-        # the stack (zeros after KK), then sign-extended into the 2x3 layout in whole groups
+        # windows whose taps are not whole groups (1 or 3 input channels): each gathered as
+        # bytes on the stack (zeros after KK), then sign-extended into the 2x3 layout
         col = T.alloc_buffer((KP,), "int8")
         if KP > KK:
             T.evaluate(T.call_extern("void", "tinycc_fill_s8", col.access_ptr("w", offset=KK, extent=KP - KK), 0,
@@ -228,14 +234,19 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                     in_zp, C))
                 T.evaluate(T.call_extern("void", "tinycc_expand_s8_x3", T.address_of(scratch[q * 8]),
                                          col.access_ptr("r", offset=0, extent=KP), KP))
-            T.evaluate(T.call_extern(
-                "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
-                T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
-                T.address_of(out[T.min(pp * 3, P - 1) * OC]), T.address_of(out[T.min(pp * 3 + 1, P - 1) * OC]),
-                T.address_of(out[T.min(pp * 3 + 2, P - 1) * OC])))
+            if P % 3 == 0 or pp < P // 3:
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
+            else:  # the last one or two pixels
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
 
     if im2col == "int16":
-        if ALIGNED or ROW % 4 == 0:
+        if ALIGNED:
             return wide
         if KP > MAX_STACK_BYTES:
             raise ValueError(f"int16 im2col of {KK}-value windows of {C}-channel runs needs a stack window over "

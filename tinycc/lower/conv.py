@@ -72,10 +72,10 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             if variant == "lines":
                 scratch_bytes = K.gemm.depthwise_scratch_bytes(out.shape, (sh, sw))
         else:
-            # windows whose runs are not whole SXTB16 groups (3 input channels) are gathered as
-            # bytes on the stack first, up to TVM's 1 KiB there
-            im2col = knobs.im2col if (kw * c) % 4 == 0 or c % 4 == 0 or K.gemm.padded_depth(w.shape) <= \
-                K.gemm.MAX_STACK_BYTES else "int8"
+            # windows whose taps are not whole SXTB16 groups (1 or 3 input channels) are gathered
+            # as bytes on the stack first, up to TVM's 1 KiB there
+            im2col = knobs.im2col if c % 4 == 0 or K.gemm.padded_depth(w.shape) <= K.gemm.MAX_STACK_BYTES \
+                else "int8"
             func = K.conv2d_gemm(*geometry, im2col=im2col)
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
