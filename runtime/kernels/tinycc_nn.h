@@ -556,8 +556,8 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
  *   bytes then row o1's (tinycc.kernels.gemm.pair_weights).
  * Per group: one LDRD of weights and 4 SXTB16, 3 LDRD of activations, 12 SMLAD: 20
  * instructions for 24 MACs. gcc 12 spills at this register count (6 accumulators, 4 weight
- * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly;
- * its end lives on the stack (one LDR per two groups).
+ * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly,
+ * 4 groups a turn; its end lives on the stack (one LDR, CMP and BNE per turn).
  */
 #if TINYCC_NN_ASM
 /* The loops below use all 14 registers: the loop's end pointer (in register r at the start)
@@ -621,14 +621,23 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
         int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
 #if TINYCC_NN_ASM
         const int8_t *pa = cols;
-        uint32_t w0e, w0o, w1e, w1o, xe = (uint32_t)(uintptr_t)(pw + 2 * k), xo;
-        if ((k >> 2) & 1) {
+        const int8_t *const end = pw + 2 * k;
+        const int32_t lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; /* groups before 4 a turn */
+        uint32_t w0e, w0o, w1e, w1o, xe = 0, xo;
+        if (lead >= 1) {
             __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
-            xe = (uint32_t)(uintptr_t)(pw + 2 * k - 8);
         }
-        if (k >= 8) {
-            __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
-                    TINYCC_LOOP_POP_END("xe", "pw") : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
+        if (lead >= 2) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+        }
+        if (lead >= 3) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+        }
+        if (k >= 16) {
+            xe = (uint32_t)(uintptr_t)end;
+            __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
+                    TINYCC_S16_2X3_GROUP TINYCC_LOOP_POP_END("xe", "pw")
+                    : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
         }
 #else
         const int16_t *a = (const int16_t *)(const void *)cols;
@@ -813,11 +822,12 @@ TINYCC_INLINE void tinycc_fc_s8_out(const int8_t *x, const int8_t *w, int32_t k,
         const int8_t *pa = x, *pw = w;
         const int8_t *const end = x + k;
         uint32_t xe, xo, w0, w1, w2, w3, t;
-        if ((k >> 2) & 1) {
+        int32_t lead;
+        for (lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; lead > 0; --lead) { /* then 4 groups a turn */
             __asm__(TINYCC_FC_S8_GROUP : TINYCC_FC_S8_OPERANDS : : "memory");
         }
-        if (k >= 8) {
-            __asm__("1:\n\t" TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP
+        if (k >= 16) {
+            __asm__("1:\n\t" TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP
                     "cmp %[pa], %[end]\n\t"
                     "bne 1b\n\t"
                     : TINYCC_FC_S8_OPERANDS : [end] "r"(end) : "cc", "memory");
@@ -855,11 +865,12 @@ TINYCC_INLINE void tinycc_fc_s8s16_out(const int8_t *x, const int16_t *w, int32_
         const int8_t *pa = x, *pw = (const int8_t *)(const void *)w;
         const int8_t *const end = x + k;
         uint32_t xe, xo, a, b;
-        if ((k >> 2) & 1) {
+        int32_t lead;
+        for (lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; lead > 0; --lead) { /* then 4 groups a turn */
             __asm__(TINYCC_FC_S16_GROUP : TINYCC_FC_S16_OPERANDS : : "memory");
         }
-        if (k >= 8) {
-            __asm__("1:\n\t" TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP
+        if (k >= 16) {
+            __asm__("1:\n\t" TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP
                     "cmp %[pa], %[end]\n\t"
                     "bne 1b\n\t"
                     : TINYCC_FC_S16_OPERANDS : [end] "r"(end) : "cc", "memory");
