@@ -3,15 +3,13 @@
 The loops are TIR (TVMScript) and go through TVM's C code generator like every kernel; the
 innermost dot products are calls to tinycc's micro-kernels (runtime/kernels/tinycc_nn.h,
 copied into each library), which use SXTB16 + SMLAD on cores with the DSP extension and plain
-C elsewhere. A convolution gathers the windows of two output pixels (im2col, the padding
-filled with the input zero point, which the folded bias expects), then runs a 2x2 tile
-(2 pixels x 2 output channels) over the whole window; a 1x1 convolution without padding
-reads its input rows in place. A batch-1 fully-connected layer runs 1x4 tiles.
-Requantization (LiteRT's single or TFLM's double rounding), zero point and clamp follow.
-
-The schedule's shape choices (2x2 tiles, one-window gather above 1 KiB of stack, the 3x3
-depthwise row path) are fixed in code for now; exposing them as per-CPU knobs for a tuner
-is still to do.
+C elsewhere. A convolution gathers the windows of output pixels (im2col, the padding filled
+with the input zero point, which the folded bias expects): with the int16 im2col (the DSP
+cores' default) three windows sign-extended into arena scratch and 2x3 tiles (2 output
+channels x 3 pixels, inline assembly); with the int8 one two windows (or one, above 1 KiB of
+stack) and 2x2 tiles, a 1x1 convolution without padding reading its input rows in place. A
+batch-1 fully-connected layer runs 4-row blocks. Requantization (LiteRT's single or TFLM's
+double rounding), zero point and clamp follow. The choices that are knobs are in schedule.py.
 """
 
 from __future__ import annotations
