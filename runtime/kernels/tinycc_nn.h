@@ -833,15 +833,14 @@ TINYCC_INLINE void tinycc_fc_s8_out(const int8_t *x, const int8_t *w, int32_t k,
                     : TINYCC_FC_S8_OPERANDS : [end] "r"(end) : "cc", "memory");
         }
 #else
-        int32_t g, j;
-        for (g = 0; g < k; g += 4) {
-            for (j = 0; j < 4; ++j) {
-                const int32_t v = x[g + j];
-                s0 += v * w[4 * g + j];
-                s1 += v * w[4 * g + 4 + j];
-                s2 += v * w[4 * g + 8 + j];
-                s3 += v * w[4 * g + 12 + j];
-            }
+        const int8_t *v = w;
+        int32_t g;
+        for (g = 0; g < k; g += 4, v += 16) {
+            const int32_t x0 = x[g], x1 = x[g + 1], x2 = x[g + 2], x3 = x[g + 3];
+            s0 += x0 * v[0] + x1 * v[1] + x2 * v[2] + x3 * v[3];
+            s1 += x0 * v[4] + x1 * v[5] + x2 * v[6] + x3 * v[7];
+            s2 += x0 * v[8] + x1 * v[9] + x2 * v[10] + x3 * v[11];
+            s3 += x0 * v[12] + x1 * v[13] + x2 * v[14] + x3 * v[15];
         }
 #endif
         s[0] = s0;
