@@ -16,7 +16,7 @@ import pytest
 from tinycc import compile_model, quant
 from tinycc.kernels import Requant
 from tinycc.kernels.gemm import expand_weights, pair_weights, quad_weights
-from tinycc.lower.conv import with_rounding_constants
+from tinycc.lower.conv import fast_requantization
 from tinycc.lower.common import Const
 from tinycc.verify import verify
 
@@ -64,7 +64,7 @@ def test_constant_channels_keep_the_fast_requantization(rounding):
     bias = np.array([1000, 1 << 30], np.int32)
     wabs = np.array([3000, 0])
     consts = [Const("m", mult), Const("s", shift)]
-    rq2, consts2, bias2 = with_rounding_constants(rq, consts, bias, wabs)
+    rq2, consts2, bias2 = fast_requantization(rq, consts, bias, wabs)
     assert rq2.rounding_constants and bias2.tolist() == [1000, 0]
     v = quant.mul_by_quantized_multiplier(1 << 30, 1 << 30, -31, rounding) - 128
     assert consts2[0].array.tolist()[1] == 0 and consts2[1].array.tolist()[2:] == [1, 2 * v + 1]

@@ -64,7 +64,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     tiled = n == 1 and (not depthwise or (mult == 1 and c % 4 == 0))
     if tiled:
         if knobs.requant == "constants":
-            rq, rq_consts, bias = with_rounding_constants(rq, rq_consts, bias, wabs)
+            rq, rq_consts, bias = fast_requantization(rq, rq_consts, bias, wabs)
         geometry = (*geometry[:-1], rq)
         if depthwise:
             variant = knobs.variant if K.gemm.lines_eligible(w.shape, (dh, dw)) else "rows"
@@ -121,7 +121,7 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     rq = small_accumulator(rq, wabs, bias)
     knobs = _knobs(ctx, op, x.shape, w.shape, out.shape)
     if knobs.requant == "constants":
-        rq, rq_consts, bias = with_rounding_constants(rq, rq_consts, bias, wabs)
+        rq, rq_consts, bias = fast_requantization(rq, rq_consts, bias, wabs)
     name = kernel_name(ctx, op)
     wide = knobs.weights == "int16" and depth % 4 == 0
     func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
@@ -152,30 +152,38 @@ def _knobs(ctx: LoweringContext, op: Operator, *geometry):
     return ctx.schedules.knobs(op.kind, sig, op.index)
 
 
-def with_rounding_constants(rq, rq_consts: list, bias: np.ndarray, weight_abs_sums: np.ndarray):
+def with_rounding_constants(rq, rq_consts: list):
     """The micro-kernels' cheaper requantization (SMMUL/SMMULR, rounding constant with the
     output zero point per channel) when the layer qualifies: the shift array becomes (e, r)
-    pairs. Same results bit for bit (runtime/kernels/tinycc_nn.h, tinycc_requant_fast).
+    pairs. Same results bit for bit (runtime/kernels/tinycc_nn.h, tinycc_requant_fast)."""
+    pairs = K.rounding_constants(rq, rq_consts[1].array)
+    if pairs is None:
+        return rq, rq_consts
+    shift = dataclasses.replace(rq_consts[1], array=pairs)
+    return dataclasses.replace(rq, rounding_constants=True), [rq_consts[0], shift]
 
-    A channel whose output is one value for every input (a pruned channel: zero weights, a
-    bias of +-2^30 and a tiny multiplier, as in VWW) would keep the whole layer from
-    qualifying; it gets multiplier 0, bias 0 and (e, r) = (1, 2v + 1), which gives v.
-    Returns (rq, rq_consts, bias)."""
+
+def fast_requantization(rq, rq_consts: list, bias: np.ndarray, weight_abs_sums: np.ndarray):
+    """with_rounding_constants, where a channel whose output is one value for every input (a
+    pruned channel: zero weights, a bias of +-2^30 and a tiny multiplier, as in VWW) would
+    keep the whole layer from qualifying: such a channel gets multiplier 0, bias 0 and
+    (e, r) = (1, 2v + 1), which gives v. Returns (rq, rq_consts, bias)."""
     mult, shift = np.asarray(rq_consts[0].array), np.asarray(rq_consts[1].array)
     fixed = constant_channels(rq, mult, shift, bias, weight_abs_sums)
-    rq_fast, original_bias = rq, bias
-    if fixed:
-        mult, shift, bias = mult.copy(), shift.copy(), bias.copy()
-        for c in fixed:
-            mult[c], shift[c], bias[c] = 0, -1 if rq.rounding == "double" else -2, 0
-        rq_fast = small_accumulator(rq, weight_abs_sums, bias)
-    pairs = K.rounding_constants(rq_fast, shift)
-    if pairs is None:
-        return rq, rq_consts, original_bias
+    if not fixed:
+        return (*with_rounding_constants(rq, rq_consts), bias)
+    mult, shift, new_bias = mult.copy(), shift.copy(), bias.copy()
+    for c in fixed:
+        mult[c], shift[c], new_bias[c] = 0, -1 if rq.rounding == "double" else -2, 0
+    rq_fast, consts = with_rounding_constants(
+        small_accumulator(rq, weight_abs_sums, new_bias),
+        [dataclasses.replace(rq_consts[0], array=mult), dataclasses.replace(rq_consts[1], array=shift)])
+    if not rq_fast.rounding_constants:
+        return rq, rq_consts, bias
+    pairs = np.array(consts[1].array)
     for c, v in fixed.items():
         pairs[2 * c], pairs[2 * c + 1] = 1, 2 * v + 1
-    consts = [dataclasses.replace(rq_consts[0], array=mult), dataclasses.replace(rq_consts[1], array=pairs)]
-    return dataclasses.replace(rq_fast, rounding_constants=True), consts, bias
+    return rq_fast, [consts[0], dataclasses.replace(consts[1], array=pairs)], new_bias
 
 
 def constant_channels(rq, mult, shift, bias, weight_abs_sums) -> dict:
