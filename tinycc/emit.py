@@ -119,7 +119,7 @@ def constify(params: str, writable: str = "output") -> str:
     return ", ".join(p if p.endswith(" " + writable) else "const " + p for p in parts)
 
 
-def c_array(c_type: str, name: str, arr: np.ndarray, per_line: int = 16) -> str:
+def c_array(c_type: str, name: str, arr: np.ndarray, per_line: int = 16, attr: str = "") -> str:
     flat = arr.reshape(-1)
     if arr.dtype == np.float32:
         items = [float(v).hex() + "f" for v in flat]
@@ -134,7 +134,7 @@ def c_array(c_type: str, name: str, arr: np.ndarray, per_line: int = 16) -> str:
             per_line = 8
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     body = ",\n    ".join(lines)
-    return f"const {c_type} {name}[{flat.size}] = {{\n    {body}\n}};\n"
+    return f"const {c_type} {name}[{flat.size}]{attr} = {{\n    {body}\n}};\n"
 
 
 def c_type_of(arr: np.ndarray) -> str:

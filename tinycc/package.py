@@ -198,9 +198,12 @@ def weights_header(lib: Library) -> str:
 def weights_source(lib: Library) -> str:
     parts = [f"/* Constants of {lib.name}, in flash. Weights keep TFLite's layout (OHWI, 1HWO for",
              " * depthwise); biases have the input zero point folded in. */",
-             f'#include "{lib.name}_weights.h"', ""]
+             f'#include "{lib.name}_weights.h"', "",
+             "/* word-aligned: the micro-kernels read weights two words at a time (LDRD) */",
+             "#if defined(__GNUC__)", "#define TINYCC_WORDS __attribute__((aligned(4)))", "#else",
+             "#define TINYCC_WORDS", "#endif", ""]
     for c in lib.consts:
-        parts.append(c_array(c_type_of(c.array), c.name, c.array))
+        parts.append(c_array(c_type_of(c.array), c.name, c.array, attr=" TINYCC_WORDS"))
     return "\n".join(parts)
 
 

@@ -32,6 +32,12 @@
 #else
 #define TINYCC_NN_DSP 0
 #endif
+/* the hand-scheduled loops (inline assembly, see TINYCC_LOOP_PUSH_END) */
+#if TINYCC_NN_DSP && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(TINYCC_NN_NO_ASM)
+#define TINYCC_NN_ASM 1
+#else
+#define TINYCC_NN_ASM 0
+#endif
 
 TINYCC_INLINE int32_t tinycc_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
 {
@@ -561,6 +567,172 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     tinycc_store_2x2(acc, mult, shift, o0, o1, mode, zp, lo, hi, out0, out1);
 }
 
+/*
+ * The 2x3 tile of the int16 im2col (2 output channels x 3 pixels), hand-scheduled on DSP cores.
+ *
+ * Layouts, both chosen at compile time so that the loop reads them in order:
+ * - cols: the windows of 3 pixels sign-extended to int16 and interleaved: per group of 4
+ *   window values, 24 bytes: pixel 0's 4 values in SXTB16 order (v0 v2 v1 v3), then pixel
+ *   1's, then pixel 2's (tinycc_expand_s8_x3 and friends write it).
+ * - w: the weight rows of channels o0 and o1 interleaved: per group of 4 values, row o0's 4
+ *   bytes then row o1's (tinycc.kernels.gemm.pair_weights).
+ * Per group: one LDRD of weights and 4 SXTB16, 3 LDRD of activations, 12 SMLAD: 20
+ * instructions for 24 MACs. gcc 12 spills at this register count (6 accumulators, 4 weight
+ * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly,
+ * 4 groups a turn; its end lives on the stack (one LDR, CMP and BNE per turn).
+ */
+#if TINYCC_NN_ASM
+/* The loops below use all 14 registers: the loop's end pointer (in register r at the start)
+ * waits on the stack, pushed and dropped inside the asm statement, so that no operand needs
+ * an address register. (Their register count needs the frame pointer omitted: gcc and clang
+ * do so from -O1 on; without __OPTIMIZE__ the C loops are used.) */
+#define TINYCC_LOOP_PUSH_END(r) "push {%[" r "]}\n1:\n\t"
+#define TINYCC_LOOP_POP_END(r, p)                                                            \
+    "ldr %[" r "], [sp]\n\t"                                                                \
+    "cmp %[" p "], %[" r "]\n\t"                                                            \
+    "bne 1b\n\t"                                                                            \
+    "add sp, #4\n\t"
+#define TINYCC_S16_2X3_GROUP                                                                 \
+    "ldrd %[w0e], %[w1e], [%[pw]], #8\n\t"                                                  \
+    "ldrd %[xe], %[xo], [%[pa]], #24\n\t"                                                   \
+    "sxtb16 %[w0o], %[w0e], ror #8\n\t"                                                     \
+    "sxtb16 %[w0e], %[w0e]\n\t"                                                             \
+    "sxtb16 %[w1o], %[w1e], ror #8\n\t"                                                     \
+    "sxtb16 %[w1e], %[w1e]\n\t"                                                             \
+    "smlad %[s00], %[xe], %[w0e], %[s00]\n\t"                                               \
+    "smlad %[s00], %[xo], %[w0o], %[s00]\n\t"                                               \
+    "smlad %[s10], %[xe], %[w1e], %[s10]\n\t"                                               \
+    "smlad %[s10], %[xo], %[w1o], %[s10]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-16]\n\t"                                                  \
+    "smlad %[s01], %[xe], %[w0e], %[s01]\n\t"                                               \
+    "smlad %[s01], %[xo], %[w0o], %[s01]\n\t"                                               \
+    "smlad %[s11], %[xe], %[w1e], %[s11]\n\t"                                               \
+    "smlad %[s11], %[xo], %[w1o], %[s11]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-8]\n\t"                                                   \
+    "smlad %[s02], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s02], %[xo], %[w0o], %[s02]\n\t"                                               \
+    "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
+#define TINYCC_S16_2X3_OPERANDS                                                              \
+    [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
+    [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "=&r"(xo)
+#endif
+
+/*
+ * Three finished output pixels: out_q[o] for windows q = 0..2 and every channel o < oc, from
+ * the bias to the clamped int8 value, in 2x3 tiles (layouts above; the weight pairs follow
+ * each other, so the weight pointer runs on from tile to tile), each channel's requantization
+ * constants loaded once. Pixel q's outputs start at out0 + d_q (constants: oc, 2 oc, or less
+ * for the last pixels of a layer, whose windows repeat; both stores then write the same
+ * value); an odd oc repeats the last channel in its pair. The activations come from the
+ * scratch, so each output is stored as soon as it is ready.
+ */
+TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, int32_t k, int32_t oc,
+                                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                           int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                           int32_t d1, int32_t d2)
+{
+    int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
+    int32_t o0;
+#if TINYCC_NN_ASM
+    const int8_t *pw = w;
+#endif
+    for (o0 = 0; o0 < oc; o0 += 2) {
+        const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
+        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
+#if TINYCC_NN_ASM
+        const int8_t *pa = cols;
+        const int8_t *const end = pw + 2 * k;
+        const int32_t lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; /* groups before 4 a turn */
+        uint32_t w0e, w0o, w1e, w1o, xe = 0, xo;
+        if (lead >= 1) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+        }
+        if (lead >= 2) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+        }
+        if (lead >= 3) {
+            __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+        }
+        if (k >= 16) {
+            xe = (uint32_t)(uintptr_t)end;
+            __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
+                    TINYCC_S16_2X3_GROUP TINYCC_LOOP_POP_END("xe", "pw")
+                    : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
+        }
+#else
+        const int16_t *a = (const int16_t *)(const void *)cols;
+        const int8_t *pw = w + o0 * k;
+        int32_t g, j;
+        for (g = 0; g < k / 4; ++g, a += 12, pw += 8) {
+            for (j = 0; j < 4; ++j) { /* a: v0 v2 v1 v3 */
+                const int32_t w0 = pw[j == 1 ? 2 : j == 2 ? 1 : j], w1 = pw[4 + (j == 1 ? 2 : j == 2 ? 1 : j)];
+                s00 += a[j] * w0;
+                s01 += a[4 + j] * w0;
+                s02 += a[8 + j] * w0;
+                s10 += a[j] * w1;
+                s11 += a[4 + j] * w1;
+                s12 += a[8 + j] * w1;
+            }
+        }
+#endif
+        if (mode >= 4) {
+            const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
+            const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
+            out0[o0] = tinycc_requant_fast(s00, m0, e0, c0, mode, lo, hi);
+            out1[o0] = tinycc_requant_fast(s01, m0, e0, c0, mode, lo, hi);
+            out2[o0] = tinycc_requant_fast(s02, m0, e0, c0, mode, lo, hi);
+            out0[o1] = tinycc_requant_fast(s10, m1, e1, c1, mode, lo, hi);
+            out1[o1] = tinycc_requant_fast(s11, m1, e1, c1, mode, lo, hi);
+            out2[o1] = tinycc_requant_fast(s12, m1, e1, c1, mode, lo, hi);
+        } else {
+            out0[o0] = tinycc_requant_ch(s00, mult, shift, o0, mode, zp, lo, hi);
+            out1[o0] = tinycc_requant_ch(s01, mult, shift, o0, mode, zp, lo, hi);
+            out2[o0] = tinycc_requant_ch(s02, mult, shift, o0, mode, zp, lo, hi);
+            out0[o1] = tinycc_requant_ch(s10, mult, shift, o1, mode, zp, lo, hi);
+            out1[o1] = tinycc_requant_ch(s11, mult, shift, o1, mode, zp, lo, hi);
+            out2[o1] = tinycc_requant_ch(s12, mult, shift, o1, mode, zp, lo, hi);
+        }
+    }
+}
+
+/*
+ * Writers of the 3-window layout. dst: window q's slot of the group that holds value j0
+ * (cols + (j0 / 4) * 24 + q * 8), j0 and n multiples of 4;
+ * tinycc_expand_s8_x3: n int8 values sign-extended in SXTB16 order, tinycc_fill_s16_x3: n
+ * copies of value (the padding's zero point).
+ */
+static inline void tinycc_expand_s8_x3(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+#if TINYCC_NN_DSP
+    for (i = 0; i < n; i += 4, dst += 24) {
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + i);
+        int32_t *d = (int32_t *)(void *)dst;
+        d[0] = (int32_t)__sxtb16(v);
+        d[1] = (int32_t)tinycc_sxtb16_odd(v);
+    }
+#else
+    for (i = 0; i < n; i += 4, dst += 24) {
+        int16_t *d = (int16_t *)(void *)dst;
+        d[0] = src[i];
+        d[1] = src[i + 2];
+        d[2] = src[i + 1];
+        d[3] = src[i + 3];
+    }
+#endif
+}
+
+static inline void tinycc_fill_s16_x3(int8_t *dst, int32_t value, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4, dst += 24) {
+        int16_t *d = (int16_t *)(void *)dst;
+        d[0] = d[1] = d[2] = d[3] = (int16_t)value;
+    }
+}
+
 /* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
 TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
                                      const int8_t *b2, const int8_t *b3, int32_t k, int32_t *acc)
@@ -598,62 +770,149 @@ TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const in
     acc[3] = s3;
 }
 
-#if TINYCC_NN_DSP
-/* 4 values of k for tinycc_dot_s8s16_1x4: p advances by 32 bytes. */
-TINYCC_INLINE void tinycc_dot_s8s16_1x4_step(const int8_t *a, const int8_t **pp, int32_t *s0, int32_t *s1,
-                                             int32_t *s2, int32_t *s3)
-{
-    const int8_t *p = *pp;
-    const uint32_t x = (uint32_t)tinycc_load_s8x4(a);
-    const int16x2_t xe = __sxtb16(x), xo = tinycc_sxtb16_odd(x);
-    uint32_t e0, o0, e1, o1, e2, o2, e3, o3;
-    /* row 0 with writeback first, so that rows 1..3 address back from the moved pointer */
-    __asm__("ldrd %0, %1, [%2], #32" : "=r"(e0), "=r"(o0), "+r"(p) : "m"(*(const uint64_t *)(const void *)p));
-    __asm__("ldrd %0, %1, [%2, #-24]" : "=r"(e1), "=r"(o1) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 24)));
-    __asm__("ldrd %0, %1, [%2, #-16]" : "=r"(e2), "=r"(o2) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 16)));
-    __asm__("ldrd %0, %1, [%2, #-8]" : "=r"(e3), "=r"(o3) : "r"(p), "m"(*(const uint64_t *)(const void *)(p - 8)));
-    *s0 = __smlad(xe, (int16x2_t)e0, *s0);
-    *s0 = __smlad(xo, (int16x2_t)o0, *s0);
-    *s1 = __smlad(xe, (int16x2_t)e1, *s1);
-    *s1 = __smlad(xo, (int16x2_t)o1, *s1);
-    *s2 = __smlad(xe, (int16x2_t)e2, *s2);
-    *s2 = __smlad(xo, (int16x2_t)o2, *s2);
-    *s3 = __smlad(xe, (int16x2_t)e3, *s3);
-    *s3 = __smlad(xo, (int16x2_t)o3, *s3);
-    *pp = p;
-}
+/*
+ * Batch-1 fully connected, every output of one activation row, 4 rows at a time, the inner loops hand-scheduled on DSP cores (gcc 12 spills at these
+ * register counts). Weight layouts, chosen at compile time (tinycc.kernels.gemm.quad_weights,
+ * expand_weights), rows padded with zero rows to whole blocks:
+ * - int8: per block of 4 rows and group of 4 values, the 4 rows' 4 bytes in turn (16 bytes):
+ *   per group one LDR and 2 SXTB16 of activations, 2 LDRD, 8 SXTB16 and 8 SMLAD of weights,
+ *   21 instructions for 16 MACs; the weights' sign extension is the floor here.
+ * - int16 (weights stored pre-extended, twice the flash): per block of 4 rows and group of 4
+ *   values, the 4 rows' 4 values in SXTB16 order (w0 w2 w1 w3, 32 bytes): one LDR and 2 SXTB16,
+ *   4 LDRD and 8 SMLAD, 15 instructions for 16 MACs.
+ * k a multiple of 4; each block's accumulators start at the bias and end requantized.
+ */
+#if TINYCC_NN_ASM
+#define TINYCC_FC_S8_ROW(s, w)                                                               \
+    "sxtb16 %[t], %[" w "], ror #8\n\t"                                                     \
+    "sxtb16 %[" w "], %[" w "]\n\t"                                                         \
+    "smlad %[" s "], %[xe], %[" w "], %[" s "]\n\t"                                         \
+    "smlad %[" s "], %[xo], %[t], %[" s "]\n\t"
+#define TINYCC_FC_S8_GROUP                                                                   \
+    "ldr %[xe], [%[pa]], #4\n\t"                                                            \
+    "ldrd %[w0], %[w1], [%[pw]], #16\n\t"                                                   \
+    "ldrd %[w2], %[w3], [%[pw], #-8]\n\t"                                                   \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                       \
+    "sxtb16 %[xe], %[xe]\n\t"                                                               \
+    TINYCC_FC_S8_ROW("s0", "w0") TINYCC_FC_S8_ROW("s1", "w1")                                \
+    TINYCC_FC_S8_ROW("s2", "w2") TINYCC_FC_S8_ROW("s3", "w3")
+#define TINYCC_FC_S8_OPERANDS                                                                \
+    [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pw] "+r"(pw), \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2),            \
+    [w3] "=&r"(w3), [t] "=&r"(t)
+#define TINYCC_FC_S16_ROW(s, off)                                                            \
+    "ldrd %[a], %[b], [%[pw], #" off "]\n\t"                                                \
+    "smlad %[" s "], %[xe], %[a], %[" s "]\n\t"                                             \
+    "smlad %[" s "], %[xo], %[b], %[" s "]\n\t"
+#define TINYCC_FC_S16_GROUP                                                                  \
+    "ldr %[xe], [%[pa]], #4\n\t"                                                            \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                       \
+    "sxtb16 %[xe], %[xe]\n\t"                                                               \
+    "ldrd %[a], %[b], [%[pw]], #32\n\t"                                                     \
+    "smlad %[s0], %[xe], %[a], %[s0]\n\t"                                                   \
+    "smlad %[s0], %[xo], %[b], %[s0]\n\t"                                                   \
+    TINYCC_FC_S16_ROW("s1", "-24") TINYCC_FC_S16_ROW("s2", "-16") TINYCC_FC_S16_ROW("s3", "-8")
+#define TINYCC_FC_S16_OPERANDS                                                               \
+    [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(pa), [pw] "+r"(pw), \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [a] "=&r"(a), [b] "=&r"(b)
 #endif
 
-/*
- * tinycc_dot_s8_1x4 with the 4 weight rows stored as int16 at compile time
- * (tinycc.kernels.gemm.expand_weights): per 4 values of k, 32 bytes holding rows 0..3 in
- * turn, each as w0 w2 w1 w3 (the SXTB16 order of the activations); k a multiple of 4, w
- * word-aligned. Per 4 values: one LDR and two SXTB16 for the activations, four LDRD and
- * eight SMLAD. For layers that are load-bound on int8 weights (batch-1 fully connected); the
- * weights take 2 bytes of flash each instead of 1.
- */
-TINYCC_INLINE void tinycc_dot_s8s16_1x4(const int8_t *a, const int16_t *w, int32_t k, int32_t *acc)
+/* The block's outputs o .. o + rows - 1 that exist (o + j < n, known when n is a multiple of
+ * rows), requantized and stored. */
+TINYCC_INLINE void tinycc_fc_store(const int32_t *s, int32_t rows, int32_t o, int32_t n, const int32_t *mult,
+                                   const int32_t *shift, int32_t mode, int32_t zp, int32_t lo, int32_t hi,
+                                   int8_t *out)
 {
-    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
-    int32_t i;
-#if TINYCC_NN_DSP
-    const int8_t *p = (const int8_t *)(const void *)w;
-    for (i = 0; i < k; i += 4) { /* unrolled twice, gcc 12 spills: 16 instructions per step */
-        tinycc_dot_s8s16_1x4_step(a + i, &p, &s0, &s1, &s2, &s3);
+    int32_t j;
+    for (j = 0; j < rows; ++j) {
+        if (n % rows == 0 || o + j < n) {
+            out[o + j] = tinycc_requant_ch(s[j], mult, shift, o + j, mode, zp, lo, hi);
+        }
     }
+}
+
+TINYCC_INLINE void tinycc_fc_s8_out(const int8_t *x, const int8_t *w, int32_t k, int32_t n, const int32_t *bias,
+                                    const int32_t *mult, const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
+                                    int32_t hi, int8_t *out)
+{
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 4 * k) {
+        const int32_t whole = n % 4 == 0 || o + 4 <= n;
+        int32_t s0 = bias[o], s1 = whole || o + 1 < n ? bias[o + 1] : 0;
+        int32_t s2 = whole || o + 2 < n ? bias[o + 2] : 0, s3 = whole ? bias[o + 3] : 0, s[4];
+#if TINYCC_NN_ASM
+        const int8_t *pa = x, *pw = w;
+        const int8_t *const end = x + k;
+        uint32_t xe, xo, w0, w1, w2, w3, t;
+        int32_t lead;
+        for (lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; lead > 0; --lead) { /* then 4 groups a turn */
+            __asm__(TINYCC_FC_S8_GROUP : TINYCC_FC_S8_OPERANDS : : "memory");
+        }
+        if (k >= 16) {
+            __asm__("1:\n\t" TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP TINYCC_FC_S8_GROUP
+                    "cmp %[pa], %[end]\n\t"
+                    "bne 1b\n\t"
+                    : TINYCC_FC_S8_OPERANDS : [end] "r"(end) : "cc", "memory");
+        }
 #else
-    for (i = 0; i < k; i += 4, w += 16) {
-        const int32_t x0 = a[i], x1 = a[i + 1], x2 = a[i + 2], x3 = a[i + 3];
-        s0 += x0 * w[0] + x2 * w[1] + x1 * w[2] + x3 * w[3];
-        s1 += x0 * w[4] + x2 * w[5] + x1 * w[6] + x3 * w[7];
-        s2 += x0 * w[8] + x2 * w[9] + x1 * w[10] + x3 * w[11];
-        s3 += x0 * w[12] + x2 * w[13] + x1 * w[14] + x3 * w[15];
-    }
+        const int8_t *v = w;
+        int32_t g;
+        for (g = 0; g < k; g += 4, v += 16) {
+            const int32_t x0 = x[g], x1 = x[g + 1], x2 = x[g + 2], x3 = x[g + 3];
+            s0 += x0 * v[0] + x1 * v[1] + x2 * v[2] + x3 * v[3];
+            s1 += x0 * v[4] + x1 * v[5] + x2 * v[6] + x3 * v[7];
+            s2 += x0 * v[8] + x1 * v[9] + x2 * v[10] + x3 * v[11];
+            s3 += x0 * v[12] + x1 * v[13] + x2 * v[14] + x3 * v[15];
+        }
 #endif
-    acc[0] = s0;
-    acc[1] = s1;
-    acc[2] = s2;
-    acc[3] = s3;
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+        tinycc_fc_store(s, 4, o, n, mult, shift, mode, zp, lo, hi, out);
+    }
+}
+
+TINYCC_INLINE void tinycc_fc_s8s16_out(const int8_t *x, const int16_t *w, int32_t k, int32_t n,
+                                       const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t mode,
+                                       int32_t zp, int32_t lo, int32_t hi, int8_t *out)
+{
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 4 * k) {
+        const int32_t whole = n % 4 == 0 || o + 4 <= n;
+        int32_t s0 = bias[o], s1 = whole || o + 1 < n ? bias[o + 1] : 0;
+        int32_t s2 = whole || o + 2 < n ? bias[o + 2] : 0, s3 = whole ? bias[o + 3] : 0, s[4];
+#if TINYCC_NN_ASM
+        const int8_t *pa = x, *pw = (const int8_t *)(const void *)w;
+        const int8_t *const end = x + k;
+        uint32_t xe, xo, a, b;
+        int32_t lead;
+        for (lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; lead > 0; --lead) { /* then 4 groups a turn */
+            __asm__(TINYCC_FC_S16_GROUP : TINYCC_FC_S16_OPERANDS : : "memory");
+        }
+        if (k >= 16) {
+            __asm__("1:\n\t" TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP TINYCC_FC_S16_GROUP
+                    "cmp %[pa], %[end]\n\t"
+                    "bne 1b\n\t"
+                    : TINYCC_FC_S16_OPERANDS : [end] "r"(end) : "cc", "memory");
+        }
+#else
+        int32_t g;
+        for (g = 0; g < k; g += 4) { /* w: w0 w2 w1 w3 per row */
+            const int32_t x0 = x[g], x1 = x[g + 1], x2 = x[g + 2], x3 = x[g + 3];
+            const int16_t *v = w + 4 * g;
+            s0 += x0 * v[0] + x2 * v[1] + x1 * v[2] + x3 * v[3];
+            s1 += x0 * v[4] + x2 * v[5] + x1 * v[6] + x3 * v[7];
+            s2 += x0 * v[8] + x2 * v[9] + x1 * v[10] + x3 * v[11];
+            s3 += x0 * v[12] + x2 * v[13] + x1 * v[14] + x3 * v[15];
+        }
+#endif
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+        tinycc_fc_store(s, 4, o, n, mult, shift, mode, zp, lo, hi, out);
+    }
 }
 
 /* acc[0] += dot(a, b) over k int8 values: the leftovers of the tiled loops. */

@@ -3,15 +3,13 @@
 The loops are TIR (TVMScript) and go through TVM's C code generator like every kernel; the
 innermost dot products are calls to tinycc's micro-kernels (runtime/kernels/tinycc_nn.h,
 copied into each library), which use SXTB16 + SMLAD on cores with the DSP extension and plain
-C elsewhere. A convolution gathers the windows of two output pixels (im2col, the padding
-filled with the input zero point, which the folded bias expects), then runs a 2x2 tile
-(2 pixels x 2 output channels) over the whole window; a 1x1 convolution without padding
-reads its input rows in place. A batch-1 fully-connected layer runs 1x4 tiles.
-Requantization (LiteRT's single or TFLM's double rounding), zero point and clamp follow.
-
-The schedule's shape choices (2x2 tiles, one-window gather above 1 KiB of stack, the 3x3
-depthwise row path) are fixed in code for now; exposing them as per-CPU knobs for a tuner
-is still to do.
+C elsewhere. A convolution gathers the windows of output pixels (im2col, the padding filled
+with the input zero point, which the folded bias expects): with the int16 im2col (the DSP
+cores' default) three windows sign-extended into arena scratch and 2x3 tiles (2 output
+channels x 3 pixels, inline assembly); with the int8 one two windows (or one, above 1 KiB of
+stack) and 2x2 tiles, a 1x1 convolution without padding reading its input rows in place. A
+batch-1 fully-connected layer runs 4-row blocks. Requantization (LiteRT's single or TFLM's
+double rounding), zero point and clamp follow. The choices that are knobs are in schedule.py.
 """
 
 from __future__ import annotations
@@ -147,72 +145,111 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
     ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
 
+    NPAIR = (OC + 1) // 2
+    TAIL1 = OC if P % 3 == 2 else 0  # the 2x3 tiles' last pixels: repeats of pixel P - 1
+    TAIL2 = TAIL1
+
     @T.prim_func(private=True)
-    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((OC * KP,), "int8"),
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
              bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((4 * KP,), "int8"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
-        # the windows of two pixels, sign-extended to int16 in the arena scratch (2 bytes per k)
-        for q in range(2):
-            if KP > KK:
-                T.evaluate(T.call_extern("void", "tinycc_fill_s16_at",
-                                         scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), KK, 0, KP - KK))
-        for pp in range((P + 1) // 2):
-            for q, ky in T.grid(2, KH):
-                if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                        and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
-                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL >= 0
-                        and T.min(pp * 2 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
-                    if ROW % 4 == 0:
-                        T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8",
-                            scratch.access_ptr("w", offset=(q * KP + ky * ROW) * 2, extent=ROW * 2),
-                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
-                    else:
-                        T.evaluate(T.call_extern(
-                            "void", "tinycc_expand_s8_at",
-                            scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW,
-                            T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                            + T.min(pp * 2 + q, P - 1) % OW * SW - PL) * C]), ROW))
+        # the windows of three pixels, sign-extended to int16 and interleaved in the arena
+        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values); taps are
+        # whole groups here (ALIGNED)
+        for pp in range((P + 2) // 3):
+            for q, ky in T.grid(3, KH):
+                if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                        and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
+                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                    T.evaluate(T.call_extern(
+                        "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
+                        T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                        + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
                     for kx in range(KW):
-                        if (T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                                and T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH < H
-                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW >= 0
-                                and T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW < W):
-                            if ALIGNED:
-                                T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8",
-                                    scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
-                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
-                            else:
-                                T.evaluate(T.call_extern(
-                                    "void", "tinycc_expand_s8_at",
-                                    scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
-                                    T.address_of(x[((T.min(pp * 2 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                    + T.min(pp * 2 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
-                        elif ALIGNED:
+                        if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16",
-                                scratch.access_ptr("w", offset=(q * KP + ky * ROW + kx * C) * 2, extent=C * 2),
-                                in_zp, C))
+                                "void", "tinycc_expand_s8_x3",
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                         else:
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16_at",
-                                scratch.access_ptr("w", offset=q * KP * 2, extent=KP * 2), ky * ROW + kx * C,
-                                in_zp, C))
-            for oo in range((OC + 1) // 2):
+                                "void", "tinycc_fill_s16_x3",
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
+            if P % 3 == 0 or pp < P // 3:
                 T.evaluate(T.call_extern(
-                    "void", "tinycc_conv_s16_2x2_out", scratch.access_ptr("r", offset=0, extent=KP * 2),
-                    scratch.access_ptr("r", offset=KP * 2, extent=KP * 2), T.address_of(w[oo * 2 * KP]),
-                    T.address_of(w[T.min(oo * 2 + 1, OC - 1) * KP]), KP, T.address_of(bias[0]),
-                    T.address_of(mult[0]), T.address_of(shift[0]), oo * 2, T.min(oo * 2 + 1, OC - 1), MODE, ZP,
-                    LO, HI, T.address_of(out[pp * 2 * OC]), T.address_of(out[T.min(pp * 2 + 1, P - 1) * OC])))
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
+            else:  # the last one or two pixels
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
+
+    @T.prim_func(private=True)
+    def wide_gathered(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
+                      bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
+                      shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
+                      out: T.Buffer((P * OC,), "int8")):
+        # windows whose taps are not whole groups (1 or 3 input channels): each gathered as
+        # bytes on the stack (zeros after KK), then sign-extended into the 2x3 layout
+        col = T.alloc_buffer((KP,), "int8")
+        if KP > KK:
+            T.evaluate(T.call_extern("void", "tinycc_fill_s8", col.access_ptr("w", offset=KK, extent=KP - KK), 0,
+                                     KP - KK))
+        for pp in range((P + 2) // 3):
+            for q in range(3):
+                for ky in range(KH):
+                    if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                            and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                            and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
+                            and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                        T.evaluate(T.call_extern(
+                            "void", "tinycc_copy_s8", col.access_ptr("w", offset=ky * ROW, extent=ROW),
+                            T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    else:
+                        for kx in range(KW):
+                            if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                    and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                    and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                    and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_copy_s8",
+                                    col.access_ptr("w", offset=ky * ROW + kx * C, extent=C),
+                                    T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
+                            else:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_fill_s8", col.access_ptr("w", offset=ky * ROW + kx * C, extent=C),
+                                    in_zp, C))
+                T.evaluate(T.call_extern("void", "tinycc_expand_s8_x3", T.address_of(scratch[q * 8]),
+                                         col.access_ptr("r", offset=0, extent=KP), KP))
+            if P % 3 == 0 or pp < P // 3:
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
+            else:  # the last one or two pixels
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
 
     if im2col == "int16":
-        return wide
+        if ALIGNED:
+            return wide
+        if KP > MAX_STACK_BYTES:
+            raise ValueError(f"int16 im2col of {KK}-value windows of {C}-channel runs needs a stack window over "
+                             f"{MAX_STACK_BYTES} bytes")
+        return wide_gathered
     if direct:
         return pointwise
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
@@ -221,9 +258,10 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
 
 def expand_weights(w):
-    """int8 weight rows as int16 blocks in the order tinycc_dot_s8s16_1x4 reads them: rows
-    padded with zeros to a multiple of 4; per block of 4 rows and 4 values of k, the 4 rows in
-    turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob "int16"."""
+    """int8 weight rows as int16 blocks in the order tinycc_fc_s8s16_out reads them: rows padded
+    with zero rows to a multiple of 4; per block of 4 rows and group of 4 values of k, the 4
+    rows in turn, each in SXTB16 order (w0 w2 w1 w3). For the fully-connected weights knob
+    "int16" (k a multiple of 4)."""
     import numpy as np
 
     rows, k = w.shape
@@ -233,9 +271,22 @@ def expand_weights(w):
     return np.ascontiguousarray(blocks).reshape(-1)
 
 
+def quad_weights(w):
+    """int8 weight rows in the order tinycc_fc_s8_out reads them: rows padded with zero rows to
+    a multiple of 4; per block of 4 rows and group of 4 values of k, the 4 rows' 4 bytes in
+    turn (k a multiple of 4)."""
+    import numpy as np
+
+    rows, k = w.shape
+    padded = np.zeros(((rows + 3) // 4 * 4, k), np.int8)
+    padded[:rows] = w
+    return np.ascontiguousarray(padded.reshape(-1, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
+
+
 def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8"):
-    """Batch-1 fully connected: one activation row against 4 weight rows per call; weights
-    "int16": rows pre-extended at compile time (expand_weights)."""
+    """Batch-1 fully connected (each batch row in turn): weights "int8" as 4-row blocks
+    (quad_weights) when the depth is a multiple of 4, else one activation row against 4 weight
+    rows per call; "int16": rows pre-extended at compile time (expand_weights)."""
     MODE = _double_flag(rq)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
@@ -262,27 +313,27 @@ def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weight
                             oo * 4 + t, MODE, ZP, LO, HI)
 
     @T.prim_func(private=True)
+    def quad(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int8"),
+             bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
+             shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
+        for b in range(batch):
+            T.evaluate(T.call_extern("void", "tinycc_fc_s8_out", T.address_of(x[b * K]), T.address_of(w[0]), K, N,
+                                     T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE,
+                                     ZP, LO, HI, T.address_of(out[b * N])))
+
+    @T.prim_func(private=True)
     def wide(x: T.Buffer((batch * K,), "int8"), w: T.Buffer(((N + 3) // 4 * 4 * K,), "int16"),
              bias: T.Buffer((N,), "int32"), mult: T.Buffer((N,), "int32"),
              shift: T.Buffer((N * SW_,), "int32"), out: T.Buffer((batch * N,), "int8")):
-        acc = T.alloc_buffer((4,), "int32")
         for b in range(batch):
-            for oo in range((N + 3) // 4):
-                for t in range(4):
-                    acc[t] = bias[T.min(oo * 4 + t, N - 1)]
-                T.evaluate(T.call_extern("void", "tinycc_dot_s8s16_1x4", T.address_of(x[b * K]),
-                                         w.access_ptr("r", offset=oo * 4 * K, extent=4 * K), K,
-                                         acc.access_ptr("rw", offset=0, extent=4)))
-                for t in range(4):
-                    if oo * 4 + t < N:
-                        out[b * N + oo * 4 + t] = T.call_extern(
-                            "int8", "tinycc_requant_ch", acc[t], T.address_of(mult[0]), T.address_of(shift[0]),
-                            oo * 4 + t, MODE, ZP, LO, HI)
+            T.evaluate(T.call_extern("void", "tinycc_fc_s8s16_out", T.address_of(x[b * K]), T.address_of(w[0]), K,
+                                     N, T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
+                                     MODE, ZP, LO, HI, T.address_of(out[b * N])))
     if weights == "int16":
         if K % 4:
             raise ValueError(f"int16 weights need a depth that is a multiple of 4, not {K}")
         return wide
-    return kernel
+    return quad if K % 4 == 0 else kernel
 
 
 def uses_two_windows(w_shape) -> bool:
@@ -306,5 +357,18 @@ def pad_weights(w):
 
 
 def conv_scratch_bytes(w_shape) -> int:
-    """The arena scratch of the int16 im2col: two windows of 2 bytes per value."""
-    return 4 * padded_depth(w_shape)
+    """The arena scratch of the int16 im2col: three windows of 2 bytes per value."""
+    return 6 * padded_depth(w_shape)
+
+
+def pair_weights(w):
+    """OHWI weights in the order tinycc_conv_s16_2x3_out reads them: rows padded to
+    padded_depth, then per pair of output channels (the last one twice for an odd count) and
+    group of 4 values, the first row's 4 bytes and the second's."""
+    import numpy as np
+
+    rows = pad_weights(w)
+    oc, kp = rows.shape
+    rows = rows[np.minimum(np.arange((oc + 1) // 2 * 2), oc - 1)]
+    return np.ascontiguousarray(rows.reshape(-1, 2, kp // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
+

@@ -29,15 +29,15 @@ LOGS_DIR = Path(__file__).resolve().parent.parent.parent / "autotune_logs"
 
 @dataclass(frozen=True)
 class ConvKnobs:
-    """CONV_2D (im2col + 2x2 tiles of tinycc_conv_s8_2x2_out)."""
+    """CONV_2D (im2col + tiles of tinycc_conv_s16_2x3_out or tinycc_conv_s8_2x2_out)."""
 
     # "constants": per-channel rounding constants and SMMULR where the layer qualifies
     # (fixedpoint.rounding_constants); "plain": the shift array as TFLite computes it
     requant: str = "constants"
     # "int8": windows gathered as bytes on the stack (a 1x1 convolution reads its input in
-    # place), every tile unpacks them; "int16": two windows sign-extended once into arena
-    # scratch (4 bytes per window value), the tiles load halfword pairs (layers whose window
-    # rows, KW x C values, are a multiple of 4; others keep int8)
+    # place), every 2x2 tile unpacks them; "int16": three windows sign-extended once into arena
+    # scratch (6 bytes per window value), 2x3 tiles in assembly load halfword pairs (windows of
+    # taps that are not whole words are gathered as bytes first, up to 1 KiB; above, int8)
     im2col: str = "int8"
 
 
@@ -58,11 +58,12 @@ class DepthwiseKnobs:
 
 @dataclass(frozen=True)
 class FullyConnectedKnobs:
-    """FULLY_CONNECTED (1x4 tiles of tinycc_dot_s8_1x4)."""
+    """FULLY_CONNECTED (4-row blocks of tinycc_fc_s8_out; tinycc_dot_s8_1x4 for depths that
+    are not a multiple of 4)."""
 
     requant: str = "constants"
     # "int16": weights stored pre-extended for SMLAD (gemm.expand_weights; twice the flash),
-    # one LDRD per 4 weights instead of LDR + 2 SXTB16 (depth % 4 == 0)
+    # one LDRD per 4 weights instead of half an LDRD and 2 SXTB16 (depth % 4 == 0)
     weights: str = "int8"
 
 

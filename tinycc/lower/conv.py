@@ -64,21 +64,24 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     tiled = n == 1 and (not depthwise or (mult == 1 and c % 4 == 0))
     if tiled:
         if knobs.requant == "constants":
-            rq, rq_consts = with_rounding_constants(rq, rq_consts)
+            rq, rq_consts, bias = fast_requantization(rq, rq_consts, bias, wabs)
         geometry = (*geometry[:-1], rq)
         if depthwise:
             variant, weights, scratch_bytes = K.depthwise.schedule_weights(
                 knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
             func = K.depthwise_gemm(*geometry, variant=variant)
         else:
-            # windows whose rows are not whole SXTB16 groups (3 input channels) expand value by
-            # value: measured slower (VWW's first layer 1.30M -> 1.79M), so they keep int8
-            im2col = knobs.im2col if (kw * c) % 4 == 0 else "int8"
+            # windows whose taps are not whole SXTB16 groups (1 or 3 input channels) are gathered
+            # as bytes on the stack first, up to TVM's 1 KiB there
+            im2col = knobs.im2col if c % 4 == 0 or K.gemm.padded_depth(w.shape) <= K.gemm.MAX_STACK_BYTES \
+                else "int8"
             func = K.conv2d_gemm(*geometry, im2col=im2col)
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
-            if im2col == "int16" or (not direct and K.gemm.uses_two_windows(w.shape)):
+            if im2col == "int16":
+                weights = K.gemm.pair_weights(w.data)  # the 2x3 tiles' order
+            elif not direct and K.gemm.uses_two_windows(w.shape):
                 weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
@@ -113,14 +116,18 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
     rq, rq_consts, rq_note = requant(ctx, op, x, w, out, units, arrays=True)
     bias = folded_bias(ctx, op, op.inputs[2] if len(op.inputs) > 2 else -1,
                         w.data.astype(np.int64).sum(axis=1), in_zp, units)
-    rq = small_accumulator(rq, np.abs(w.data.astype(np.int64)).sum(axis=1), bias)
+    wabs = np.abs(w.data.astype(np.int64)).sum(axis=1)
+    rq = small_accumulator(rq, wabs, bias)
     knobs = _knobs(ctx, op, x.shape, w.shape, out.shape)
     if knobs.requant == "constants":
-        rq, rq_consts = with_rounding_constants(rq, rq_consts)
+        rq, rq_consts, bias = fast_requantization(rq, rq_consts, bias, wabs)
     name = kernel_name(ctx, op)
     wide = knobs.weights == "int16" and depth % 4 == 0
     func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
-    weights = K.gemm.expand_weights(w.data) if wide else w.data
+    if wide:
+        weights = K.gemm.expand_weights(w.data)
+    else:
+        weights = K.gemm.quad_weights(w.data) if depth % 4 == 0 else w.data
     consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
     notes = [describe(g, op), f"{batch} x {depth} -> {units}; input zero point {in_zp} folded "
              f"into the bias; {rq_note}"]
@@ -153,6 +160,49 @@ def with_rounding_constants(rq, rq_consts: list):
         return rq, rq_consts
     shift = dataclasses.replace(rq_consts[1], array=pairs)
     return dataclasses.replace(rq, rounding_constants=True), [rq_consts[0], shift]
+
+
+def fast_requantization(rq, rq_consts: list, bias: np.ndarray, weight_abs_sums: np.ndarray):
+    """with_rounding_constants, where a channel whose output is one value for every input (a
+    pruned channel: zero weights, a bias of +-2^30 and a tiny multiplier, as in VWW) would
+    keep the whole layer from qualifying: such a channel gets multiplier 0, bias 0 and
+    (e, r) = (1, 2v + 1), which gives v. Returns (rq, rq_consts, bias)."""
+    mult, shift = np.asarray(rq_consts[0].array), np.asarray(rq_consts[1].array)
+    fixed = constant_channels(rq, mult, shift, bias, weight_abs_sums)
+    if not fixed:
+        return (*with_rounding_constants(rq, rq_consts), bias)
+    mult, shift, new_bias = mult.copy(), shift.copy(), bias.copy()
+    for c in fixed:
+        mult[c], shift[c], new_bias[c] = 0, -1 if rq.rounding == "double" else -2, 0
+    rq_fast, consts = with_rounding_constants(
+        small_accumulator(rq, weight_abs_sums, new_bias),
+        [dataclasses.replace(rq_consts[0], array=mult), dataclasses.replace(rq_consts[1], array=shift)])
+    if not rq_fast.rounding_constants:
+        return rq, rq_consts, bias
+    pairs = np.array(consts[1].array)
+    for c, v in fixed.items():
+        pairs[2 * c], pairs[2 * c + 1] = 1, 2 * v + 1
+    return rq_fast, [consts[0], dataclasses.replace(consts[1], array=pairs)], new_bias
+
+
+def constant_channels(rq, mult, shift, bias, weight_abs_sums) -> dict:
+    """{channel: output} for the channels whose clamped output is the same at both ends of
+    their accumulator's range (the requantization is monotonic without a left shift)."""
+    from .. import quant
+
+    if not rq.per_channel or rq.rounding not in ("single", "double"):
+        return {}
+    out = {}
+    for c in range(len(mult)):
+        if shift[c] > 0:
+            continue
+        reach = int(weight_abs_sums[c]) * 128
+        ends = [min(rq.act_max, max(rq.act_min, quant.mul_by_quantized_multiplier(
+            int(bias[c]) + d, int(mult[c]), int(shift[c]), rq.rounding) + rq.out_zp)) for d in (-reach, reach)]
+        if ends[0] == ends[1]:
+            out[c] = ends[0]
+    # only worth it where a channel would otherwise keep the layer from qualifying
+    return out if K.rounding_constants(rq, shift) is None else {}
 
 
 LOWERINGS = {"CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv, "FULLY_CONNECTED": lower_fully_connected}
