@@ -579,7 +579,8 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
  * Per group: one LDRD of weights and 4 SXTB16, 3 LDRD of activations, 12 SMLAD: 20
  * instructions for 24 MACs. gcc 12 spills at this register count (6 accumulators, 4 weight
  * halves, 2 activation words, 2 pointers: all 14 registers), so the loop is inline assembly,
- * 4 groups a turn; its end lives on the stack (one LDR, CMP and BNE per turn).
+ * 4 groups a turn; its end lives on the stack (one LDR, CMP and BNE per turn). The first group
+ * starts from the bias (no copies into six accumulators) and is not part of a turn.
  */
 #if TINYCC_NN_ASM
 /* The loops below use all 14 registers: the loop's end pointer (in register r at the start)
@@ -613,6 +614,33 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     "smlad %[s02], %[xo], %[w0o], %[s02]\n\t"                                               \
     "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
     "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
+/* The first group: the accumulators start at the bias, which waits in s02 and s12 (the last
+ * ones written), so no copies of it are needed. */
+#define TINYCC_S16_2X3_FIRST                                                                 \
+    "ldrd %[w0e], %[w1e], [%[pw]], #8\n\t"                                                  \
+    "ldrd %[xe], %[xo], [%[pa]], #24\n\t"                                                   \
+    "sxtb16 %[w0o], %[w0e], ror #8\n\t"                                                     \
+    "sxtb16 %[w0e], %[w0e]\n\t"                                                             \
+    "sxtb16 %[w1o], %[w1e], ror #8\n\t"                                                     \
+    "sxtb16 %[w1e], %[w1e]\n\t"                                                             \
+    "smlad %[s00], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s00], %[xo], %[w0o], %[s00]\n\t"                                               \
+    "smlad %[s10], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s10], %[xo], %[w1o], %[s10]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-16]\n\t"                                                  \
+    "smlad %[s01], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s01], %[xo], %[w0o], %[s01]\n\t"                                               \
+    "smlad %[s11], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s11], %[xo], %[w1o], %[s11]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-8]\n\t"                                                   \
+    "smlad %[s02], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s02], %[xo], %[w0o], %[s02]\n\t"                                               \
+    "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
+#define TINYCC_S16_2X3_FIRST_OPERANDS                                                        \
+    [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "+r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),  \
+    [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
 #define TINYCC_S16_2X3_OPERANDS                                                              \
     [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
@@ -640,12 +668,14 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
 #endif
     for (o0 = 0; o0 < oc; o0 += 2) {
         const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
-        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
 #if TINYCC_NN_ASM
+        int32_t s00, s01, s02 = bias[o0], s10, s11, s12 = bias[o1];
         const int8_t *pa = cols;
         const int8_t *const end = pw + 2 * k;
-        const int32_t lead = k / 4 >= 4 ? (k / 4) % 4 : k / 4; /* groups before 4 a turn */
-        uint32_t w0e, w0o, w1e, w1o, xe = 0, xo;
+        /* groups after the first and before 4 a turn */
+        const int32_t lead = k / 4 - 1 >= 4 ? (k / 4 - 1) % 4 : k / 4 - 1;
+        uint32_t w0e, w0o, w1e, w1o, xe, xo;
+        __asm__(TINYCC_S16_2X3_FIRST : TINYCC_S16_2X3_FIRST_OPERANDS : : "memory");
         if (lead >= 1) {
             __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
         }
@@ -655,13 +685,14 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
         if (lead >= 3) {
             __asm__(TINYCC_S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
         }
-        if (k >= 16) {
+        if (k >= 20) {
             xe = (uint32_t)(uintptr_t)end;
             __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP TINYCC_S16_2X3_GROUP
                     TINYCC_S16_2X3_GROUP TINYCC_LOOP_POP_END("xe", "pw")
                     : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
         }
 #else
+        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
         const int16_t *a = (const int16_t *)(const void *)cols;
         const int8_t *pw = w + o0 * k;
         int32_t g, j;
