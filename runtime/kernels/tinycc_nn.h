@@ -641,6 +641,23 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "+r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),  \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
+/* tinycc_requant_fast of accumulator s (mode 4: doubled in place, then SMMLAR and the sign's
+ * correction; mode 5: SMMLA), right shift, SSAT and store at po + off (", %[d1]" or empty). */
+#define TINYCC_RQ4(s, off)                                                                   \
+    "lsl %[" s "], %[" s "], #1\n\t"                                                         \
+    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
+    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[po]" off "]\n\t"
+#define TINYCC_RQ5(s, off)                                                                   \
+    "smmla %[y], %[" s "], %[m], %[c]\n\t"                                                  \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[po]" off "]\n\t"
+#define TINYCC_RQ_OPERANDS                                                                   \
+    [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
+    [s12] "+r"(s12), [po] "+r"(po), [m] "=&r"(m), [c] "=&r"(c), [e] "=&r"(e), [y] "=&r"(y)
 #define TINYCC_S16_2X3_OPERANDS                                                              \
     [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
@@ -706,6 +723,35 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
                 s11 += a[4 + j] * w1;
                 s12 += a[8 + j] * w1;
             }
+        }
+#endif
+#if TINYCC_NN_ASM
+        if ((mode == 4 || mode == 5) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
+            /* the six requantizations in asm (tinycc_requant_fast's; d1, d2: constants at
+             * every call site, store offsets), each channel's constants loaded once */
+            const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
+            int8_t *po = out0 + o0;
+            uint32_t m, c, e, y;
+            if (mode == 4) {
+                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                        "ldrd %[e], %[c], [%[ps]]\n\t"
+                        TINYCC_RQ4("s00", "") TINYCC_RQ4("s01", ", %[d1]") TINYCC_RQ4("s02", ", %[d2]")
+                        "ldr %[m], [%[pm], #4]\n\t"
+                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                        "add %[po], %[po], #1\n\t"
+                        TINYCC_RQ4("s10", "") TINYCC_RQ4("s11", ", %[d1]") TINYCC_RQ4("s12", ", %[d2]")
+                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+            } else {
+                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                        "ldrd %[e], %[c], [%[ps]]\n\t"
+                        TINYCC_RQ5("s00", "") TINYCC_RQ5("s01", ", %[d1]") TINYCC_RQ5("s02", ", %[d2]")
+                        "ldr %[m], [%[pm], #4]\n\t"
+                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                        "add %[po], %[po], #1\n\t"
+                        TINYCC_RQ5("s10", "") TINYCC_RQ5("s11", ", %[d1]") TINYCC_RQ5("s12", ", %[d2]")
+                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+            }
+            continue;
         }
 #endif
         if (mode >= 4) {
