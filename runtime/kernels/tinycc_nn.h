@@ -650,6 +650,12 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     "asr %[y], %[y], %[e]\n\t"                                                              \
     "ssat %[y], #8, %[y]\n\t"                                                               \
     "strb %[y], [%[po]" off "]\n\t"
+#define TINYCC_RQ6(s, off)                                                                   \
+    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
+    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[po]" off "]\n\t"
 #define TINYCC_RQ5(s, off)                                                                   \
     "smmla %[y], %[" s "], %[m], %[c]\n\t"                                                  \
     "asr %[y], %[y], %[e]\n\t"                                                              \
@@ -726,7 +732,7 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
         }
 #endif
 #if TINYCC_NN_ASM
-        if ((mode == 4 || mode == 5) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
             /* the six requantizations in asm (tinycc_requant_fast's; d1, d2: constants at
              * every call site, store offsets), each channel's constants loaded once */
             const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
@@ -740,6 +746,15 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
                         "ldrd %[e], %[c], [%[ps], #8]\n\t"
                         "add %[po], %[po], #1\n\t"
                         TINYCC_RQ4("s10", "") TINYCC_RQ4("s11", ", %[d1]") TINYCC_RQ4("s12", ", %[d2]")
+                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+            } else if (mode == 6) {
+                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                        "ldrd %[e], %[c], [%[ps]]\n\t"
+                        TINYCC_RQ6("s00", "") TINYCC_RQ6("s01", ", %[d1]") TINYCC_RQ6("s02", ", %[d2]")
+                        "ldr %[m], [%[pm], #4]\n\t"
+                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                        "add %[po], %[po], #1\n\t"
+                        TINYCC_RQ6("s10", "") TINYCC_RQ6("s11", ", %[d1]") TINYCC_RQ6("s12", ", %[d2]")
                         : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
             } else {
                 __asm__ volatile("ldr %[m], [%[pm]]\n\t"
@@ -797,6 +812,29 @@ static inline void tinycc_expand_s8_x3(int8_t *dst, const int8_t *src, int32_t n
         d[1] = src[i + 2];
         d[2] = src[i + 1];
         d[3] = src[i + 3];
+    }
+#endif
+}
+
+/* tinycc_expand_s8_x3 of 2 x the values (the 2x3 tiles then accumulate 2 acc: mode 6) */
+static inline void tinycc_expand_s8_x3_2(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i;
+#if TINYCC_NN_DSP
+    for (i = 0; i < n; i += 4, dst += 24) {
+        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + i);
+        const int16x2_t e = __sxtb16(v), o = tinycc_sxtb16_odd(v);
+        int32_t *d = (int32_t *)(void *)dst;
+        d[0] = (int32_t)__sadd16(e, e);
+        d[1] = (int32_t)__sadd16(o, o);
+    }
+#else
+    for (i = 0; i < n; i += 4, dst += 24) {
+        int16_t *d = (int16_t *)(void *)dst;
+        d[0] = (int16_t)(2 * src[i]);
+        d[1] = (int16_t)(2 * src[i + 2]);
+        d[2] = (int16_t)(2 * src[i + 1]);
+        d[3] = (int16_t)(2 * src[i + 3]);
     }
 #endif
 }

@@ -145,6 +145,12 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
 
     ALIGNED = C % 4 == 0  # every run of a window starts at a multiple of 4
 
+    # the int16 windows doubled (and the bias, by the caller: doubles_activations), so that
+    # the tiles' accumulators hold the 2 acc of mode 4's SMMLAR (mode 6)
+    DOUBLE = im2col == "int16" and ALIGNED and doubles_activations(w_shape, OC, rq)
+    EXPAND = "tinycc_expand_s8_x3_2" if DOUBLE else "tinycc_expand_s8_x3"
+    FILL = 2 * in_zp if DOUBLE else in_zp
+    TMODE = 6 if DOUBLE else MODE
     NPAIR = (OC + 1) // 2
     TAIL1 = OC if P % 3 == 2 else 0  # the 2x3 tiles' last pixels: repeats of pixel P - 1
     TAIL2 = TAIL1
@@ -164,7 +170,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                         and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
                         and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
                     T.evaluate(T.call_extern(
-                        "void", "tinycc_expand_s8_x3", T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
+                        "void", EXPAND, T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
                         T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                         + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
                 else:
@@ -174,23 +180,23 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                 and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
                                 and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
                             T.evaluate(T.call_extern(
-                                "void", "tinycc_expand_s8_x3",
+                                "void", EXPAND,
                                 T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
                                 T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
                                                 + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
                         else:
                             T.evaluate(T.call_extern(
                                 "void", "tinycc_fill_s16_x3",
-                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), in_zp, C))
+                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), FILL, C))
             if P % 3 == 0 or pp < P // 3:
                 T.evaluate(T.call_extern(
                     "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
-                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), TMODE, ZP, LO, HI,
                     T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
             else:  # the last one or two pixels
                 T.evaluate(T.call_extern(
                     "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
-                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), MODE, ZP, LO, HI,
+                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), TMODE, ZP, LO, HI,
                     T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
 
     @T.prim_func(private=True)
@@ -255,6 +261,14 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     # TVM's C backend keeps local buffers on the stack only up to 1 KiB: gather one window
     # at a time when two do not fit.
     return gather if uses_two_windows(w_shape) else gather1
+
+
+def doubles_activations(w_shape, oc: int, rq: Requant) -> bool:
+    """The int16 im2col of whole-group taps doubles its windows, and the layer's bias is
+    doubled, when the requantization is mode 4 (double rounding, |acc| < 2^30, so 2 acc fits)
+    and the doubling (one SADD16 per 2 window values, per pixel) costs less than the shift it
+    saves (one per output)."""
+    return _double_flag(rq) == 4 and 2 * oc > padded_depth(w_shape)
 
 
 def expand_weights(w):

@@ -81,6 +81,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
             if im2col == "int16":
                 weights = K.gemm.pair_weights(w.data)  # the 2x3 tiles' order
+                if c % 4 == 0 and K.gemm.doubles_activations(w.shape, oc, rq):
+                    bias = bias * 2  # the tiles accumulate 2 acc (doubled windows)
             elif not direct and K.gemm.uses_two_windows(w.shape):
                 weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
