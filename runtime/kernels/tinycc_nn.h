@@ -692,7 +692,15 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
     for (o0 = 0; o0 < oc; o0 += 2) {
         const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
 #if TINYCC_NN_ASM
-        int32_t s00, s01, s02 = bias[o0], s10, s11, s12 = bias[o1];
+        int32_t s00, s01, s02, s10, s11, s12;
+        if (oc % 2 == 0) { /* both biases in one LDRD */
+            __asm__("ldrd %[b0], %[b1], [%[pb]]"
+                    : [b0] "=r"(s02), [b1] "=r"(s12)
+                    : [pb] "r"(bias + o0), "m"(bias[o0]), "m"(bias[o1]));
+        } else {
+            s02 = bias[o0];
+            s12 = bias[o1];
+        }
         const int8_t *pa = cols;
         const int8_t *const end = pw + 2 * k;
         /* groups after the first and before 4 a turn */
