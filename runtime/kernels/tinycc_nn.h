@@ -1419,13 +1419,26 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
     const int32_t pairs = n_out / 2;
     const int32_t rq_mode = mode == 4 ? 6 : mode;
     int32_t i, ch, oy, l;
-    for (i = 0; i < 4 * cs; ++i) {
-        buf[i] = zw;
-    }
     for (l = 0; l < mp; ++l) { /* line l of the padded plane: input line l - pr */
         const int32_t iy = l - pr;
-        if (iy >= 0 && iy < m_in) {
-            tinycc_dw_fill_line(buf + l * half, 1, cs, x + iy * in_line, in_step, p, n, zw);
+        int32_t *const line = buf + l * half;
+        if (iy >= 0 && iy < m_in) { /* the words fill_line leaves: padding before and after */
+            const int32_t first = p >> 1, last = n > 0 ? (p + n - 1) >> 1 : first - 1;
+            for (ch = 0; ch < 4; ++ch) {
+                for (i = 0; i < first; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+                for (i = last + 1; i < half; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+            }
+            tinycc_dw_fill_line(line, 1, cs, x + iy * in_line, in_step, p, n, zw);
+        } else {
+            for (ch = 0; ch < 4; ++ch) {
+                for (i = 0; i < half; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+            }
         }
     }
     for (ch = 0; ch < 4; ++ch) {

@@ -147,7 +147,7 @@ def pairs_line(out_shape, stride, sweep: str) -> int:
     return 2 * s * ((n_out + 1) // 2) + 2
 
 
-PLANE_SCRATCH_MAX = 2048  # bytes: planes up to this take the whole-plane form
+PLANE_SCRATCH_MAX = 6000
 
 
 def pairs_plane_bytes(out_shape, stride, sweep: str) -> int:
