@@ -1452,17 +1452,36 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
             const int32_t *q = buf + ch * cs + oy * sr * half;
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
-            for (k = 0; k < pairs; ++k, q += s, o += 2 * out_step) {
-                a0 = b;
-                a1 = b;
-                tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
-                tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
-                tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
-                {
-                    const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
-                    const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
-                    o[0] = q0;
-                    o[out_step] = q1;
+            if (pairs <= 8) { /* short lines: unrolled (VWW 6x6, 12x12: fewer loop and spill instructions) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                for (k = 0; k < pairs; ++k, q += s, o += 2 * out_step) {
+                    a0 = b;
+                    a1 = b;
+                    tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
+                    {
+                        const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                        const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
+                        o[0] = q0;
+                        o[out_step] = q1;
+                    }
+                }
+            } else {
+                for (k = 0; k < pairs; ++k, q += s, o += 2 * out_step) {
+                    a0 = b;
+                    a1 = b;
+                    tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
+                    {
+                        const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                        const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
+                        o[0] = q0;
+                        o[out_step] = q1;
+                    }
                 }
             }
             if (n_out & 1) {
