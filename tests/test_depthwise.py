@@ -48,6 +48,11 @@ def test_sweep_and_weights():
     assert depthwise.pairs_sweep((1, 48, 48, 8), (1, 48, 48, 8), (1, 1)) == "rows"
     assert depthwise.pairs_sweep((1, 9, 9, 8), (1, 3, 3, 8), (3, 3)) is None
     assert depthwise.pairs_line((1, 4, 5, 8), (2, 2), "rows") == 2 * 2 * 3 + 2
+    # small planes are extended whole (8 lines of 8 int16 for 4 channels), long lines keep the ring
+    assert depthwise.pairs_plane((1, 6, 6, 128), (1, 1), "rows")
+    assert depthwise.pairs_scratch_bytes((1, 6, 6, 128), (1, 1), "rows") == 8 * 8 * 8
+    assert not depthwise.pairs_plane((1, 48, 48, 8), (1, 1), "rows")
+    assert depthwise.pairs_scratch_bytes((1, 48, 48, 8), (1, 1), "rows") == 24 * 50
     w = np.arange(1, 1 + 9 * 4, dtype=np.int8).reshape(1, 3, 3, 4)
     rows = depthwise.pair_weights(w, "rows").reshape(4, 3, 4)
     cols = depthwise.pair_weights(w, "columns").reshape(4, 3, 4)

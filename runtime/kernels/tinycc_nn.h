@@ -1500,6 +1500,126 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
 }
 #endif
 
+#if TINYCC_NN_DSP
+/*
+ * The whole-plane form of tinycc_depthwise3x3_pairs_s8x4 for small planes (its plane flag):
+ * every input line the plane needs is sign-extended once into `scratch` (per channel the
+ * padded plane, mp lines of lw / 2 words, in the same channel-planar int16 pairs), then each
+ * channel runs over all its output lines with its weights and requantization constants loaded
+ * once, without the ring's per-line bookkeeping. The taps of a pair: words t, t + 1 (t + 2)
+ * of lines r, r + 1, r + 2, as in the ring kernel. scratch: 16 * mp * (lw / 2) bytes, mp =
+ * (m_out - 1) * sr + 3.
+ */
+TINYCC_INLINE void tinycc_dw_pair_plane_line(const int32_t *u, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
+                                             int32_t *a1)
+{
+    if (s == 1) { /* taps (t0, t1), (t2, t3) */
+        const int32_t x0 = u[0], x1 = u[1];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlatb(x0, wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wb, *a1);
+    } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
+        const int32_t x0 = u[0], x1 = u[1], x2 = u[2];
+        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
+        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wa, *a1);
+        *a0 = __smlabt(x1, wb, *a0);
+        *a1 = __smlabt(x2, wb, *a1);
+    }
+}
+TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
+                                                  int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
+                                                  int32_t out_line, int32_t s, int32_t sr, int32_t p, int32_t pr,
+                                                  int32_t in_zp, const int16_t *wq, const int32_t *bias,
+                                                  const int32_t *mult, const int32_t *shift, int32_t mode,
+                                                  int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
+                                                  int8_t *scratch)
+{
+    const int32_t half = lw / 2, mp = (m_out - 1) * sr + 3, cs = mp * half; /* words per channel plane */
+    int32_t *const buf = (int32_t *)(void *)scratch;
+    const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
+    const int32_t n = n_in < lw - p ? n_in : lw - p;
+    const int32_t pairs = n_out / 2;
+    const int32_t rq_mode = mode == 4 ? 6 : mode;
+    int32_t i, ch, oy, l;
+    for (l = 0; l < mp; ++l) { /* line l of the padded plane: input line l - pr */
+        const int32_t iy = l - pr;
+        int32_t *const line = buf + l * half;
+        if (iy >= 0 && iy < m_in) { /* the words fill_line leaves: padding before and after */
+            const int32_t first = p >> 1, last = n > 0 ? (p + n - 1) >> 1 : first - 1;
+            for (ch = 0; ch < 4; ++ch) {
+                for (i = 0; i < first; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+                for (i = last + 1; i < half; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+            }
+            tinycc_dw_fill_line(line, 1, cs, x + iy * in_line, in_step, p, n, zw);
+        } else {
+            for (ch = 0; ch < 4; ++ch) {
+                for (i = 0; i < half; ++i) {
+                    line[ch * cs + i] = zw;
+                }
+            }
+        }
+    }
+    for (ch = 0; ch < 4; ++ch) {
+        const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+        const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
+        const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
+        const int32_t w0a = tinycc_load_s8x4(wb), w0b = tinycc_load_s8x4(wb + 4);
+        const int32_t w1a = tinycc_load_s8x4(wb + 8), w1b = tinycc_load_s8x4(wb + 12);
+        const int32_t w2a = tinycc_load_s8x4(wb + 16), w2b = tinycc_load_s8x4(wb + 20);
+        for (oy = 0; oy < m_out; ++oy) {
+            const int32_t *q = buf + ch * cs + oy * sr * half;
+            int8_t *o = out + oy * out_line + ch;
+            int32_t k, a0, a1;
+            if (pairs <= 8) { /* short lines: unrolled (VWW 6x6, 12x12: fewer loop and spill instructions) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+                for (k = 0; k < pairs; ++k, q += s, o += 2 * out_step) {
+                    a0 = b;
+                    a1 = b;
+                    tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
+                    {
+                        const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                        const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
+                        o[0] = q0;
+                        o[out_step] = q1;
+                    }
+                }
+            } else {
+                for (k = 0; k < pairs; ++k, q += s, o += 2 * out_step) {
+                    a0 = b;
+                    a1 = b;
+                    tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
+                    tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
+                    {
+                        const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+                        const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
+                        o[0] = q0;
+                        o[out_step] = q1;
+                    }
+                }
+            }
+            if (n_out & 1) {
+                a0 = b;
+                a1 = b;
+                tinycc_dw_pair_plane_line(q, w0a, w0b, s, &a0, &a1);
+                tinycc_dw_pair_plane_line(q + half, w1a, w1b, s, &a0, &a1);
+                tinycc_dw_pair_plane_line(q + 2 * half, w2a, w2b, s, &a0, &a1);
+                o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
+            }
+        }
+    }
+}
+#endif
+
 /*
  * 3x3 depthwise convolution (dilation 1) of 4 adjacent channels over the whole output plane,
  * two outputs per step with SMLAD over adjacent taps. The plane is swept along "lines" (the
@@ -1529,7 +1649,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t in_zp, const int16_t *wq, const int32_t *bias,
                                                   const int32_t *mult, const int32_t *shift, int32_t mode,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
-                                                  int8_t *scratch)
+                                                  int8_t *scratch, int32_t plane)
 {
     /* per channel lw / 2 words of 3 slots: word j of slot sl of channel ch at (ch * half + j) * 3 + sl */
     const int32_t half = lw / 2;
@@ -1545,6 +1665,15 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
     const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
     const int32_t rq_mode = mode == 4 ? 6 : mode;
     int32_t i, ch, oy;
+#if TINYCC_NN_DSP
+    if (plane) { /* a small plane: extended whole (tinycc_depthwise3x3_plane_s8x4) */
+        tinycc_depthwise3x3_plane_s8x4(x, n_in, m_in, in_step, in_line, n_out, m_out, out_step, out_line, s, sr, p,
+                                       pr, in_zp, wq, bias, mult, shift, mode, zp, lo, hi, out, lw, scratch);
+        return;
+    }
+#else
+    (void)plane; /* the ring kernel, in a scratch at least as large */
+#endif
     for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
 #if TINYCC_NN_DSP
         buf[i] = zw;

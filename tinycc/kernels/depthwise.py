@@ -147,8 +147,26 @@ def pairs_line(out_shape, stride, sweep: str) -> int:
     return 2 * s * ((n_out + 1) // 2) + 2
 
 
+PLANE_SCRATCH_MAX = 6000
+
+
+def pairs_plane_bytes(out_shape, stride, sweep: str) -> int:
+    """The scratch of the whole-plane form (tinycc_depthwise3x3_plane_s8x4): per channel of a
+    group of 4, the padded plane's (m_out - 1) * sr + 3 lines of int16."""
+    m_out, sr = (out_shape[1], stride[0]) if sweep == "rows" else (out_shape[2], stride[1])
+    return 8 * ((m_out - 1) * sr + 3) * pairs_line(out_shape, stride, sweep)
+
+
+def pairs_plane(out_shape, stride, sweep: str) -> bool:
+    """Whether the 'pairs' kernel extends the whole plane at once (small planes: VWW's 6x6 and
+    3x3, where the ring's per-line setup per channel dominated)."""
+    return pairs_plane_bytes(out_shape, stride, sweep) <= PLANE_SCRATCH_MAX
+
+
 def pairs_scratch_bytes(out_shape, stride, sweep: str) -> int:
-    """3 ring slots of 4 channel lines, int16."""
+    """3 ring slots of 4 channel lines, int16; or the whole plane's lines (pairs_plane)."""
+    if pairs_plane(out_shape, stride, sweep):
+        return pairs_plane_bytes(out_shape, stride, sweep)
     return 24 * pairs_line(out_shape, stride, sweep)
 
 
@@ -174,6 +192,7 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G, LWP = C // 4, pairs_line(out_shape, stride, sweep)
     SCRATCH = pairs_scratch_bytes(out_shape, stride, sweep)
+    PLANE = int(pairs_plane(out_shape, stride, sweep))
     if sweep == "rows":  # along a line, then across lines
         N_IN, M_IN, IN_STEP, IN_LINE, N_OUT, M_OUT, OUT_STEP, OUT_LINE = W, H, C, W * C, OW, OH, C, OW * C
         S, SR, P, PR = SW, SH, PL, PT
@@ -191,7 +210,7 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
                 "void", "tinycc_depthwise3x3_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M_IN, IN_STEP, IN_LINE,
                 N_OUT, M_OUT, OUT_STEP, OUT_LINE, S, SR, P, PR, in_zp, T.address_of(w[g * 48]),
                 T.address_of(bias[g * 4]), T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE,
-                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH)))
+                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH), PLANE))
     return pairs
 
 
