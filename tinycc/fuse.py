@@ -30,6 +30,7 @@ import numpy as np
 from . import quant
 from .kernels.fused import AddParams, ConvGeom, conv_conv_rows
 from .lower import Alias, Const, Kernel
+from .lower.conv import DoubledBias
 from .lower.common import (
     LoweringContext,
     Scratch,
@@ -158,7 +159,10 @@ def _consts(ctx, graph, k) -> list:
     lowered kernel's form (its weights may be padded rows, and it may have a scratch buffer)."""
     w = graph.tensor(k.op.inputs[1])
     weights = Const(k.inputs[1].name, w.data)  # OHWI as in the model, not the lowered layout
-    return [weights, k.inputs[2], *_requant(ctx, graph, k)[1]]
+    bias = k.inputs[2]
+    if isinstance(bias, DoubledBias):  # the lowered tiles' doubled windows: the fused kernel's are not
+        bias = bias.halved()
+    return [weights, bias, *_requant(ctx, graph, k)[1]]
 
 
 def _geom(ctx, graph, k) -> ConvGeom:

@@ -24,6 +24,15 @@ from .common import (
 )
 
 
+@dataclasses.dataclass
+class DoubledBias(Const):
+    """The folded bias times 2, for 2x3 tiles over doubled windows (kernels.gemm.
+    doubles_activations: they accumulate 2 acc); `halved()` is the bias itself."""
+
+    def halved(self) -> Const:
+        return Const(self.name, self.array // 2)
+
+
 def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     g = ctx.graph
     depthwise = op.kind == "DEPTHWISE_CONV_2D"
@@ -58,6 +67,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     scratch_bytes = 0
     weights = w.data
+    doubled = False
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
     knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
     # the tiled kernels take one image; a batch (SPACE_TO_BATCH_ND's sub-images) the generic one
@@ -81,13 +91,13 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
             if im2col == "int16":
                 weights = K.gemm.pair_weights(w.data)  # the 2x3 tiles' order
-                if c % 4 == 0 and K.gemm.doubles_activations(w.shape, oc, rq):
-                    bias = bias * 2  # the tiles accumulate 2 acc (doubled windows)
+                doubled = c % 4 == 0 and K.gemm.doubles_activations(w.shape, oc, rq)
             elif not direct and K.gemm.uses_two_windows(w.shape):
                 weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
     else:  # depth multiplier > 1 or odd channel counts: the generic tensor expression
         func = K.conv2d(*geometry, mult)
-    consts = [Const(f"{name}_weights", weights), Const(f"{name}_bias", bias), *rq_consts]
+    bias_const = DoubledBias(f"{name}_bias", bias * 2) if doubled else Const(f"{name}_bias", bias)
+    consts = [Const(f"{name}_weights", weights), bias_const, *rq_consts]
     if scratch_bytes:
         from .common import Scratch
         consts.append(Scratch(f"{name}_scratch", np.zeros(scratch_bytes, np.int8)))
