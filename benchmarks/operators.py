@@ -45,8 +45,9 @@ TYPES = ("int8", "int16", "float32", "int32", "bool")
 
 
 def activation_type(graph, op) -> str:
-    """The type an operator computes in: its first non-constant input's, else its output's."""
-    for i in op.inputs:
+    """The type an operator computes in: its first non-constant input's, else its output's (an
+    IF_SELECT's values, not its bool condition)."""
+    for i in op.inputs[1:] if op.kind == "IF_SELECT" else op.inputs:
         if i >= 0 and not graph.tensor(i).is_const and graph.tensor(i).dtype in TYPES:
             return graph.tensor(i).dtype
     out = graph.tensor(op.outputs[0]) if op.outputs else None
@@ -82,8 +83,8 @@ def tflite_support() -> dict[str, set[str]]:
         except TinyccError as exc:  # refused: no evidence for its operators
             print(f"note: {path.relative_to(REPO)}: {exc}", file=sys.stderr)
             continue
-        for op in graph.operators:
-            seen[op.kind].add(activation_type(graph, op))
+        for op in graph.operators:  # an IF is inlined at import: its IF_SELECTs stand for it
+            seen["IF" if op.kind == "IF_SELECT" else op.kind].add(activation_type(graph, op))
         for kind in file_op_names(path) - {op.kind for op in graph.operators}:
             seen[kind].add("folded")
     return seen
@@ -108,7 +109,7 @@ def onnx_support() -> dict[str, set[str]]:
 
 def main() -> int:
     seen = tflite_support()
-    names = sorted(set(seen) | set(TFLM_OPS) | set(LOWERINGS))
+    names = sorted((set(seen) | set(TFLM_OPS) | set(LOWERINGS)) - {"IF_SELECT"})
     print(f"| TFLite operator | {' | '.join(TYPES)} | in TFLM's resolver |")
     print("|---|" + ":-:|" * (len(TYPES) + 1))
     for n in names:
