@@ -1388,22 +1388,29 @@ TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, in
  * stride along the line.
  */
 #if TINYCC_NN_DSP
-TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
-                                       int32_t *a1)
+TINYCC_INLINE void tinycc_dw_pair_taps(const int32_t *t, int32_t step, int32_t wa, int32_t wb, int32_t s,
+                                       int32_t *a0, int32_t *a1)
 {
-    if (s == 1) { /* taps (t0, t1), (t2, t3) */
-        const int32_t x0 = t[0], x1 = t[3];
+    if (s == 1) { /* taps (t0, t1), (t2, t3): words t[0], t[step] */
+        const int32_t x0 = t[0], x1 = t[step];
         *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
         *a1 = __smlatb(x0, wa, *a1);
         *a0 = __smlabt(x1, wb, *a0);
         *a1 = __smlad((int16x2_t)x1, (int16x2_t)wb, *a1);
     } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
-        const int32_t x0 = t[0], x1 = t[3], x2 = t[6];
+        const int32_t x0 = t[0], x1 = t[step], x2 = t[2 * step];
         *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
         *a1 = __smlad((int16x2_t)x1, (int16x2_t)wa, *a1);
         *a0 = __smlabt(x1, wb, *a0);
         *a1 = __smlabt(x2, wb, *a1);
     }
+}
+
+/* the ring's slots interleave word by word: a line's next word is 3 words on */
+TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
+                                       int32_t *a1)
+{
+    tinycc_dw_pair_taps(t, 3, wa, wb, s, a0, a1);
 }
 
 /* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack */
@@ -1513,20 +1520,9 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
 TINYCC_INLINE void tinycc_dw_pair_plane_line(const int32_t *u, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
                                              int32_t *a1)
 {
-    if (s == 1) { /* taps (t0, t1), (t2, t3) */
-        const int32_t x0 = u[0], x1 = u[1];
-        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
-        *a1 = __smlatb(x0, wa, *a1);
-        *a0 = __smlabt(x1, wb, *a0);
-        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wb, *a1);
-    } else { /* taps (t0, t1), (t2, t3), (t4, t5) */
-        const int32_t x0 = u[0], x1 = u[1], x2 = u[2];
-        *a0 = __smlad((int16x2_t)x0, (int16x2_t)wa, *a0);
-        *a1 = __smlad((int16x2_t)x1, (int16x2_t)wa, *a1);
-        *a0 = __smlabt(x1, wb, *a0);
-        *a1 = __smlabt(x2, wb, *a1);
-    }
+    tinycc_dw_pair_taps(u, 1, wa, wb, s, a0, a1); /* a plane's lines are contiguous words */
 }
+
 TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
                                                   int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
                                                   int32_t out_line, int32_t s, int32_t sr, int32_t p, int32_t pr,
