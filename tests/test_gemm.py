@@ -107,13 +107,13 @@ def test_taps_of_one_and_six_channels(target, tmp_path):
                                      ("cortex-m33", "-mfloat-abi=softfp -mfpu=fpv5-sp-d16")])
 def test_assembly_loops_compile_at_every_level(cpu, fpu, tmp_path):
     """The loops take all 14 registers: they must still get them at every optimization level
-    and float ABI a firmware may use (-O0 takes the C loops)."""
+    and float ABI a firmware may use (-O0 takes the C loops), with a frame pointer asked for too."""
     _need_arm()
     res = compile_model(MODEL, "mps2-an386", tmp_path / "lib", measure_code=False,
                         knobs={"FULLY_CONNECTED": {"weights": "int16"}})
     src = res.out_dir / "src" / "gemm_tiles_kernels.c"
-    for opt in ("-O0", "-O1", "-O2", "-O3", "-Os"):
-        cmd = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu.split(), opt, "-std=c99", "-Wall", "-Wextra",
+    for opt in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og", "-O2 -fno-omit-frame-pointer", "-Os -fno-omit-frame-pointer"):
+        cmd = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu.split(), *opt.split(), "-std=c99", "-Wall", "-Wextra",
                "-Werror", "-pedantic", "-c", str(src), "-o", str(tmp_path / "k.o")]
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"

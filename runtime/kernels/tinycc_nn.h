@@ -35,6 +35,12 @@
 /* the hand-scheduled loops (inline assembly, see TINYCC_LOOP_PUSH_END) */
 #if TINYCC_NN_DSP && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(TINYCC_NN_NO_ASM)
 #define TINYCC_NN_ASM 1
+#if !defined(__clang__)
+/* the loops take every register but sp and pc: a firmware built with -fno-omit-frame-pointer
+ * would keep r7 as the frame pointer and leave them one short, so the kernels (the functions
+ * after this header in the generated *_kernels.c) keep no frame pointer */
+#pragma GCC optimize("omit-frame-pointer")
+#endif
 #else
 #define TINYCC_NN_ASM 0
 #endif
