@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,29 @@ def test_warning_free_c99(library, cc, tmp_path):
         pytest.skip(f"{cc} is not installed (scripts/setup.sh installs it)")
     flags = list(load_target("nrf52840").cflags) if cc.startswith("arm") else []
     _compile_all([cc, "-O2", *flags], library.out_dir, tmp_path)
+
+
+def _newlib_includes() -> list[str]:
+    """The C library's include directories of arm-none-eabi-gcc (newlib's; not gcc's own, whose
+    arm_acle.h clang cannot read: clang has its own)."""
+    res = subprocess.run(["arm-none-eabi-gcc", "-xc", "-E", "-v", "-"], input="", capture_output=True, text=True)
+    lines = res.stderr.splitlines()
+    if "#include <...> search starts here:" not in lines:
+        return []
+    first = lines.index("#include <...> search starts here:") + 1
+    dirs = [Path(ln.strip()) for ln in lines[first:lines.index("End of search list.")]]
+    return [str(d) for d in dirs if (d / "string.h").is_file() and not (d / "arm_acle.h").is_file()]
+
+
+@pytest.mark.parametrize("opt", ["-O0", "-O1", "-O2", "-Os", "-Oz", "-O2 -fno-omit-frame-pointer"])
+def test_clang_for_cortex_m(library, opt, tmp_path):
+    """clang (the compiler of armclang and of Zephyr's LLVM toolchain) for the M4F: it keeps
+    the frame pointer by default, so the kernels must not need r7 (the assembly loops are gcc's)."""
+    if shutil.which("clang") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("needs clang and arm-none-eabi-gcc's newlib headers (scripts/setup.sh installs them)")
+    flags = [f for f in load_target("nrf52840").cflags if f.startswith(("-mcpu", "-mthumb", "-mfloat-abi", "-mfpu"))]
+    includes = [f"-isystem{d}" for d in _newlib_includes()]
+    _compile_all(["clang", "--target=arm-none-eabi", *flags, *includes, *opt.split()], library.out_dir, tmp_path)
 
 
 def test_layout_and_plain_c(library):

@@ -32,15 +32,14 @@
 #else
 #define TINYCC_NN_DSP 0
 #endif
-/* the hand-scheduled loops (inline assembly, see TINYCC_LOOP_PUSH_END) */
-#if TINYCC_NN_DSP && defined(__GNUC__) && defined(__OPTIMIZE__) && !defined(TINYCC_NN_NO_ASM)
+/* the hand-scheduled loops (inline assembly, see TINYCC_LOOP_PUSH_END), with gcc only: the
+ * loops take every register but sp and pc, and a build that keeps r7 as the frame pointer
+ * leaves them one short. gcc lets the kernels (the functions after this header in the
+ * generated *_kernels.c) drop it; clang keeps it by default for arm-none-eabi, even at -O2,
+ * and has no per-function switch, so with clang (armclang too) the ACLE intrinsic loops run */
+#if TINYCC_NN_DSP && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && !defined(TINYCC_NN_NO_ASM)
 #define TINYCC_NN_ASM 1
-#if !defined(__clang__)
-/* the loops take every register but sp and pc: a firmware built with -fno-omit-frame-pointer
- * would keep r7 as the frame pointer and leave them one short, so the kernels (the functions
- * after this header in the generated *_kernels.c) keep no frame pointer */
 #pragma GCC optimize("omit-frame-pointer")
-#endif
 #else
 #define TINYCC_NN_ASM 0
 #endif
@@ -591,8 +590,8 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
 #if TINYCC_NN_ASM
 /* The loops below use all 14 registers: the loop's end pointer (in register r at the start)
  * waits on the stack, pushed and dropped inside the asm statement, so that no operand needs
- * an address register. (Their register count needs the frame pointer omitted: gcc and clang
- * do so from -O1 on; without __OPTIMIZE__ the C loops are used.) */
+ * an address register. (Their register count needs the frame pointer omitted: see
+ * TINYCC_NN_ASM; without __OPTIMIZE__, or with clang, the C loops are used.) */
 #define TINYCC_LOOP_PUSH_END(r) "push {%[" r "]}\n1:\n\t"
 #define TINYCC_LOOP_POP_END(r, p)                                                            \
     "ldr %[" r "], [sp]\n\t"                                                                \
