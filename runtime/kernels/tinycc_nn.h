@@ -1476,16 +1476,20 @@ TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, cons
         l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
         ++j;
     }
-    for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
+    { /* two pixels, 4 channels: 4 words; the pixels' halves are packed first (channels 0, 1
+       * and 2, 3 of both), so that one SXTB16 makes each word; running pointers */
         const int8_t *q = src + (j - p) * in_step;
-        const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
-        const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
-        const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
-        l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
-        l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
-        l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
+        int32_t *d = l0 + ws * (j >> 1), k;
+        const int32_t words = p + n - j > 0 ? (p + n - j) >> 1 : 0;
+        for (k = words; k > 0; --k, q += 2 * in_step, d += ws) {
+            const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
+            const uint32_t lo = tinycc_pkhbt(v0, v1), hi = tinycc_pkhtb(v1, v0);
+            d[0] = (int32_t)__sxtb16(lo);
+            d[cs] = (int32_t)tinycc_sxtb16_odd(lo);
+            d[2 * cs] = (int32_t)__sxtb16(hi);
+            d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
+        }
+        j += 2 * words;
     }
     if (j < p + n) { /* a word of (last pixel, padding) */
         const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
@@ -1511,6 +1515,193 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
         }
     }
 }
+#endif
+
+#if TINYCC_NN_ASM
+/*
+ * The depthwise pair kernels' inner loops in assembly (tinycc_dw_lines_asm): one channel's
+ * output lines, 4 outputs a step, then a pair and a single output where the line's length
+ * asks for them, requantized and stored as they are done. gcc 12 spilled in the C loop (2
+ * outputs a step: 6 weights, 3 constants, bias, 2 pointers and 2 accumulators) and reloaded
+ * every tap word; here 4 accumulators share each row's weight words (one LDRD from the stack)
+ * and data words (LDRD at fixed offsets from one pointer: the 3 rows the window reads lie
+ * rb bytes apart), and the requantization constants stay in registers. Per 4 outputs: 3 x (2
+ * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 5 requantization, 4 loop: 58 instructions, where
+ * the C loop took 68 (stride 1) and 80 (stride 2).
+ *
+ * The stack block (44 bytes, copied from blk): the weight words of rows 0..2 ((w0, w1),
+ * (w1, w2) each, rows in the order of the data: row r at q + r * rb), the bias, the lines left,
+ * the byte steps from a line's end to the next line's start (data, output), the quad loop's end.
+ *
+ * Stride 1, outputs k = 0..3 from the words X0 = (t0, t1), X1 = (t2, t3), X2 = (t4, t5) of a
+ * row, wa = (w0, w1), wb = (w1, w2):
+ *   a0 += SMLAD(X0, wa) + SMLABT(X1, wb)     a1 += SMLATB(X0, wa) + SMLAD(X1, wb)
+ *   a2 += SMLAD(X1, wa) + SMLABT(X2, wb)     a3 += SMLATB(X1, wa) + SMLAD(X2, wb)
+ * stride 2, from X0 .. X4: a_k += SMLAD(X_k, wa) + SMLABT(X_k+1, wb).
+ */
+/* a row's 4 outputs; f: the first row (accumulators start from the bias, which waits in a2
+ * (stride 1) or a3 (stride 2)) */
+#define TINYCC_DW_Q1(ld0, ld1, b0, b1, b2, b3)                                                           \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlatb %[a1], %[x0], %[wa], %[" b1 "]\n\t"                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wb], %[a1]\n\t"                                                  \
+    "smlatb %[a3], %[x1], %[wa], %[" b3 "]\n\t"                                             \
+    "smlad %[a2], %[x1], %[wa], %[" b2 "]\n\t"                                              \
+    ld1 "smlabt %[a2], %[x0], %[wb], %[a2]\n\t"                                             \
+    "smlad %[a3], %[x0], %[wb], %[a3]\n\t"
+#define TINYCC_DW_Q2(ld0, ld1, ld2, b0, b1, b2, b3)                                                      \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wa], %[" b1 "]\n\t"                                              \
+    ld1 "smlabt %[a1], %[x0], %[wb], %[a1]\n\t"                                             \
+    "smlad %[a2], %[x0], %[wa], %[" b2 "]\n\t"                                              \
+    "smlabt %[a2], %[x1], %[wb], %[a2]\n\t"                                                 \
+    "smlad %[a3], %[x1], %[wa], %[" b3 "]\n\t"                                              \
+    ld2 "smlabt %[a3], %[x0], %[wb], %[a3]\n\t"
+/* two outputs; the third word of stride 2 in a2, the bias in a3 */
+#define TINYCC_DW_P(ld0, b0, b1)                                                                 \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    ".if %c[s] == 1\n\t"                                                                    \
+    "smlatb %[a1], %[x0], %[wa], %[" b1 "]\n\t"                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wb], %[a1]\n\t"                                                  \
+    ".else\n\t"                                                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wa], %[" b1 "]\n\t"                                              \
+    "smlabt %[a1], %[a2], %[wb], %[a1]\n\t"                                                 \
+    ".endif\n\t"
+#define TINYCC_DW_S(ld0, b0)                                                                 \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"
+#define TINYCC_DW_RQ(acc, off)                                                              \
+    ".if %c[md] == 6\n\t"                                                                   \
+    "smmlar %[y], %[" acc "], %[m], %[c]\n\t"                                               \
+    "add %[y], %[y], %[" acc "], asr #31\n\t"                                               \
+    ".else\n\t"                                                                             \
+    "smmla %[y], %[" acc "], %[m], %[c]\n\t"                                                \
+    ".endif\n\t"                                                                            \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[o]" off "]\n\t"
+#define TINYCC_DW_W(r) "ldrd %[wa], %[wb], [sp, #" r "]\n\t"
+
+/*
+ * lines output lines of one channel (see above): q at row 0's first word of the first line,
+ * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
+ * pointer after the last line; m, c, e: its requantization constants (mode 5 or 6, full int8
+ * range). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * byte steps from a line's end to the next line's start): compile-time constants.
+ */
+TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
+                                       int32_t m, int32_t c, int32_t e, int32_t s, int32_t n_out, int32_t rb,
+                                       int32_t st, int32_t mode, int32_t lines, int32_t qskip, int32_t oskip)
+{
+    int32_t a0 = b, a1 = (int32_t)(uintptr_t)o_end, a2, a3, x0, x1, wa, wb;
+    int32_t y = (int32_t)(uintptr_t)w;
+    __asm__ volatile(
+        "sub sp, #36\n\t"
+        "ldrd %[x0], %[x1], [%[y]]\n\t"
+        "ldrd %[wa], %[wb], [%[y], #8]\n\t"
+        "strd %[x0], %[x1], [sp]\n\t"
+        "strd %[wa], %[wb], [sp, #8]\n\t"
+        "ldrd %[x0], %[x1], [%[y], #16]\n\t"
+        "strd %[x0], %[x1], [sp, #16]\n\t"
+        "strd %[a0], %[a1], [sp, #24]\n\t" /* bias, o_end */
+        "2:\n\t"
+        ".if (%c[n] / 4)\n\t"
+        ".if (%c[n] / 4) > 1\n\t"
+        "addw %[wb], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t"
+        "str %[wb], [sp, #32]\n\t"
+        "1:\n\t"
+        ".endif\n\t"
+        ".if %c[s] == 1\n\t"
+        "ldr %[a2], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "ldr %[x0], [%[q], #%c[r1] + 8]\n\t", "a2", "a2", "a2", "a2")
+        TINYCC_DW_W("16")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "ldr %[x0], [%[q], #%c[r1] * 2 + 8]\n\t", "a0", "a1", "a2", "a3")
+        TINYCC_DW_W("0")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q]], #8\n\t", "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
+        ".else\n\t"
+        "ldr %[a3], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "ldrd %[x0], %[x1], [%[q], #%c[r1] + 8]\n\t",
+                     "ldr %[x0], [%[q], #%c[r1] + 16]\n\t", "a3", "a3", "a3", "a3")
+        TINYCC_DW_W("16")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "ldrd %[x0], %[x1], [%[q], #%c[r1] * 2 + 8]\n\t",
+                     "ldr %[x0], [%[q], #%c[r1] * 2 + 16]\n\t", "a0", "a1", "a2", "a3")
+        TINYCC_DW_W("0")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q]], #16\n\t", "ldrd %[x0], %[x1], [%[q], #-8]\n\t",
+                     "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
+        ".endif\n\t"
+        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]") TINYCC_DW_RQ("a2", ", #%c[st] * 2")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3")
+        "addw %[o], %[o], #%c[st] * 4\n\t"
+        ".if (%c[n] / 4) > 1\n\t"
+        "ldr %[wa], [sp, #32]\n\t"
+        "cmp %[q], %[wa]\n\t"
+        "bne 1b\n\t"
+        ".endif\n\t"
+        ".endif\n\t"
+        ".if (%c[n] %% 4) >= 2\n\t"
+        ".if %c[s] == 1\n\t"
+        "ldr %[a2], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "a2", "a2")
+        TINYCC_DW_W("16")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0", "a1")
+        TINYCC_DW_W("0")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #4\n\t", "a0", "a1")
+        ".else\n\t"
+        "ldr %[a3], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t" "ldr %[a2], [%[q], #%c[r1] + 8]\n\t", "a3", "a3")
+        TINYCC_DW_W("16")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t" "ldr %[a2], [%[q], #%c[r1] * 2 + 8]\n\t", "a0", "a1")
+        TINYCC_DW_W("0")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #8\n\t" "ldr %[a2], [%[q]]\n\t", "a0", "a1")
+        ".endif\n\t"
+        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]")
+        "addw %[o], %[o], #%c[st] * 2\n\t"
+        ".endif\n\t"
+        ".if %c[n] %% 2\n\t"
+        "ldr %[a1], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "a1")
+        TINYCC_DW_W("16")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0")
+        TINYCC_DW_W("0")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q]]\n\t", "a0")
+        TINYCC_DW_RQ("a0", "")
+        "addw %[o], %[o], #%c[st]\n\t"
+        ".endif\n\t"
+        ".if %c[lines] > 1\n\t"
+        ".if %c[qs] > 0\n\t"
+        "addw %[q], %[q], #%c[qs]\n\t"
+        ".elseif %c[qs] < 0\n\t"
+        "subw %[q], %[q], #-(%c[qs])\n\t"
+        ".endif\n\t"
+        ".if %c[os] > 0\n\t"
+        "addw %[o], %[o], #%c[os]\n\t"
+        ".elseif %c[os] < 0\n\t"
+        "subw %[o], %[o], #-(%c[os])\n\t"
+        ".endif\n\t"
+        "ldr %[wa], [sp, #28]\n\t"
+        "cmp %[o], %[wa]\n\t"
+        "bne 2b\n\t"
+        ".endif\n\t"
+        "add sp, #36\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y)
+        : [m] "r"(m), [c] "r"(c), [e] "r"(e), [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
+        : "cc", "memory");
+}
+
+/* whether tinycc_dw_lines_asm takes a layer (its constants' ranges: LDRD offsets up to 1020,
+ * ADDW and STRB offsets up to 4095) */
+#define TINYCC_DW_ASM_OK(s, n_out, rb, st, mode, lo, hi)                                     \
+    (__builtin_constant_p(s) && __builtin_constant_p(n_out) && __builtin_constant_p(rb) &&    \
+     __builtin_constant_p(st) && __builtin_constant_p(mode) && ((s) == 1 || (s) == 2) &&       \
+     ((mode) == 5 || (mode) == 6) && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
+     2 * (rb) + 16 <= 1020 && (st) > 0 && 4 * (st) <= 4095 && (n_out) / 4 * 8 * (s) <= 4095)
+/* the plane's line steps as ADDW / SUBW immediates */
+#define TINYCC_DW_ASM_STEP_OK(x) (__builtin_constant_p(x) && (x) > -4096 && (x) < 4096)
 #endif
 
 #if TINYCC_NN_DSP
@@ -1573,6 +1764,18 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         const int32_t w0a = tinycc_load_s8x4(wb), w0b = tinycc_load_s8x4(wb + 4);
         const int32_t w1a = tinycc_load_s8x4(wb + 8), w1b = tinycc_load_s8x4(wb + 12);
         const int32_t w2a = tinycc_load_s8x4(wb + 16), w2b = tinycc_load_s8x4(wb + 20);
+#if TINYCC_NN_ASM
+        if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi) &&
+            TINYCC_DW_ASM_STEP_OK(4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0))) &&
+            TINYCC_DW_ASM_STEP_OK(out_line - n_out * out_step) && __builtin_constant_p(m_out)) {
+            /* every line of the channel in one call: lines sr * half words apart */
+            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), b,
+                                out + ch + m_out * out_line, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode,
+                                m_out, 4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0)),
+                                out_line - n_out * out_step);
+            continue;
+        }
+#endif
         for (oy = 0; oy < m_out; ++oy) {
             const int32_t *q = buf + ch * cs + oy * sr * half;
             int8_t *o = out + oy * out_line + ch;
