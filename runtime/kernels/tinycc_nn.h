@@ -1412,21 +1412,16 @@ TINYCC_INLINE void tinycc_dw_pair_taps(const int32_t *t, int32_t step, int32_t w
     }
 }
 
-/* the ring's slots interleave word by word: a line's next word is 3 words on */
-TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
-                                       int32_t *a1)
-{
-    tinycc_dw_pair_taps(t, 3, wa, wb, s, a0, a1);
-}
-
-/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack */
-TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, const int32_t *ws, int32_t s, int32_t b, int32_t *acc0,
-                                  int32_t *acc1)
+/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack. On DSP
+ * cores a channel's 3 slots follow each other (half words each), so that a pair's words of
+ * one slot are adjacent (one LDRD in tinycc_dw_lines_asm) */
+TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, int32_t half, const int32_t *ws, int32_t s, int32_t b,
+                                  int32_t *acc0, int32_t *acc1)
 {
     int32_t a0 = b, a1 = b;
-    tinycc_dw_pair_slot(p, ws[0], ws[1], s, &a0, &a1);
-    tinycc_dw_pair_slot(p + 1, ws[2], ws[3], s, &a0, &a1);
-    tinycc_dw_pair_slot(p + 2, ws[4], ws[5], s, &a0, &a1);
+    tinycc_dw_pair_taps(p, 1, ws[0], ws[1], s, &a0, &a1);
+    tinycc_dw_pair_taps(p + half, 1, ws[2], ws[3], s, &a0, &a1);
+    tinycc_dw_pair_taps(p + 2 * half, 1, ws[4], ws[5], s, &a0, &a1);
     *acc0 = a0;
     *acc1 = a1;
 }
@@ -1437,10 +1432,11 @@ TINYCC_INLINE int32_t tinycc_dw_tap(const int16_t *q, int32_t j)
     return q[(j >> 1) * 6 + (j & 1)];
 }
 
-TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s, int32_t b, int32_t *acc0,
-                                  int32_t *acc1)
+TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, int32_t half, const int16_t *ws, int32_t s, int32_t b,
+                                  int32_t *acc0, int32_t *acc1)
 {
     int32_t a0 = b, a1 = b, r;
+    (void)half; /* the slots interleave word by word here */
     for (r = 0; r < 3; ++r) {
         const int16_t *q = p + 2 * r, *w = ws + 4 * r;
         a0 += tinycc_dw_tap(q, 0) * w[0] + tinycc_dw_tap(q, 1) * w[1] + tinycc_dw_tap(q, 2) * w[3];
@@ -1867,7 +1863,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
     int32_t held[3] = {-1, -1, -1};
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
     const int32_t pairs = n_out / 2;
-    const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
+    const int32_t step = TINYCC_NN_DSP ? s : 6 * s; /* a pair's advance */
     const int32_t rq_mode = mode == 4 ? 6 : mode;
     int32_t i, ch, oy;
 #if TINYCC_NN_DSP
@@ -1900,7 +1896,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             if (iy < 0 || iy >= m_in) { /* a line of padding */
                 for (i = 0; i < 4 * half; ++i) {
 #if TINYCC_NN_DSP
-                    buf[3 * i + sl] = zw;
+                    buf[(3 * (i / half) + sl) * half + i % half] = zw;
 #else
                     buf[6 * i + 2 * sl] = (int16_t)in_zp;
                     buf[6 * i + 2 * sl + 1] = (int16_t)in_zp;
@@ -1909,7 +1905,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                 continue;
             }
 #if TINYCC_NN_DSP
-            tinycc_dw_fill_line(buf + sl, 3, 3 * half, src, in_step, p, n, zw);
+            tinycc_dw_fill_line(buf + sl * half, 1, 3 * half, src, in_step, p, n, zw);
 #else
             tinycc_dw_fill_line(buf + 2 * sl, 3, 3 * half, src, in_step, p, n, in_zp);
 #endif
@@ -1920,7 +1916,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
 #if TINYCC_NN_DSP
-            const int32_t *q = buf + 3 * ch * half;
+            const int32_t *q = buf + 3 * ch * half; /* slot 0's line */
             const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
             const int8_t *w0 = wb + 8 * row_of[0], *w1 = wb + 8 * row_of[1], *w2 = wb + 8 * row_of[2];
             int32_t ws[6]; /* the weights in slot order (written out: gcc 12 keeps a loop) */
@@ -1930,6 +1926,12 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             ws[3] = tinycc_load_s8x4(w1 + 4);
             ws[4] = tinycc_load_s8x4(w2);
             ws[5] = tinycc_load_s8x4(w2 + 4);
+#if TINYCC_NN_ASM
+            if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi)) {
+                tinycc_dw_lines_asm(q, o, ws, b, o, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode, 1, 0, 0);
+                continue;
+            }
+#endif
 #else
             const int16_t *q = buf + 6 * ch * half;
             int16_t ws[12];
@@ -1938,7 +1940,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             }
 #endif
             for (k = 0; k < pairs; ++k, q += step, o += 2 * out_step) {
-                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                tinycc_dw_pair(q, half, ws, s, b, &a0, &a1);
                 {
                     const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
                     const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
@@ -1947,7 +1949,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                 }
             }
             if (n_out & 1) { /* an odd line's last output */
-                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                tinycc_dw_pair(q, half, ws, s, b, &a0, &a1);
                 o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
             }
         }
