@@ -1456,46 +1456,38 @@ TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, int32_t half, const int16_t 
  * point in both halves; plain C: the zero point).
  */
 #if TINYCC_NN_DSP
+/* the 4 words of pixels v0, v1 (4 channels each, as loaded): their halves packed first
+ * (channels 0, 1 and 2, 3 of both), then one SXTB16 a word */
+TINYCC_INLINE void tinycc_dw_fill_word(int32_t *d, int32_t cs, uint32_t v0, uint32_t v1)
+{
+    const uint32_t lo = tinycc_pkhbt(v0, v1), hi = tinycc_pkhtb(v1, v0);
+    d[0] = (int32_t)__sxtb16(lo);
+    d[cs] = (int32_t)tinycc_sxtb16_odd(lo);
+    d[2 * cs] = (int32_t)__sxtb16(hi);
+    d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
+}
+
 TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
                                        int32_t p, int32_t n, int32_t z)
 {
-    int32_t *l1 = l0 + cs, *l2 = l1 + cs, *l3 = l2 + cs;
-    int32_t j = p; /* line index of input pixel 0 */
-    if (j & 1) { /* a word of (padding, pixel 0) */
-        const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
-        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-        const uint32_t zlo = (uint32_t)z & 0xFFFFu;
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)(zlo | (e << 16));
-        l1[at] = (int32_t)(zlo | (o << 16));
-        l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
-        l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
-        ++j;
+    /* a padding pixel: the zero point in every byte (z's low byte), sign-extended as a pixel */
+    const uint32_t zb = ((uint32_t)z & 0xFFu) * 0x01010101u;
+    const int8_t *q = src;
+    int32_t *d = l0 + ws * (p >> 1), k, left = n;
+    if ((p & 1) && left > 0) { /* a word of (padding, pixel 0) */
+        tinycc_dw_fill_word(d, cs, zb, (uint32_t)tinycc_load_s8x4(q));
+        q += in_step;
+        d += ws;
+        --left;
     }
-    { /* two pixels, 4 channels: 4 words; the pixels' halves are packed first (channels 0, 1
-       * and 2, 3 of both), so that one SXTB16 makes each word; running pointers */
-        const int8_t *q = src + (j - p) * in_step;
-        int32_t *d = l0 + ws * (j >> 1), k;
-        const int32_t words = p + n - j > 0 ? (p + n - j) >> 1 : 0;
-        for (k = words; k > 0; --k, q += 2 * in_step, d += ws) {
-            const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
-            const uint32_t lo = tinycc_pkhbt(v0, v1), hi = tinycc_pkhtb(v1, v0);
-            d[0] = (int32_t)__sxtb16(lo);
-            d[cs] = (int32_t)tinycc_sxtb16_odd(lo);
-            d[2 * cs] = (int32_t)__sxtb16(hi);
-            d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
-        }
-        j += 2 * words;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 2
+#endif
+    for (k = left >> 1; k > 0; --k, q += 2 * in_step, d += ws) { /* two pixels */
+        tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step));
     }
-    if (j < p + n) { /* a word of (last pixel, padding) */
-        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
-        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-        const uint32_t zhi = (uint32_t)z & 0xFFFF0000u;
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
-        l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
-        l2[at] = (int32_t)(zhi | (e >> 16));
-        l3[at] = (int32_t)(zhi | (o >> 16));
+    if (left & 1) { /* a word of (last pixel, padding) */
+        tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), zb);
     }
 }
 #else
