@@ -1577,8 +1577,8 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
 /*
  * lines output lines of one channel (see above): q at row 0's first word of the first line,
  * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
- * pointer after the last line; m, c, e: its requantization constants (mode 5 or 6, full int8
- * range). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * pointer after the last line; m, c, e: its requantization constants (mode 6, full int8 range;
+ * mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
  * byte steps from a line's end to the next line's start): compile-time constants.
  */
 TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
@@ -1686,7 +1686,7 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
 #define TINYCC_DW_ASM_OK(s, n_out, rb, st, mode, lo, hi)                                     \
     (__builtin_constant_p(s) && __builtin_constant_p(n_out) && __builtin_constant_p(rb) &&    \
      __builtin_constant_p(st) && __builtin_constant_p(mode) && ((s) == 1 || (s) == 2) &&       \
-     ((mode) == 5 || (mode) == 6) && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
+     (mode) == 6 && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
      2 * (rb) + 16 <= 1020 && (st) > 0 && 4 * (st) <= 4095 && (n_out) / 4 * 8 * (s) <= 4095)
 /* the plane's line steps as ADDW / SUBW immediates */
 #define TINYCC_DW_ASM_STEP_OK(x) (__builtin_constant_p(x) && (x) > -4096 && (x) < 4096)
