@@ -77,3 +77,22 @@ def test_kx1_weights():
     taps = w[0, :, 0, 2].tolist()
     assert k.tolist() == taps + [0] + [0] + taps
     assert depthwise.kx1_weights(w, "columns", doubled=True).reshape(4, -1)[2].tolist() == [2 * v for v in k.tolist()]
+
+
+VWW = Path("/work/shared/models/mlperf-tiny/vww_96_int8.tflite")
+if not VWW.exists():
+    VWW = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny" / "vww_96_int8.tflite"
+
+
+@pytest.mark.parametrize("rounding,opt", [("litert", "-O2"), ("double", "-Os"), ("double", "-Og")])
+def test_assembly_lines_on_vww(rounding, opt, tmp_path):
+    """tinycc_dw_lines_asm on every form it takes: VWW's ring layers (48 and 24 outputs a line,
+    strides 1 and 2), whole planes of 24, 12, 6 and 3 (4 outputs a step, then a pair and a
+    single), single rounding (SMMLA) and double (SMMLAR), and the C loops where -Og leaves a
+    shape unknown: bit-exact on the M4."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (scripts/setup.sh installs it)")
+    if not VWW.exists():
+        pytest.skip(f"{VWW} is absent (the MLPerf Tiny models)")
+    report = verify(VWW, "mps2-an386", rounding=rounding, opt=opt, work_dir=tmp_path)
+    assert report.ok, report.summary()

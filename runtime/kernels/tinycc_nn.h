@@ -1411,21 +1411,16 @@ TINYCC_INLINE void tinycc_dw_pair_taps(const int32_t *t, int32_t step, int32_t w
     }
 }
 
-/* the ring's slots interleave word by word: a line's next word is 3 words on */
-TINYCC_INLINE void tinycc_dw_pair_slot(const int32_t *t, int32_t wa, int32_t wb, int32_t s, int32_t *a0,
-                                       int32_t *a1)
-{
-    tinycc_dw_pair_taps(t, 3, wa, wb, s, a0, a1);
-}
-
-/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack */
-TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, const int32_t *ws, int32_t s, int32_t b, int32_t *acc0,
-                                  int32_t *acc1)
+/* written out: gcc 12 keeps a loop over the 3 slots, with the weights on the stack. On DSP
+ * cores a channel's 3 slots follow each other (half words each), so that a pair's words of
+ * one slot are adjacent (one LDRD in tinycc_dw_lines_asm) */
+TINYCC_INLINE void tinycc_dw_pair(const int32_t *p, int32_t half, const int32_t *ws, int32_t s, int32_t b,
+                                  int32_t *acc0, int32_t *acc1)
 {
     int32_t a0 = b, a1 = b;
-    tinycc_dw_pair_slot(p, ws[0], ws[1], s, &a0, &a1);
-    tinycc_dw_pair_slot(p + 1, ws[2], ws[3], s, &a0, &a1);
-    tinycc_dw_pair_slot(p + 2, ws[4], ws[5], s, &a0, &a1);
+    tinycc_dw_pair_taps(p, 1, ws[0], ws[1], s, &a0, &a1);
+    tinycc_dw_pair_taps(p + half, 1, ws[2], ws[3], s, &a0, &a1);
+    tinycc_dw_pair_taps(p + 2 * half, 1, ws[4], ws[5], s, &a0, &a1);
     *acc0 = a0;
     *acc1 = a1;
 }
@@ -1436,10 +1431,11 @@ TINYCC_INLINE int32_t tinycc_dw_tap(const int16_t *q, int32_t j)
     return q[(j >> 1) * 6 + (j & 1)];
 }
 
-TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s, int32_t b, int32_t *acc0,
-                                  int32_t *acc1)
+TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, int32_t half, const int16_t *ws, int32_t s, int32_t b,
+                                  int32_t *acc0, int32_t *acc1)
 {
     int32_t a0 = b, a1 = b, r;
+    (void)half; /* the slots interleave word by word here */
     for (r = 0; r < 3; ++r) {
         const int16_t *q = p + 2 * r, *w = ws + 4 * r;
         a0 += tinycc_dw_tap(q, 0) * w[0] + tinycc_dw_tap(q, 1) * w[1] + tinycc_dw_tap(q, 2) * w[3];
@@ -1459,42 +1455,38 @@ TINYCC_INLINE void tinycc_dw_pair(const int16_t *p, const int16_t *ws, int32_t s
  * point in both halves; plain C: the zero point).
  */
 #if TINYCC_NN_DSP
+/* the 4 words of pixels v0, v1 (4 channels each, as loaded): their halves packed first
+ * (channels 0, 1 and 2, 3 of both), then one SXTB16 a word */
+TINYCC_INLINE void tinycc_dw_fill_word(int32_t *d, int32_t cs, uint32_t v0, uint32_t v1)
+{
+    const uint32_t lo = tinycc_pkhbt(v0, v1), hi = tinycc_pkhtb(v1, v0);
+    d[0] = (int32_t)__sxtb16(lo);
+    d[cs] = (int32_t)tinycc_sxtb16_odd(lo);
+    d[2 * cs] = (int32_t)__sxtb16(hi);
+    d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
+}
+
 TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
                                        int32_t p, int32_t n, int32_t z)
 {
-    int32_t *l1 = l0 + cs, *l2 = l1 + cs, *l3 = l2 + cs;
-    int32_t j = p; /* line index of input pixel 0 */
-    if (j & 1) { /* a word of (padding, pixel 0) */
-        const uint32_t v = (uint32_t)tinycc_load_s8x4(src);
-        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-        const uint32_t zlo = (uint32_t)z & 0xFFFFu;
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)(zlo | (e << 16));
-        l1[at] = (int32_t)(zlo | (o << 16));
-        l2[at] = (int32_t)(zlo | (e & 0xFFFF0000u));
-        l3[at] = (int32_t)(zlo | (o & 0xFFFF0000u));
-        ++j;
+    /* a padding pixel: the zero point in every byte (z's low byte), sign-extended as a pixel */
+    const uint32_t zb = ((uint32_t)z & 0xFFu) * 0x01010101u;
+    const int8_t *q = src;
+    int32_t *d = l0 + ws * (p >> 1), k, left = n;
+    if ((p & 1) && left > 0) { /* a word of (padding, pixel 0) */
+        tinycc_dw_fill_word(d, cs, zb, (uint32_t)tinycc_load_s8x4(q));
+        q += in_step;
+        d += ws;
+        --left;
     }
-    for (; j + 1 < p + n; j += 2) { /* two pixels, 4 channels: 4 words */
-        const int8_t *q = src + (j - p) * in_step;
-        const uint32_t v0 = (uint32_t)tinycc_load_s8x4(q), v1 = (uint32_t)tinycc_load_s8x4(q + in_step);
-        const uint32_t e0 = (uint32_t)__sxtb16(v0), o0 = (uint32_t)tinycc_sxtb16_odd(v0);
-        const uint32_t e1 = (uint32_t)__sxtb16(v1), o1 = (uint32_t)tinycc_sxtb16_odd(v1);
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)tinycc_pkhbt(e0, e1);
-        l1[at] = (int32_t)tinycc_pkhbt(o0, o1);
-        l2[at] = (int32_t)tinycc_pkhtb(e1, e0);
-        l3[at] = (int32_t)tinycc_pkhtb(o1, o0);
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 2
+#endif
+    for (k = left >> 1; k > 0; --k, q += 2 * in_step, d += ws) { /* two pixels */
+        tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step));
     }
-    if (j < p + n) { /* a word of (last pixel, padding) */
-        const uint32_t v = (uint32_t)tinycc_load_s8x4(src + (j - p) * in_step);
-        const uint32_t e = (uint32_t)__sxtb16(v), o = (uint32_t)tinycc_sxtb16_odd(v);
-        const uint32_t zhi = (uint32_t)z & 0xFFFF0000u;
-        const int32_t at = ws * (j >> 1);
-        l0[at] = (int32_t)(zhi | (e & 0xFFFFu));
-        l1[at] = (int32_t)(zhi | (o & 0xFFFFu));
-        l2[at] = (int32_t)(zhi | (e >> 16));
-        l3[at] = (int32_t)(zhi | (o >> 16));
+    if (left & 1) { /* a word of (last pixel, padding) */
+        tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), zb);
     }
 }
 #else
@@ -1510,6 +1502,193 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
         }
     }
 }
+#endif
+
+#if TINYCC_NN_ASM
+/*
+ * The depthwise pair kernels' inner loops in assembly (tinycc_dw_lines_asm): one channel's
+ * output lines, 4 outputs a step, then a pair and a single output where the line's length
+ * asks for them, requantized and stored as they are done. gcc 12 spilled in the C loop (2
+ * outputs a step: 6 weights, 3 constants, bias, 2 pointers and 2 accumulators) and reloaded
+ * every tap word; here 4 accumulators share each row's weight words (one LDRD from the stack)
+ * and data words (LDRD at fixed offsets from one pointer: the 3 rows the window reads lie
+ * rb bytes apart), and the requantization constants stay in registers. Per 4 outputs: 3 x (2
+ * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 5 requantization, 4 loop: 58 instructions, where
+ * the C loop took 68 (stride 1) and 80 (stride 2).
+ *
+ * The stack block (44 bytes, copied from blk): the weight words of rows 0..2 ((w0, w1),
+ * (w1, w2) each, rows in the order of the data: row r at q + r * rb), the bias, the lines left,
+ * the byte steps from a line's end to the next line's start (data, output), the quad loop's end.
+ *
+ * Stride 1, outputs k = 0..3 from the words X0 = (t0, t1), X1 = (t2, t3), X2 = (t4, t5) of a
+ * row, wa = (w0, w1), wb = (w1, w2):
+ *   a0 += SMLAD(X0, wa) + SMLABT(X1, wb)     a1 += SMLATB(X0, wa) + SMLAD(X1, wb)
+ *   a2 += SMLAD(X1, wa) + SMLABT(X2, wb)     a3 += SMLATB(X1, wa) + SMLAD(X2, wb)
+ * stride 2, from X0 .. X4: a_k += SMLAD(X_k, wa) + SMLABT(X_k+1, wb).
+ */
+/* a row's 4 outputs; f: the first row (accumulators start from the bias, which waits in a2
+ * (stride 1) or a3 (stride 2)) */
+#define TINYCC_DW_Q1(ld0, ld1, b0, b1, b2, b3)                                                           \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlatb %[a1], %[x0], %[wa], %[" b1 "]\n\t"                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wb], %[a1]\n\t"                                                  \
+    "smlatb %[a3], %[x1], %[wa], %[" b3 "]\n\t"                                             \
+    "smlad %[a2], %[x1], %[wa], %[" b2 "]\n\t"                                              \
+    ld1 "smlabt %[a2], %[x0], %[wb], %[a2]\n\t"                                             \
+    "smlad %[a3], %[x0], %[wb], %[a3]\n\t"
+#define TINYCC_DW_Q2(ld0, ld1, ld2, b0, b1, b2, b3)                                                      \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wa], %[" b1 "]\n\t"                                              \
+    ld1 "smlabt %[a1], %[x0], %[wb], %[a1]\n\t"                                             \
+    "smlad %[a2], %[x0], %[wa], %[" b2 "]\n\t"                                              \
+    "smlabt %[a2], %[x1], %[wb], %[a2]\n\t"                                                 \
+    "smlad %[a3], %[x1], %[wa], %[" b3 "]\n\t"                                              \
+    ld2 "smlabt %[a3], %[x0], %[wb], %[a3]\n\t"
+/* two outputs; the third word of stride 2 in a2, the bias in a3 */
+#define TINYCC_DW_P(ld0, b0, b1)                                                                 \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    ".if %c[s] == 1\n\t"                                                                    \
+    "smlatb %[a1], %[x0], %[wa], %[" b1 "]\n\t"                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wb], %[a1]\n\t"                                                  \
+    ".else\n\t"                                                                             \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"                                                 \
+    "smlad %[a1], %[x1], %[wa], %[" b1 "]\n\t"                                              \
+    "smlabt %[a1], %[a2], %[wb], %[a1]\n\t"                                                 \
+    ".endif\n\t"
+#define TINYCC_DW_S(ld0, b0)                                                                 \
+    ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
+    "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"
+#define TINYCC_DW_RQ(acc, off)                                                              \
+    ".if %c[md] == 6\n\t"                                                                   \
+    "smmlar %[y], %[" acc "], %[m], %[c]\n\t"                                               \
+    "add %[y], %[y], %[" acc "], asr #31\n\t"                                               \
+    ".else\n\t"                                                                             \
+    "smmla %[y], %[" acc "], %[m], %[c]\n\t"                                                \
+    ".endif\n\t"                                                                            \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[o]" off "]\n\t"
+#define TINYCC_DW_W(r) "ldrd %[wa], %[wb], [sp, #" r "]\n\t"
+
+/*
+ * lines output lines of one channel (see above): q at row 0's first word of the first line,
+ * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
+ * pointer after the last line; m, c, e: its requantization constants (mode 6, full int8 range;
+ * mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * byte steps from a line's end to the next line's start): compile-time constants.
+ */
+TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
+                                       int32_t m, int32_t c, int32_t e, int32_t s, int32_t n_out, int32_t rb,
+                                       int32_t st, int32_t mode, int32_t lines, int32_t qskip, int32_t oskip)
+{
+    int32_t a0 = b, a1 = (int32_t)(uintptr_t)o_end, a2, a3, x0, x1, wa, wb;
+    int32_t y = (int32_t)(uintptr_t)w;
+    __asm__ volatile(
+        "sub sp, #36\n\t"
+        "ldrd %[x0], %[x1], [%[y]]\n\t"
+        "ldrd %[wa], %[wb], [%[y], #8]\n\t"
+        "strd %[x0], %[x1], [sp]\n\t"
+        "strd %[wa], %[wb], [sp, #8]\n\t"
+        "ldrd %[x0], %[x1], [%[y], #16]\n\t"
+        "strd %[x0], %[x1], [sp, #16]\n\t"
+        "strd %[a0], %[a1], [sp, #24]\n\t" /* bias, o_end */
+        "2:\n\t"
+        ".if (%c[n] / 4)\n\t"
+        ".if (%c[n] / 4) > 1\n\t"
+        "addw %[wb], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t"
+        "str %[wb], [sp, #32]\n\t"
+        "1:\n\t"
+        ".endif\n\t"
+        ".if %c[s] == 1\n\t"
+        "ldr %[a2], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "ldr %[x0], [%[q], #%c[r1] + 8]\n\t", "a2", "a2", "a2", "a2")
+        TINYCC_DW_W("16")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "ldr %[x0], [%[q], #%c[r1] * 2 + 8]\n\t", "a0", "a1", "a2", "a3")
+        TINYCC_DW_W("0")
+        TINYCC_DW_Q1("ldrd %[x0], %[x1], [%[q]], #8\n\t", "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
+        ".else\n\t"
+        "ldr %[a3], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "ldrd %[x0], %[x1], [%[q], #%c[r1] + 8]\n\t",
+                     "ldr %[x0], [%[q], #%c[r1] + 16]\n\t", "a3", "a3", "a3", "a3")
+        TINYCC_DW_W("16")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "ldrd %[x0], %[x1], [%[q], #%c[r1] * 2 + 8]\n\t",
+                     "ldr %[x0], [%[q], #%c[r1] * 2 + 16]\n\t", "a0", "a1", "a2", "a3")
+        TINYCC_DW_W("0")
+        TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q]], #16\n\t", "ldrd %[x0], %[x1], [%[q], #-8]\n\t",
+                     "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
+        ".endif\n\t"
+        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]") TINYCC_DW_RQ("a2", ", #%c[st] * 2")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3")
+        "addw %[o], %[o], #%c[st] * 4\n\t"
+        ".if (%c[n] / 4) > 1\n\t"
+        "ldr %[wa], [sp, #32]\n\t"
+        "cmp %[q], %[wa]\n\t"
+        "bne 1b\n\t"
+        ".endif\n\t"
+        ".endif\n\t"
+        ".if (%c[n] %% 4) >= 2\n\t"
+        ".if %c[s] == 1\n\t"
+        "ldr %[a2], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "a2", "a2")
+        TINYCC_DW_W("16")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0", "a1")
+        TINYCC_DW_W("0")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #4\n\t", "a0", "a1")
+        ".else\n\t"
+        "ldr %[a3], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t" "ldr %[a2], [%[q], #%c[r1] + 8]\n\t", "a3", "a3")
+        TINYCC_DW_W("16")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t" "ldr %[a2], [%[q], #%c[r1] * 2 + 8]\n\t", "a0", "a1")
+        TINYCC_DW_W("0")
+        TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #8\n\t" "ldr %[a2], [%[q]]\n\t", "a0", "a1")
+        ".endif\n\t"
+        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]")
+        "addw %[o], %[o], #%c[st] * 2\n\t"
+        ".endif\n\t"
+        ".if %c[n] %% 2\n\t"
+        "ldr %[a1], [sp, #24]\n\t" TINYCC_DW_W("8")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1]]\n\t", "a1")
+        TINYCC_DW_W("16")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0")
+        TINYCC_DW_W("0")
+        TINYCC_DW_S("ldrd %[x0], %[x1], [%[q]]\n\t", "a0")
+        TINYCC_DW_RQ("a0", "")
+        "addw %[o], %[o], #%c[st]\n\t"
+        ".endif\n\t"
+        ".if %c[lines] > 1\n\t"
+        ".if %c[qs] > 0\n\t"
+        "addw %[q], %[q], #%c[qs]\n\t"
+        ".elseif %c[qs] < 0\n\t"
+        "subw %[q], %[q], #-(%c[qs])\n\t"
+        ".endif\n\t"
+        ".if %c[os] > 0\n\t"
+        "addw %[o], %[o], #%c[os]\n\t"
+        ".elseif %c[os] < 0\n\t"
+        "subw %[o], %[o], #-(%c[os])\n\t"
+        ".endif\n\t"
+        "ldr %[wa], [sp, #28]\n\t"
+        "cmp %[o], %[wa]\n\t"
+        "bne 2b\n\t"
+        ".endif\n\t"
+        "add sp, #36\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y)
+        : [m] "r"(m), [c] "r"(c), [e] "r"(e), [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
+        : "cc", "memory");
+}
+
+/* whether tinycc_dw_lines_asm takes a layer (its constants' ranges: LDRD offsets up to 1020,
+ * ADDW and STRB offsets up to 4095) */
+#define TINYCC_DW_ASM_OK(s, n_out, rb, st, mode, lo, hi)                                     \
+    (__builtin_constant_p(s) && __builtin_constant_p(n_out) && __builtin_constant_p(rb) &&    \
+     __builtin_constant_p(st) && __builtin_constant_p(mode) && ((s) == 1 || (s) == 2) &&       \
+     (mode) == 6 && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
+     2 * (rb) + 16 <= 1020 && (st) > 0 && 4 * (st) <= 4095 && (n_out) / 4 * 8 * (s) <= 4095)
+/* the plane's line steps as ADDW / SUBW immediates */
+#define TINYCC_DW_ASM_STEP_OK(x) (__builtin_constant_p(x) && (x) > -4096 && (x) < 4096)
 #endif
 
 #if TINYCC_NN_DSP
@@ -1572,6 +1751,18 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         const int32_t w0a = tinycc_load_s8x4(wb), w0b = tinycc_load_s8x4(wb + 4);
         const int32_t w1a = tinycc_load_s8x4(wb + 8), w1b = tinycc_load_s8x4(wb + 12);
         const int32_t w2a = tinycc_load_s8x4(wb + 16), w2b = tinycc_load_s8x4(wb + 20);
+#if TINYCC_NN_ASM
+        if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi) &&
+            TINYCC_DW_ASM_STEP_OK(4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0))) &&
+            TINYCC_DW_ASM_STEP_OK(out_line - n_out * out_step) && __builtin_constant_p(m_out)) {
+            /* every line of the channel in one call: lines sr * half words apart */
+            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), b,
+                                out + ch + m_out * out_line, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode,
+                                m_out, 4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0)),
+                                out_line - n_out * out_step);
+            continue;
+        }
+#endif
         for (oy = 0; oy < m_out; ++oy) {
             const int32_t *q = buf + ch * cs + oy * sr * half;
             int8_t *o = out + oy * out_line + ch;
@@ -1663,7 +1854,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
     int32_t held[3] = {-1, -1, -1};
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
     const int32_t pairs = n_out / 2;
-    const int32_t step = 3 * s * (TINYCC_NN_DSP ? 1 : 2); /* a pair's advance */
+    const int32_t step = TINYCC_NN_DSP ? s : 6 * s; /* a pair's advance */
     const int32_t rq_mode = mode == 4 ? 6 : mode;
     int32_t i, ch, oy;
 #if TINYCC_NN_DSP
@@ -1696,7 +1887,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             if (iy < 0 || iy >= m_in) { /* a line of padding */
                 for (i = 0; i < 4 * half; ++i) {
 #if TINYCC_NN_DSP
-                    buf[3 * i + sl] = zw;
+                    buf[(3 * (i / half) + sl) * half + i % half] = zw;
 #else
                     buf[6 * i + 2 * sl] = (int16_t)in_zp;
                     buf[6 * i + 2 * sl + 1] = (int16_t)in_zp;
@@ -1705,7 +1896,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                 continue;
             }
 #if TINYCC_NN_DSP
-            tinycc_dw_fill_line(buf + sl, 3, 3 * half, src, in_step, p, n, zw);
+            tinycc_dw_fill_line(buf + sl * half, 1, 3 * half, src, in_step, p, n, zw);
 #else
             tinycc_dw_fill_line(buf + 2 * sl, 3, 3 * half, src, in_step, p, n, in_zp);
 #endif
@@ -1716,7 +1907,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
 #if TINYCC_NN_DSP
-            const int32_t *q = buf + 3 * ch * half;
+            const int32_t *q = buf + 3 * ch * half; /* slot 0's line */
             const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
             const int8_t *w0 = wb + 8 * row_of[0], *w1 = wb + 8 * row_of[1], *w2 = wb + 8 * row_of[2];
             int32_t ws[6]; /* the weights in slot order (written out: gcc 12 keeps a loop) */
@@ -1726,6 +1917,12 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             ws[3] = tinycc_load_s8x4(w1 + 4);
             ws[4] = tinycc_load_s8x4(w2);
             ws[5] = tinycc_load_s8x4(w2 + 4);
+#if TINYCC_NN_ASM
+            if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi)) {
+                tinycc_dw_lines_asm(q, o, ws, b, o, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode, 1, 0, 0);
+                continue;
+            }
+#endif
 #else
             const int16_t *q = buf + 6 * ch * half;
             int16_t ws[12];
@@ -1734,7 +1931,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             }
 #endif
             for (k = 0; k < pairs; ++k, q += step, o += 2 * out_step) {
-                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                tinycc_dw_pair(q, half, ws, s, b, &a0, &a1);
                 {
                     const int8_t q0 = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
                     const int8_t q1 = tinycc_requant_local(a1, m, s0, s1, rq_mode, zp, lo, hi);
@@ -1743,7 +1940,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                 }
             }
             if (n_out & 1) { /* an odd line's last output */
-                tinycc_dw_pair(q, ws, s, b, &a0, &a1);
+                tinycc_dw_pair(q, half, ws, s, b, &a0, &a1);
                 o[0] = tinycc_requant_local(a0, m, s0, s1, rq_mode, zp, lo, hi);
             }
         }
