@@ -896,12 +896,16 @@ static inline void tinycc_first_row(int16_t *d, int32_t mirror, const int8_t *sr
     if (n > k) {
         const int32_t quads = (n - k) / 4;
         uint32_t *p = (uint32_t *)(void *)(d + lead + k), *q = (uint32_t *)(void *)(e + lead + k);
-        for (i = 0; i < quads; ++i, k += 4, p += 2, q += 2) {
-            /* 4 values: SXTB16 gives (v0, v2) and (v1, v3), PKHBT/PKHTB (v0, v1) and (v2, v3) */
+        for (i = 0; i < quads; ++i, k += 4) {
+            /* 4 values: SXTB16 gives (v0, v2) and (v1, v3), PKHBT/PKHTB (v0, v1) and (v2, v3);
+             * both copies by STRD (gcc 12 stores the words one by one) */
             const uint32_t v = (uint32_t)tinycc_load_s8x4(src + k);
             const uint32_t ev = (uint32_t)__sxtb16(v), od = (uint32_t)tinycc_sxtb16_odd(v);
-            p[0] = q[0] = tinycc_pkhbt(ev, od);
-            p[1] = q[1] = tinycc_pkhtb(od, ev);
+            const uint32_t lo = tinycc_pkhbt(ev, od), hi = tinycc_pkhtb(od, ev);
+            __asm__("strd %[lo], %[hi], [%[p]], #8\n\t"
+                    "strd %[lo], %[hi], [%[q]], #8"
+                    : [p] "+r"(p), [q] "+r"(q), "=m"(*(uint64_t *)(void *)p), "=m"(*(uint64_t *)(void *)q)
+                    : [lo] "r"(lo), [hi] "r"(hi));
         }
     }
 #endif
@@ -934,17 +938,19 @@ static inline void tinycc_first_pad_row(int16_t *d, int32_t mirror, int32_t len,
 
 #if TINYCC_NN_ASM
 /* One pixel's pair of words against both channels' (LDRD, or two LDR where the pixel step
- * leaves the pixel's words unaligned), pixel 1 or 2 at a byte offset from pixel 0's. */
-#define TINYCC_FIRST_PX(s0, s1, off)                                                         \
+ * leaves the pixel's words unaligned), pixel 1 or 2 at a byte offset from pixel 0's; the
+ * accumulators s0, s1 start from a0, a1 (the bias in s00 and s10 at the window's first words,
+ * so that no copies of it are needed; pixel 0's come last). */
+#define TINYCC_FIRST_PX(s0, s1, a0, a1, off)                                                 \
     ".if %c[al]\n\t"                                                                        \
     "ldrd %[xa], %[xb], [%[pa], #" off "]\n\t"                                              \
     ".else\n\t"                                                                             \
     "ldr %[xa], [%[pa], #" off "]\n\t"                                                      \
     "ldr %[xb], [%[pa], #" off "+4]\n\t"                                                    \
     ".endif\n\t"                                                                            \
-    "smlad %[" s0 "], %[xa], %[wa], %[" s0 "]\n\t"                                           \
+    "smlad %[" s0 "], %[xa], %[wa], %[" a0 "]\n\t"                                           \
     "smlad %[" s0 "], %[xb], %[wb], %[" s0 "]\n\t"                                           \
-    "smlad %[" s1 "], %[xa], %[wc], %[" s1 "]\n\t"                                           \
+    "smlad %[" s1 "], %[xa], %[wc], %[" a1 "]\n\t"                                           \
     "smlad %[" s1 "], %[xb], %[wd], %[" s1 "]\n\t"
 /* pixel 0's, stepping the band pointer to the next pair */
 #define TINYCC_FIRST_PX0                                                                     \
@@ -958,32 +964,49 @@ static inline void tinycc_first_pad_row(int16_t *d, int32_t mirror, int32_t len,
     "smlad %[s00], %[xb], %[wb], %[s00]\n\t"                                                \
     "smlad %[s10], %[xa], %[wc], %[s10]\n\t"                                                \
     "smlad %[s10], %[xb], %[wd], %[s10]\n\t"
-#define TINYCC_FIRST_PX1(s0, s1, off)                                                        \
+/* the same for a single word (a window row's odd last one) */
+#define TINYCC_FIRST_PX1(s0, s1, a0, a1, off)                                                \
     "ldr %[xa], [%[pa], #" off "]\n\t"                                                      \
-    "smlad %[" s0 "], %[xa], %[wa], %[" s0 "]\n\t"                                           \
-    "smlad %[" s1 "], %[xa], %[wc], %[" s1 "]\n\t"
-/* The window of 3 pixels, fully unrolled: KH rows of W2 / 2 word pairs and an odd word. */
+    "smlad %[" s0 "], %[xa], %[wa], %[" a0 "]\n\t"                                           \
+    "smlad %[" s1 "], %[xa], %[wc], %[" a1 "]\n\t"
+/* The window of 3 pixels, fully unrolled: KH rows of W2 / 2 word pairs and an odd word
+ * (.Ltinycc_first: still at the window's first words). */
 #define TINYCC_FIRST_DOT                                                                     \
+    ".set .Ltinycc_first, 1\n\t"                                                            \
     ".rept %c[kh]\n\t"                                                                      \
     ".rept %c[w4]\n\t"                                                                      \
     "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                    \
     "ldrd %[wc], %[wd], [%[pw]], #8\n\t"                                                    \
-    TINYCC_FIRST_PX("s01", "s11", "%c[p1]")                                                  \
-    TINYCC_FIRST_PX("s02", "s12", "%c[p2]")                                                  \
+    ".if .Ltinycc_first\n\t"                                                                \
+    TINYCC_FIRST_PX("s01", "s11", "s00", "s10", "%c[p1]")                                    \
+    TINYCC_FIRST_PX("s02", "s12", "s00", "s10", "%c[p2]")                                    \
+    ".else\n\t"                                                                             \
+    TINYCC_FIRST_PX("s01", "s11", "s01", "s11", "%c[p1]")                                    \
+    TINYCC_FIRST_PX("s02", "s12", "s02", "s12", "%c[p2]")                                    \
+    ".endif\n\t"                                                                            \
     TINYCC_FIRST_PX0                                                                         \
+    ".set .Ltinycc_first, 0\n\t"                                                            \
     ".endr\n\t"                                                                             \
     ".if %c[odd]\n\t"                                                                       \
     "ldrd %[wa], %[wc], [%[pw]], #8\n\t"                                                    \
-    TINYCC_FIRST_PX1("s01", "s11", "%c[p1]")                                                 \
-    TINYCC_FIRST_PX1("s02", "s12", "%c[p2]")                                                 \
+    ".if .Ltinycc_first\n\t"                                                                \
+    TINYCC_FIRST_PX1("s01", "s11", "s00", "s10", "%c[p1]")                                   \
+    TINYCC_FIRST_PX1("s02", "s12", "s00", "s10", "%c[p2]")                                   \
+    ".else\n\t"                                                                             \
+    TINYCC_FIRST_PX1("s01", "s11", "s01", "s11", "%c[p1]")                                   \
+    TINYCC_FIRST_PX1("s02", "s12", "s02", "s12", "%c[p2]")                                   \
+    ".endif\n\t"                                                                            \
     "ldr %[xa], [%[pa]], #4\n\t"                                                            \
     "smlad %[s00], %[xa], %[wa], %[s00]\n\t"                                                \
     "smlad %[s10], %[xa], %[wc], %[s10]\n\t"                                                \
+    ".set .Ltinycc_first, 0\n\t"                                                            \
     ".endif\n\t"                                                                            \
     "addw %[pa], %[pa], #%c[skip]\n\t"                                                      \
     ".endr\n\t"
 /* tinycc_requant_fast of accumulator s (modes 4, 5 and 6 as in tinycc_requant_fast), right
- * shift, SSAT and store at po + off. */
+ * shift, SSAT and store at po + off. Modes 4 and 6 leave out the rounding division's minus one
+ * for a negative acc when the output zero point is -128 (corr 0): a negative acc then gives
+ * -128 + (a quotient <= 0, with or without it), which SSAT clamps to -128 either way. */
 #define TINYCC_FIRST_RQ(s, off)                                                              \
     ".if %c[mode] == 5\n\t"                                                                 \
     "smmla %[y], %[" s "], %[m], %[c]\n\t"                                                  \
@@ -992,7 +1015,9 @@ static inline void tinycc_first_pad_row(int16_t *d, int32_t mirror, int32_t len,
     "lsl %[" s "], %[" s "], #1\n\t"                                                        \
     ".endif\n\t"                                                                            \
     "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
+    ".if %c[corr]\n\t"                                                                      \
     "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
+    ".endif\n\t"                                                                            \
     ".endif\n\t"                                                                            \
     "asr %[y], %[y], %[e]\n\t"                                                              \
     "ssat %[y], #8, %[y]\n\t"                                                               \
@@ -1015,20 +1040,21 @@ TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t
 #endif
     for (o0 = 0; o0 < oc; o0 += 2) {
         const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
-        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
 #if TINYCC_NN_ASM
+        int32_t s00 = bias[o0], s01, s02, s10 = bias[o1], s11, s12;
         {
             const int8_t *pa = (const int8_t *)(const void *)a;
             uint32_t wa, wb, wc, wd, xa, xb;
             __asm__(TINYCC_FIRST_DOT
-                    : [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),
-                      [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [wa] "=&r"(wa), [wb] "=&r"(wb),
+                    : [s00] "+r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "+r"(s10), [s11] "=&r"(s11),
+                      [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [wa] "=&r"(wa), [wb] "=&r"(wb),
                       [wc] "=&r"(wc), [wd] "=&r"(wd), [xa] "=&r"(xa), [xb] "=&r"(xb)
                     : [kh] "i"(kh), [w4] "i"(w2 / 2), [odd] "i"(w2 % 2), [al] "i"(pix % 2 == 0),
                       [p1] "i"(2 * pix), [p2] "i"(4 * pix), [skip] "i"(2 * len - 4 * w2)
                     : "memory");
         }
 #else
+        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
         {
             const int16_t *pw = w + (o0 / 2) * 4 * kh * w2;
             int32_t ky, m;
@@ -1064,7 +1090,8 @@ TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t
                              : [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10),
                                [s11] "+r"(s11), [s12] "+r"(s12), [po] "+r"(po), [m] "=&r"(m), [c] "=&r"(c),
                                [e] "=&r"(e), [y] "=&r"(y)
-                             : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(oc), [d2] "i"(2 * oc), [mode] "i"(mode)
+                             : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(oc), [d2] "i"(2 * oc), [mode] "i"(mode),
+                               [corr] "i"(zp != -128)
                              : "memory");
             continue;
         }
