@@ -1026,8 +1026,12 @@ static inline void tinycc_first_pad_row(int16_t *d, int32_t mirror, int32_t len,
 
 /*
  * Three output pixels of a row, every channel: a points at pixel 0's window in the band (row
- * pitch len values), pixel q's starts pix values further; out_q = out0 + q * oc. kh, w2, pix,
- * len, oc, mode, zp, lo, hi: constants at the call site.
+ * pitch len values), pixel q's starts pix values further; out_q = out0 + q * oc. w: the layer's
+ * stream (tinycc.kernels.first_layer.band_weights), per channel pair one block of 32-bit words:
+ * both (folded) biases, the pair's int16 weights (2 * kh * w2 words, order above), then each
+ * channel's multiplier and shift pair (m, e, r): so the assembly needs a single running pointer
+ * for all of them. bias, mult, shift: the layer's arrays, for the requantizations in C.
+ * kh, w2, pix, len, oc, mode, zp, lo, hi: constants at the call site.
  */
 TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t kh, int32_t w2, int32_t pix,
                                      int32_t len, int32_t oc, const int32_t *bias, const int32_t *mult,
@@ -1037,27 +1041,56 @@ TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t
     int32_t o0;
 #if TINYCC_NN_ASM
     const int8_t *pw = (const int8_t *)(const void *)w;
+    (void)bias;
+#else
+    const int32_t block = 16 + 4 * kh * w2; /* int16 values per channel pair */
 #endif
     for (o0 = 0; o0 < oc; o0 += 2) {
         const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
 #if TINYCC_NN_ASM
-        int32_t s00 = bias[o0], s01, s02, s10 = bias[o1], s11, s12;
+        int32_t s00, s01, s02, s10, s11, s12;
         {
             const int8_t *pa = (const int8_t *)(const void *)a;
             uint32_t wa, wb, wc, wd, xa, xb;
-            __asm__(TINYCC_FIRST_DOT
-                    : [s00] "+r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "+r"(s10), [s11] "=&r"(s11),
+            __asm__("ldrd %[s00], %[s10], [%[pw]], #8\n\t"
+                    TINYCC_FIRST_DOT
+                    : [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),
                       [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [wa] "=&r"(wa), [wb] "=&r"(wb),
                       [wc] "=&r"(wc), [wd] "=&r"(wd), [xa] "=&r"(xa), [xb] "=&r"(xb)
                     : [kh] "i"(kh), [w4] "i"(w2 / 2), [odd] "i"(w2 % 2), [al] "i"(pix % 2 == 0),
                       [p1] "i"(2 * pix), [p2] "i"(4 * pix), [skip] "i"(2 * len - 4 * w2)
                     : "memory");
         }
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 2 * oc < 4000) {
+            /* the six requantizations, each channel's constants from the stream */
+            int8_t *const po = out0 + o0;
+            uint32_t m, c, e, y;
+            __asm__ volatile("ldr %[m], [%[pw]], #4\n\t"
+                             "ldrd %[e], %[c], [%[pw]], #8\n\t"
+                             TINYCC_FIRST_RQ("s00", "0") TINYCC_FIRST_RQ("s01", "%c[d1]")
+                             TINYCC_FIRST_RQ("s02", "%c[d2]")
+                             "ldr %[m], [%[pw]], #4\n\t"
+                             "ldrd %[e], %[c], [%[pw]], #8\n\t"
+                             TINYCC_FIRST_RQ("s10", "1") TINYCC_FIRST_RQ("s11", "%c[d1]+1")
+                             TINYCC_FIRST_RQ("s12", "%c[d2]+1")
+                             : [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10),
+                               [s11] "+r"(s11), [s12] "+r"(s12), [pw] "+r"(pw), [m] "=&r"(m), [c] "=&r"(c),
+                               [e] "=&r"(e), [y] "=&r"(y)
+                             : [po] "r"(po), [d1] "i"(oc), [d2] "i"(2 * oc), [mode] "i"(mode),
+                               [corr] "i"(zp != -128)
+                             : "memory");
+            continue;
+        }
+        pw += 24; /* the constants, read from the arrays below */
 #else
-        int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
+        int32_t s00, s01, s02, s10, s11, s12;
         {
-            const int16_t *pw = w + (o0 / 2) * 4 * kh * w2;
+            const int16_t *pb = w + (o0 / 2) * block, *pw = pb + 4;
             int32_t ky, m;
+            memcpy(&s00, pb, 4);
+            memcpy(&s10, pb + 2, 4);
+            s01 = s02 = s00;
+            s11 = s12 = s10;
             for (ky = 0; ky < kh; ++ky, pw += 4 * w2) {
                 for (m = 0; m < 2 * w2; ++m) {
                     const int32_t at = m < w2 / 2 * 4 ? m / 4 * 8 + m % 4 : w2 / 2 * 8 + m % 2;
@@ -1072,29 +1105,7 @@ TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t
                 }
             }
         }
-#endif
-#if TINYCC_NN_ASM
-        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 2 * oc < 4000) {
-            const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
-            int8_t *po = out0 + o0;
-            uint32_t m, c, e, y;
-            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                             "ldrd %[e], %[c], [%[ps]]\n\t"
-                             TINYCC_FIRST_RQ("s00", "0") TINYCC_FIRST_RQ("s01", "%c[d1]")
-                             TINYCC_FIRST_RQ("s02", "%c[d2]")
-                             "ldr %[m], [%[pm], #4]\n\t"
-                             "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                             "add %[po], %[po], #1\n\t"
-                             TINYCC_FIRST_RQ("s10", "0") TINYCC_FIRST_RQ("s11", "%c[d1]")
-                             TINYCC_FIRST_RQ("s12", "%c[d2]")
-                             : [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10),
-                               [s11] "+r"(s11), [s12] "+r"(s12), [po] "+r"(po), [m] "=&r"(m), [c] "=&r"(c),
-                               [e] "=&r"(e), [y] "=&r"(y)
-                             : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(oc), [d2] "i"(2 * oc), [mode] "i"(mode),
-                               [corr] "i"(zp != -128)
-                             : "memory");
-            continue;
-        }
+        (void)bias;
 #endif
         if (mode >= 4) {
             const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];

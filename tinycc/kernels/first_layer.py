@@ -60,30 +60,44 @@ def doubles(rq: Requant) -> bool:
     return _double_flag(rq) == 4
 
 
-def band_weights(w, doubled: bool = False):
-    """OHWI int8 weights as the int16 stream tinycc_first_tile reads: rows of KH * 2 * W2
-    values (zeros after each window row's KW * C), then per pair of output channels (the last
-    one twice for an odd count) and window row, per pair of words o0's 4 values then o1's, and
-    for an odd W2 o0's last 2 values then o1's. Doubled for mode 6."""
+def pair_block_words(w_shape) -> int:
+    """32-bit words per channel pair in band_weights' stream."""
+    return 8 + 2 * w_shape[1] * words_per_row(w_shape)
+
+
+def band_weights(w, bias, mult, shift, doubled: bool = False):
+    """The stream tinycc_first_tile reads, as int16: per pair of output channels (o0, o1; the
+    last one twice for an odd count) one block of 32-bit words: both biases (`bias` as the
+    kernel gets it, doubled too when `doubled`), the pair's weights as int16 (OHWI rows of KH
+    window rows, each zero-padded to 2 * W2 values; per window row and pair of words o0's 4
+    values then o1's, for an odd W2 o0's last 2 values then o1's; doubled for mode 6), then per
+    channel its multiplier and shift pair (e, r), or (shift, 0) for the plain shift array."""
     oc, kh, kw, c = w.shape
     w2 = words_per_row(w.shape)
     rows = np.zeros((oc, kh, 2 * w2), np.int16)
     rows[:, :, :kw * c] = w.reshape(oc, kh, kw * c)
     if doubled:
         rows *= 2
-    rows = rows[np.minimum(np.arange((oc + 1) // 2 * 2), oc - 1)].reshape(-1, 2, kh, 2 * w2)
-    full = w2 // 2 * 4
-    quads = rows[:, :, :, :full].reshape(-1, 2, kh, w2 // 2, 4).transpose(0, 2, 3, 1, 4)  # pair, ky, j, ch, v
-    tail = rows[:, :, :, full:].transpose(0, 2, 1, 3)  # pair, ky, ch, v (2 or 0 values)
+    order = np.minimum(np.arange((oc + 1) // 2 * 2), oc - 1)
+    rows = rows[order].reshape(-1, 2, kh, 2 * w2)
     pairs = rows.shape[0]
-    per_row = np.concatenate([quads.reshape(pairs, kh, 2 * full), tail.reshape(pairs, kh, 2 * (2 * w2 - full))],
-                             axis=2)
-    return np.ascontiguousarray(per_row).reshape(-1)
+    full = w2 // 2 * 4
+    quads = rows[:, :, :, :full].reshape(pairs, 2, kh, w2 // 2, 4).transpose(0, 2, 3, 1, 4)  # pair, ky, j, ch, v
+    tail = rows[:, :, :, full:].transpose(0, 2, 1, 3)  # pair, ky, ch, v (2 or 0 values)
+    weights = np.concatenate([quads.reshape(pairs, kh, 2 * full), tail.reshape(pairs, kh, 2 * (2 * w2 - full))],
+                             axis=2).reshape(pairs, -1)
+    shift = np.asarray(shift, np.int64).reshape(oc, -1)
+    if shift.shape[1] == 1:
+        shift = np.concatenate([shift, np.zeros_like(shift)], axis=1)
+    consts = np.concatenate([np.asarray(mult, np.int64).reshape(oc, 1), shift], axis=1)[order]
+    head = np.asarray(bias, np.int64)[order].reshape(pairs, 2).astype(np.int32).view(np.int16)
+    tail_words = consts.reshape(pairs, 6).astype(np.int32).view(np.int16)
+    return np.ascontiguousarray(np.concatenate([head, weights, tail_words], axis=1)).reshape(-1)
 
 
 def conv2d_band(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant):
-    """The layer as one call of tinycc_first_conv_s8 (its weights: band_weights, doubled when
-    doubles(rq); its scratch: band_scratch_bytes)."""
+    """The layer as one call of tinycc_first_conv_s8 (its weights: band_weights' stream, doubled
+    when doubles(rq); its scratch: band_scratch_bytes)."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
@@ -91,7 +105,7 @@ def conv2d_band(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requa
     MODE = 6 if doubles(rq) else _double_flag(rq)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
-    NW = (OC + 1) // 2 * 4 * KH * words_per_row(w_shape)
+    NW = (OC + 1) // 2 * 2 * pair_block_words(w_shape)
     SB = band_scratch_bytes(w_shape, out_shape, stride)
 
     @T.prim_func(private=True)

@@ -85,7 +85,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             band = True
             func = K.first_layer.conv2d_band(x.shape, w.shape, out.shape, (sh, sw), (pt, pl), in_zp, rq)
             doubled = K.first_layer.doubles(rq)
-            weights = K.first_layer.band_weights(w.data, doubled)
+            weights = K.first_layer.band_weights(w.data, bias * 2 if doubled else bias, rq_consts[0].array,
+                                                 rq_consts[1].array, doubled)
             scratch_bytes = K.first_layer.band_scratch_bytes(w.shape, out.shape, (sh, sw))
         else:
             # windows whose taps are not whole SXTB16 groups (1 or 3 input channels) are gathered
