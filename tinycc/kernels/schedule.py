@@ -84,8 +84,9 @@ CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "row
 # On the DSP cores the 'pairs' depthwise kernel beats the line buffers on every MLPerf Tiny
 # layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 201K instructions per layer;
 # VWW's depthwise layers 3.70M -> 2.58M), which its tuning record keeps on the row kernel.
-# The band kernel of first layers (few_channels): VWW's first layer 969,520 -> ... instructions on
-# the M4, ResNet-8's 732,000 -> ..., KWS's 433,760 -> ....
+# The band kernel of first layers (few_channels) on the DSP cores: VWW's first layer 969,520 ->
+# 603,920 instructions on the M4 (967,080 -> 604,040 on the M7), ResNet-8's 732,000 -> 555,600,
+# KWS's 433,760 -> 352,520; on the M3 its C loop is slower (KWS's 1.04M -> 1.23M): im2col there.
 _DSP = {"CONV_2D": ConvKnobs(im2col="int16", few_channels="band"),
         "DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="pairs")}
 _SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
