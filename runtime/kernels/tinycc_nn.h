@@ -861,6 +861,314 @@ static inline void tinycc_fill_s16_x3(int8_t *dst, int32_t value, int32_t n)
     }
 }
 
+/*
+ * First layers: convolutions over few input channels (C = 1..4: an image, a spectrogram), where
+ * a window row is only KW * C values and an im2col gather would cost as much as the arithmetic.
+ * tinycc_first_conv_s8 runs the whole layer from a band of KH input rows sign-extended once to
+ * int16 (natural order, the left/right padding filled with the input zero point), held in a
+ * ring of KH rows that is written twice (slots r and r + KH), so the KH rows of any window are
+ * KH consecutive rows at a fixed pitch whichever slot the ring starts at. A window row is then
+ * W2 = ceil(KW * C / 2) halfword pairs at a fixed offset from the pixel's start (the odd last
+ * value of a row meets a zero weight), and tiles of 2 output channels x 3 pixels of a row read
+ * them straight from the band: per pair of words one LDRD per channel (int16 weights, expanded
+ * at compile time by tinycc.kernels.first_layer.band_weights), one LDRD per pixel (LDR pairs
+ * where a pixel's step SW * C is odd), 12 SMLAD. A row whose width is not a multiple of 3 ends
+ * with a tile that overlaps its neighbour (recomputed pixels store the same values).
+ * Weights, per channel pair (o0, o1; an odd count repeats the last) and kernel row: per pair of
+ * words j, j+1 o0's 4 values then o1's; an odd last word, o0's 2 values then o1's.
+ */
+/* One band row of `len` values at d and d + mirror: `lead` zero points, n values of src, zero
+ * points after (the padding's value; src is only read for n > 0). */
+static inline void tinycc_first_row(int16_t *d, int32_t mirror, const int8_t *src, int32_t lead, int32_t n,
+                                    int32_t len, int32_t zp)
+{
+    int16_t *const e = d + mirror;
+    int32_t i, k = 0;
+    for (i = 0; i < lead; ++i) {
+        d[i] = e[i] = (int16_t)zp;
+    }
+#if TINYCC_NN_DSP
+    if (n > 0 && (lead & 1) != 0) { /* the word stores below need an even index */
+        d[lead] = e[lead] = src[0];
+        k = 1;
+    }
+    if (n > k) {
+        const int32_t quads = (n - k) / 4;
+        uint32_t *p = (uint32_t *)(void *)(d + lead + k), *q = (uint32_t *)(void *)(e + lead + k);
+        for (i = 0; i < quads; ++i, k += 4) {
+            /* 4 values: SXTB16 gives (v0, v2) and (v1, v3), PKHBT/PKHTB (v0, v1) and (v2, v3);
+             * both copies by STRD (gcc 12 stores the words one by one) */
+            const uint32_t v = (uint32_t)tinycc_load_s8x4(src + k);
+            const uint32_t ev = (uint32_t)__sxtb16(v), od = (uint32_t)tinycc_sxtb16_odd(v);
+            const uint32_t lo = tinycc_pkhbt(ev, od), hi = tinycc_pkhtb(od, ev);
+            __asm__("strd %[lo], %[hi], [%[p]], #8\n\t"
+                    "strd %[lo], %[hi], [%[q]], #8"
+                    : [p] "+r"(p), [q] "+r"(q), "=m"(*(uint64_t *)(void *)p), "=m"(*(uint64_t *)(void *)q)
+                    : [lo] "r"(lo), [hi] "r"(hi));
+        }
+    }
+#endif
+#if TINYCC_NN_DSP
+    for (i = 0; i < 3; ++i, ++k) { /* the last n % 4 values (a loop of at most 3 turns) */
+        if (k < n) {
+            d[lead + k] = e[lead + k] = src[k];
+        }
+    }
+#else
+    for (; k < n; ++k) {
+        d[lead + k] = e[lead + k] = src[k];
+    }
+#endif
+    for (i = lead + n; i < len; ++i) {
+        d[i] = e[i] = (int16_t)zp;
+    }
+}
+
+/* A band row of padding: len (even) zero points at d and d + mirror, a word (two values) a store. */
+static inline void tinycc_first_pad_row(int16_t *d, int32_t mirror, int32_t len, int32_t zp)
+{
+    const uint32_t two = ((uint32_t)zp & 0xffffu) * 0x10001u;
+    uint32_t *p = (uint32_t *)(void *)d, *q = (uint32_t *)(void *)(d + mirror);
+    int32_t i;
+    for (i = 0; i < len / 2; ++i) {
+        p[i] = q[i] = two;
+    }
+}
+
+#if TINYCC_NN_ASM
+/* One pixel's pair of words against both channels' (LDRD, or two LDR where the pixel step
+ * leaves the pixel's words unaligned), pixel 1 or 2 at a byte offset from pixel 0's; the
+ * accumulators s0, s1 start from a0, a1 (the bias in s00 and s10 at the window's first words,
+ * so that no copies of it are needed; pixel 0's come last). */
+#define TINYCC_FIRST_PX(s0, s1, a0, a1, off)                                                 \
+    ".if %c[al]\n\t"                                                                        \
+    "ldrd %[xa], %[xb], [%[pa], #" off "]\n\t"                                              \
+    ".else\n\t"                                                                             \
+    "ldr %[xa], [%[pa], #" off "]\n\t"                                                      \
+    "ldr %[xb], [%[pa], #" off "+4]\n\t"                                                    \
+    ".endif\n\t"                                                                            \
+    "smlad %[" s0 "], %[xa], %[wa], %[" a0 "]\n\t"                                           \
+    "smlad %[" s0 "], %[xb], %[wb], %[" s0 "]\n\t"                                           \
+    "smlad %[" s1 "], %[xa], %[wc], %[" a1 "]\n\t"                                           \
+    "smlad %[" s1 "], %[xb], %[wd], %[" s1 "]\n\t"
+/* pixel 0's, stepping the band pointer to the next pair */
+#define TINYCC_FIRST_PX0                                                                     \
+    ".if %c[al]\n\t"                                                                        \
+    "ldrd %[xa], %[xb], [%[pa]], #8\n\t"                                                    \
+    ".else\n\t"                                                                             \
+    "ldr %[xb], [%[pa], #4]\n\t"                                                            \
+    "ldr %[xa], [%[pa]], #8\n\t"                                                            \
+    ".endif\n\t"                                                                            \
+    "smlad %[s00], %[xa], %[wa], %[s00]\n\t"                                                \
+    "smlad %[s00], %[xb], %[wb], %[s00]\n\t"                                                \
+    "smlad %[s10], %[xa], %[wc], %[s10]\n\t"                                                \
+    "smlad %[s10], %[xb], %[wd], %[s10]\n\t"
+/* the same for a single word (a window row's odd last one) */
+#define TINYCC_FIRST_PX1(s0, s1, a0, a1, off)                                                \
+    "ldr %[xa], [%[pa], #" off "]\n\t"                                                      \
+    "smlad %[" s0 "], %[xa], %[wa], %[" a0 "]\n\t"                                           \
+    "smlad %[" s1 "], %[xa], %[wc], %[" a1 "]\n\t"
+/* The window of 3 pixels, fully unrolled: KH rows of W2 / 2 word pairs and an odd word
+ * (.Ltinycc_first: still at the window's first words). */
+#define TINYCC_FIRST_DOT                                                                     \
+    ".set .Ltinycc_first, 1\n\t"                                                            \
+    ".rept %c[kh]\n\t"                                                                      \
+    ".rept %c[w4]\n\t"                                                                      \
+    "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                    \
+    "ldrd %[wc], %[wd], [%[pw]], #8\n\t"                                                    \
+    ".if .Ltinycc_first\n\t"                                                                \
+    TINYCC_FIRST_PX("s01", "s11", "s00", "s10", "%c[p1]")                                    \
+    TINYCC_FIRST_PX("s02", "s12", "s00", "s10", "%c[p2]")                                    \
+    ".else\n\t"                                                                             \
+    TINYCC_FIRST_PX("s01", "s11", "s01", "s11", "%c[p1]")                                    \
+    TINYCC_FIRST_PX("s02", "s12", "s02", "s12", "%c[p2]")                                    \
+    ".endif\n\t"                                                                            \
+    TINYCC_FIRST_PX0                                                                         \
+    ".set .Ltinycc_first, 0\n\t"                                                            \
+    ".endr\n\t"                                                                             \
+    ".if %c[odd]\n\t"                                                                       \
+    "ldrd %[wa], %[wc], [%[pw]], #8\n\t"                                                    \
+    ".if .Ltinycc_first\n\t"                                                                \
+    TINYCC_FIRST_PX1("s01", "s11", "s00", "s10", "%c[p1]")                                   \
+    TINYCC_FIRST_PX1("s02", "s12", "s00", "s10", "%c[p2]")                                   \
+    ".else\n\t"                                                                             \
+    TINYCC_FIRST_PX1("s01", "s11", "s01", "s11", "%c[p1]")                                   \
+    TINYCC_FIRST_PX1("s02", "s12", "s02", "s12", "%c[p2]")                                   \
+    ".endif\n\t"                                                                            \
+    "ldr %[xa], [%[pa]], #4\n\t"                                                            \
+    "smlad %[s00], %[xa], %[wa], %[s00]\n\t"                                                \
+    "smlad %[s10], %[xa], %[wc], %[s10]\n\t"                                                \
+    ".set .Ltinycc_first, 0\n\t"                                                            \
+    ".endif\n\t"                                                                            \
+    "addw %[pa], %[pa], #%c[skip]\n\t"                                                      \
+    ".endr\n\t"
+/* tinycc_requant_fast of accumulator s (modes 4, 5 and 6 as in tinycc_requant_fast), right
+ * shift, SSAT and store at po + off. Modes 4 and 6 leave out the rounding division's minus one
+ * for a negative acc when the output zero point is -128 (corr 0): a negative acc then gives
+ * -128 + (a quotient <= 0, with or without it), which SSAT clamps to -128 either way. */
+#define TINYCC_FIRST_RQ(s, off)                                                              \
+    ".if %c[mode] == 5\n\t"                                                                 \
+    "smmla %[y], %[" s "], %[m], %[c]\n\t"                                                  \
+    ".else\n\t"                                                                             \
+    ".if %c[mode] == 4\n\t"                                                                 \
+    "lsl %[" s "], %[" s "], #1\n\t"                                                        \
+    ".endif\n\t"                                                                            \
+    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
+    ".if %c[corr]\n\t"                                                                      \
+    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
+    ".endif\n\t"                                                                            \
+    ".endif\n\t"                                                                            \
+    "asr %[y], %[y], %[e]\n\t"                                                              \
+    "ssat %[y], #8, %[y]\n\t"                                                               \
+    "strb %[y], [%[po], #" off "]\n\t"
+#endif
+
+/*
+ * Three output pixels of a row, every channel: a points at pixel 0's window in the band (row
+ * pitch len values), pixel q's starts pix values further; out_q = out0 + q * oc. w: the layer's
+ * stream (tinycc.kernels.first_layer.band_weights), per channel pair one block of 32-bit words:
+ * both (folded) biases, the pair's int16 weights (2 * kh * w2 words, order above), then each
+ * channel's multiplier and shift pair (m, e, r): so the assembly needs a single running pointer
+ * for all of them. bias, mult, shift: the layer's arrays, for the requantizations in C.
+ * kh, w2, pix, len, oc, mode, zp, lo, hi: constants at the call site.
+ */
+TINYCC_INLINE void tinycc_first_tile(const int16_t *a, const int16_t *w, int32_t kh, int32_t w2, int32_t pix,
+                                     int32_t len, int32_t oc, const int32_t *bias, const int32_t *mult,
+                                     const int32_t *shift, int32_t mode, int32_t zp, int32_t lo, int32_t hi,
+                                     int8_t *out0)
+{
+    int32_t o0;
+#if TINYCC_NN_ASM
+    const int8_t *pw = (const int8_t *)(const void *)w;
+    (void)bias;
+#else
+    const int32_t block = 16 + 4 * kh * w2; /* int16 values per channel pair */
+#endif
+    for (o0 = 0; o0 < oc; o0 += 2) {
+        const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
+#if TINYCC_NN_ASM
+        int32_t s00, s01, s02, s10, s11, s12;
+        {
+            const int8_t *pa = (const int8_t *)(const void *)a;
+            uint32_t wa, wb, wc, wd, xa, xb;
+            __asm__("ldrd %[s00], %[s10], [%[pw]], #8\n\t"
+                    TINYCC_FIRST_DOT
+                    : [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),
+                      [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [wa] "=&r"(wa), [wb] "=&r"(wb),
+                      [wc] "=&r"(wc), [wd] "=&r"(wd), [xa] "=&r"(xa), [xb] "=&r"(xb)
+                    : [kh] "i"(kh), [w4] "i"(w2 / 2), [odd] "i"(w2 % 2), [al] "i"(pix % 2 == 0),
+                      [p1] "i"(2 * pix), [p2] "i"(4 * pix), [skip] "i"(2 * len - 4 * w2)
+                    : "memory");
+        }
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 2 * oc < 4000) {
+            /* the six requantizations, each channel's constants from the stream */
+            int8_t *const po = out0 + o0;
+            uint32_t m, c, e, y;
+            __asm__ volatile("ldr %[m], [%[pw]], #4\n\t"
+                             "ldrd %[e], %[c], [%[pw]], #8\n\t"
+                             TINYCC_FIRST_RQ("s00", "0") TINYCC_FIRST_RQ("s01", "%c[d1]")
+                             TINYCC_FIRST_RQ("s02", "%c[d2]")
+                             "ldr %[m], [%[pw]], #4\n\t"
+                             "ldrd %[e], %[c], [%[pw]], #8\n\t"
+                             TINYCC_FIRST_RQ("s10", "1") TINYCC_FIRST_RQ("s11", "%c[d1]+1")
+                             TINYCC_FIRST_RQ("s12", "%c[d2]+1")
+                             : [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10),
+                               [s11] "+r"(s11), [s12] "+r"(s12), [pw] "+r"(pw), [m] "=&r"(m), [c] "=&r"(c),
+                               [e] "=&r"(e), [y] "=&r"(y)
+                             : [po] "r"(po), [d1] "i"(oc), [d2] "i"(2 * oc), [mode] "i"(mode),
+                               [corr] "i"(zp != -128)
+                             : "memory");
+            continue;
+        }
+        pw += 24; /* the constants, read from the arrays below */
+#else
+        int32_t s00, s01, s02, s10, s11, s12;
+        {
+            const int16_t *pb = w + (o0 / 2) * block, *pw = pb + 4;
+            int32_t ky, m;
+            memcpy(&s00, pb, 4);
+            memcpy(&s10, pb + 2, 4);
+            s01 = s02 = s00;
+            s11 = s12 = s10;
+            for (ky = 0; ky < kh; ++ky, pw += 4 * w2) {
+                for (m = 0; m < 2 * w2; ++m) {
+                    const int32_t at = m < w2 / 2 * 4 ? m / 4 * 8 + m % 4 : w2 / 2 * 8 + m % 2;
+                    const int32_t k0 = pw[at], k1 = pw[at + (m < w2 / 2 * 4 ? 4 : 2)];
+                    const int16_t *x = a + ky * len + m;
+                    s00 += x[0] * k0;
+                    s01 += x[pix] * k0;
+                    s02 += x[2 * pix] * k0;
+                    s10 += x[0] * k1;
+                    s11 += x[pix] * k1;
+                    s12 += x[2 * pix] * k1;
+                }
+            }
+        }
+        (void)bias;
+#endif
+        if (mode >= 4) {
+            const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
+            const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
+            out0[o0] = tinycc_requant_fast(s00, m0, e0, c0, mode, lo, hi);
+            out0[oc + o0] = tinycc_requant_fast(s01, m0, e0, c0, mode, lo, hi);
+            out0[2 * oc + o0] = tinycc_requant_fast(s02, m0, e0, c0, mode, lo, hi);
+            out0[o1] = tinycc_requant_fast(s10, m1, e1, c1, mode, lo, hi);
+            out0[oc + o1] = tinycc_requant_fast(s11, m1, e1, c1, mode, lo, hi);
+            out0[2 * oc + o1] = tinycc_requant_fast(s12, m1, e1, c1, mode, lo, hi);
+        } else {
+            out0[o0] = tinycc_requant_ch(s00, mult, shift, o0, mode, zp, lo, hi);
+            out0[oc + o0] = tinycc_requant_ch(s01, mult, shift, o0, mode, zp, lo, hi);
+            out0[2 * oc + o0] = tinycc_requant_ch(s02, mult, shift, o0, mode, zp, lo, hi);
+            out0[o1] = tinycc_requant_ch(s10, mult, shift, o1, mode, zp, lo, hi);
+            out0[oc + o1] = tinycc_requant_ch(s11, mult, shift, o1, mode, zp, lo, hi);
+            out0[2 * oc + o1] = tinycc_requant_ch(s12, mult, shift, o1, mode, zp, lo, hi);
+        }
+    }
+}
+
+/*
+ * The whole layer (NHWC input h x w x c, output oh x ow x oc, ow >= 3, no dilation): per output
+ * row, the band rows it needs that are not in the ring yet (zero-point rows outside the
+ * input), then its tiles. scratch: 2 * kh * len int16, word-aligned, len as computed here
+ * (tinycc.kernels.first_layer.band_len). Every size and offset is a constant at the call site.
+ */
+TINYCC_INLINE void tinycc_first_conv_s8(const int8_t *x, int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw,
+                                        int32_t sh, int32_t sw, int32_t pt, int32_t pl, int32_t in_zp, int32_t oh,
+                                        int32_t ow, int32_t oc, const int16_t *wt, const int32_t *bias,
+                                        const int32_t *mult, const int32_t *shift, int32_t mode, int32_t zp,
+                                        int32_t lo, int32_t hi, int8_t *out, int8_t *scratch)
+{
+    const int32_t w2 = (kw * c + 1) / 2, pix = sw * c;
+    const int32_t len = ((ow - 1) * pix + 2 * w2 + 1) / 2 * 2; /* values per band row, even */
+    const int32_t lead = pl * c < len ? pl * c : len;          /* left padding */
+    const int32_t n = w * c < len - lead ? w * c : len - lead;  /* input values a row keeps */
+    int16_t *const band = (int16_t *)(void *)scratch;
+    int32_t next = 0, oy;
+    for (oy = 0; oy < oh; ++oy) {
+        const int32_t r0 = oy * sh; /* band row r holds input row r - pt */
+        const int16_t *a = band + (r0 % kh) * len;
+        int8_t *o = out + oy * ow * oc;
+        int32_t r, ox;
+        for (r = next > r0 ? next : r0; r < r0 + kh; ++r) {
+            int16_t *d = band + (r % kh) * len;
+            if (r - pt >= 0 && r - pt < h) {
+                tinycc_first_row(d, kh * len, x + (r - pt) * w * c, lead, n, len, in_zp);
+            } else {
+                tinycc_first_pad_row(d, kh * len, len, in_zp);
+            }
+        }
+        next = r0 + kh;
+        for (ox = 0; ox + 3 <= ow; ox += 3) {
+            tinycc_first_tile(a + ox * pix, wt, kh, w2, pix, len, oc, bias, mult, shift, mode, zp, lo, hi,
+                              o + ox * oc);
+        }
+        if (ox < ow) { /* the row's last 1 or 2 pixels: a tile overlapping the one before */
+            tinycc_first_tile(a + (ow - 3) * pix, wt, kh, w2, pix, len, oc, bias, mult, shift, mode, zp, lo, hi,
+                              o + (ow - 3) * oc);
+        }
+    }
+}
+
 /* acc[j] += dot(a, b_j) for 4 rows of weights: one row of activations (batch-1 layers). */
 TINYCC_INLINE void tinycc_dot_s8_1x4(const int8_t *a, const int8_t *b0, const int8_t *b1,
                                      const int8_t *b2, const int8_t *b3, int32_t k, int32_t *acc)

@@ -11,6 +11,7 @@ from .lut import lut  # noqa: F401
 from .reduce import mean, reduce_max  # noqa: F401
 from .gemm import conv2d_gemm, fully_connected_gemm  # noqa: F401
 from .depthwise import depthwise_gemm  # noqa: F401
+from . import first_layer  # noqa: F401
 from .fixedpoint import Requant, requantize, rounding_constants, rounding_divide_by_pot, srdhm  # noqa: F401
 from .quantize import dequantize_lut, quantize  # noqa: F401
 from .pool import average_pool, max_pool  # noqa: F401

@@ -39,6 +39,10 @@ class ConvKnobs:
     # scratch (6 bytes per window value), 2x3 tiles in assembly load halfword pairs (windows of
     # taps that are not whole words are gathered as bytes first, up to 1 KiB; above, int8)
     im2col: str = "int8"
+    # layers over 1 to 4 input channels (first layers, tinycc.kernels.first_layer): "band": the
+    # input rows sign-extended once into an int16 band in arena scratch, windows read from it in
+    # place by 2x3 tiles with int16 weights; "im2col": as the other layers (the im2col knob)
+    few_channels: str = "im2col"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class FullyConnectedKnobs:
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
 CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "rows"), "im2col": ("int8", "int16"),
-           "weights": ("int8", "int16")}
+           "weights": ("int8", "int16"), "few_channels": ("band", "im2col")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
@@ -80,7 +84,11 @@ CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "row
 # On the DSP cores the 'pairs' depthwise kernel beats the line buffers on every MLPerf Tiny
 # layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 201K instructions per layer;
 # VWW's depthwise layers 3.70M -> 2.58M), which its tuning record keeps on the row kernel.
-_DSP = {"CONV_2D": ConvKnobs(im2col="int16"), "DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="pairs")}
+# The band kernel of first layers (few_channels) on the DSP cores: VWW's first layer 969,520 ->
+# 603,920 instructions on the M4 (967,080 -> 604,040 on the M7), ResNet-8's 732,000 -> 555,600,
+# KWS's 433,760 -> 352,520; on the M3 its C loop is slower (KWS's 1.04M -> 1.23M): im2col there.
+_DSP = {"CONV_2D": ConvKnobs(im2col="int16", few_channels="band"),
+        "DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="pairs")}
 _SCALAR = {"DEPTHWISE_CONV_2D": DepthwiseKnobs(variant="rows")}
 DEFAULTS = {
     "cortex-m3": _SCALAR,

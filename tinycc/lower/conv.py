@@ -67,7 +67,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     name = kernel_name(ctx, op)
     scratch_bytes = 0
     weights = w.data
-    doubled = False
+    doubled = band = False
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
     knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
     # the tiled kernels take one image; a batch (SPACE_TO_BATCH_ND's sub-images) the generic one
@@ -80,6 +80,14 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             variant, weights, scratch_bytes = K.depthwise.schedule_weights(
                 knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
             func = K.depthwise_gemm(*geometry, variant=variant)
+        elif knobs.few_channels == "band" and K.first_layer.applies(x.shape, w.shape, out.shape, (sh, sw), (dh, dw)):
+            # few input channels (first layers): windows read in place from an int16 band of rows
+            band = True
+            func = K.first_layer.conv2d_band(x.shape, w.shape, out.shape, (sh, sw), (pt, pl), in_zp, rq)
+            doubled = K.first_layer.doubles(rq)
+            weights = K.first_layer.band_weights(w.data, bias * 2 if doubled else bias, rq_consts[0].array,
+                                                 rq_consts[1].array, doubled)
+            scratch_bytes = K.first_layer.band_scratch_bytes(w.shape, out.shape, (sh, sw))
         else:
             # windows whose taps are not whole SXTB16 groups (1 or 3 input channels) are gathered
             # as bytes on the stack first, up to TVM's 1 KiB there
@@ -105,7 +113,7 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
              f"padding top {pt} left {pl}; input zero point {in_zp} folded into the bias; {rq_note}"]
     if tiled:
         form = "rounding constants" if rq.rounding_constants else "plain"
-        used = f"variant {variant}" if depthwise else f"im2col {im2col}"
+        used = f"variant {variant}" if depthwise else "few channels band" if band else f"im2col {im2col}"
         used += f", requantization {form}"
         notes.append(f"schedule: {used}" + (f"; arena scratch {scratch_bytes} bytes" if scratch_bytes else ""))
     return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes=scratch_bytes)
