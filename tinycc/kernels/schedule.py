@@ -39,6 +39,16 @@ class ConvKnobs:
     # scratch (6 bytes per window value), 2x3 tiles in assembly load halfword pairs (windows of
     # taps that are not whole words are gathered as bytes first, up to 1 KiB; above, int8)
     im2col: str = "int8"
+    # int16 im2col of whole-word taps: how many pixels a block sign-extends at once, for its
+    # channel pairs to run int16 weights over (tinycc_conv_s16_block_out; the weights are
+    # expanded once per pair and block, so the larger the block the cheaper). "fit": the
+    # largest block whose scratch leaves the planned arena unchanged (tinycc.plan.grow_scratch;
+    # the one-tile form where there is no room); "tile": 3 pixels at a time, int8 weights in
+    # the tiles (tinycc_conv_s16_2x3_out); "plane": every pixel in one block, whatever the arena
+    block: str = "fit"
+    # "int16": weights stored pre-extended in the int16 tiles' order (gemm.wide_pair_weights;
+    # twice the flash), no run-time expansion, blocks of any size (int16 im2col, whole-word taps)
+    weights: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class FullyConnectedKnobs:
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
 CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "rows"), "im2col": ("int8", "int16"),
-           "weights": ("int8", "int16")}
+           "weights": ("int8", "int16"), "block": ("fit", "tile", "plane")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
