@@ -943,6 +943,100 @@ static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
 }
 
 /*
+ * One channel pair over `tiles` whole tiles of a block, the tile loop itself in asm (DSP cores,
+ * modes 4 to 6 over the full int8 range, even oc): the 14 registers hold the tile's
+ * accumulators, weights and activations while the output pointer and the pair's constants
+ * wait on the stack (one STRD and one LDRD per tile), where gcc's C loop around the tile
+ * spills a dozen values. The groups are unrolled (.rept) up to k = 64, above in a loop of 4
+ * a turn whose end (the pair's weights' end) waits on the stack too. q: the pair's constants, b0 b1 m0 e0 c0
+ * m1 e1 c1 (bias, multiplier, shift and rounding constant per channel), then the address
+ * after the block's windows. The tile's registers become the requantization's after the
+ * groups: m in w0e, c in w0o, e in w1e, the result in w1o, po in xe, q in xo.
+ */
+#if TINYCC_NN_ASM
+#define TINYCC_RQT_SIGN(s, off)                                                             \
+    "smmlar %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                           \
+    "add %[w1o], %[w1o], %[" s "], asr #31\n\t"                                             \
+    "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
+    "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
+    "strb %[w1o], [%[xe], %[" off "]]\n\t"
+#define TINYCC_RQT_MODE4(s, off) "lsl %[" s "], %[" s "], #1\n\t" TINYCC_RQT_SIGN(s, off)
+#define TINYCC_RQT_MODE6(s, off) TINYCC_RQT_SIGN(s, off)
+#define TINYCC_RQT_MODE5(s, off)                                                            \
+    "smmla %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                            \
+    "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
+    "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
+    "strb %[w1o], [%[xe], %[" off "]]\n\t"
+/* the groups after the first: unrolled (k <= 64), or `lead` of them then turns of 4 until pw
+ * reaches the end of the pair's weights, which waits on the stack above po and q */
+#define TINYCC_PAIR_GROUPS_UNROLLED ".rept %c[ng]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"
+#define TINYCC_PAIR_GROUPS_LOOP                                                             \
+    ".rept %c[lead]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"                                \
+    "2:\n\t" TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP             \
+    TINYCC_S16S16_2X3_GROUP                                                                 \
+    "ldr %[xe], [sp, #8]\n\t"                                                               \
+    "cmp %[pw], %[xe]\n\t"                                                                  \
+    "bne 2b\n\t"
+#define TINYCC_PAIR_TILES(RQ, GROUPS)                                                       \
+    "add %[s00], %[pw], %[k4]\n\t"                                                          \
+    "str %[s00], [sp, #-4]!\n\t"                                                            \
+    "1:\n\t"                                                                                \
+    "ldrd %[s02], %[s12], [%[xo]]\n\t"                                                      \
+    "strd %[xe], %[xo], [sp, #-8]!\n\t"                                                     \
+    TINYCC_S16S16_2X3_FIRST                                                                 \
+    GROUPS                                                                                  \
+    "ldrd %[xe], %[xo], [sp], #8\n\t"                                                       \
+    "sub %[pw], %[pw], %[k4]\n\t"                                                           \
+    "ldr %[w0e], [%[xo], #8]\n\t"                                                           \
+    "ldrd %[w1e], %[w0o], [%[xo], #12]\n\t"                                                 \
+    RQ("s00", "d0") RQ("s01", "d1") RQ("s02", "d2")                                         \
+    "ldr %[w0e], [%[xo], #20]\n\t"                                                          \
+    "ldrd %[w1e], %[w0o], [%[xo], #24]\n\t"                                                 \
+    RQ("s10", "d01") RQ("s11", "d11") RQ("s12", "d21")                                      \
+    "add %[xe], %[xe], %[d3]\n\t"                                                           \
+    "ldr %[w1o], [%[xo], #32]\n\t"                                                          \
+    "cmp %[pa], %[w1o]\n\t"                                                                 \
+    "bne 1b\n\t"                                                                            \
+    "add sp, sp, #4\n\t"
+#define TINYCC_PAIR_TILES_OPERANDS                                                          \
+    [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),  \
+    [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),        \
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "+r"(xo)
+#define TINYCC_PAIR_TILES_CONSTANTS                                                         \
+    [ng] "i"(k / 4 - 1), [lead] "i"((k / 4 - 1) % 4), [k4] "i"(4 * k), [d0] "i"(0), [d1] "i"(oc), [d2] "i"(2 * oc), [d01] "i"(1), \
+    [d11] "i"(oc + 1), [d21] "i"(2 * oc + 1), [d3] "i"(3 * oc)
+
+TINYCC_INLINE void tinycc_conv_s16s16_pair_tiles(const int8_t *cols, int32_t tiles, const int8_t *w, int32_t k,
+                                                 int32_t oc, const int32_t *q, int32_t mode, int8_t *out0)
+{
+    int32_t s00, s01, s02, s10, s11, s12;
+    uint32_t w0e, w0o, w1e, w1o;
+    const int8_t *pa = cols, *pw = w;
+    uint32_t xe = (uint32_t)(uintptr_t)out0, xo = (uint32_t)(uintptr_t)q;
+    (void)tiles;
+    if (k <= 64 && mode == 4) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (k <= 64 && mode == 6) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (k <= 64) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (mode == 4) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (mode == 6) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    }
+}
+#endif
+
+/*
  * A block of pixels: `tiles` 3-window layouts one after the other in cols (6 k bytes each;
  * tile t's outputs from out0 + 3 t oc), every output channel pair over all of them with its
  * weights as int16 (tinycc_conv_s16s16_2x3_pair): expand != 0 sign-extends the pair's
@@ -969,8 +1063,30 @@ TINYCC_INLINE void tinycc_conv_s16_block_out(const int8_t *cols, int32_t tiles, 
         } else {
             pw = (const int8_t *)w + o0 * 2 * k;
         }
-        for (t = 0; t < tiles - (tail != 0); ++t, a += 6 * k, po += 3 * oc) {
-            tinycc_conv_s16s16_2x3_pair(a, pw, k, o0, oc, bias, mult, shift, mode, zp, lo, hi, po, oc, 2 * oc);
+#if TINYCC_NN_ASM
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 2 * oc < 4000) {
+            const int32_t full = tiles - (tail != 0);
+            if (full > 0) {
+                int32_t q[9];
+                q[0] = bias[o0];
+                q[1] = bias[o0 + 1];
+                q[2] = mult[o0];
+                q[3] = shift[2 * o0];
+                q[4] = shift[2 * o0 + 1];
+                q[5] = mult[o0 + 1];
+                q[6] = shift[2 * o0 + 2];
+                q[7] = shift[2 * o0 + 3];
+                q[8] = (int32_t)(uintptr_t)(cols + full * 6 * k);
+                tinycc_conv_s16s16_pair_tiles(cols, full, pw, k, oc, q, mode, out0 + o0);
+                a += full * 6 * k;
+                po += full * 3 * oc;
+            }
+        } else
+#endif
+        {
+            for (t = 0; t < tiles - (tail != 0); ++t, a += 6 * k, po += 3 * oc) {
+                tinycc_conv_s16s16_2x3_pair(a, pw, k, o0, oc, bias, mult, shift, mode, zp, lo, hi, po, oc, 2 * oc);
+            }
         }
         if (tail) {
             tinycc_conv_s16s16_2x3_pair(a, pw, k, o0, oc, bias, mult, shift, mode, zp, lo, hi, po, t1, t2);
