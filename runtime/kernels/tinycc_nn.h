@@ -688,6 +688,7 @@ TINYCC_INLINE void tinycc_store_2x3(int32_t s00, int32_t s01, int32_t s02, int32
                                     int32_t d2)
 {
     int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
+    (void)oc; /* the asm's condition */
 #if TINYCC_NN_ASM
     if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
         const int32_t *pm = mult + o0, *ps = shift + 2 * o0;

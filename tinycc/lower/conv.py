@@ -98,10 +98,9 @@ def lower_conv(ctx: LoweringContext, op: Operator, scratch_budget: int | None = 
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape, block_tiles, wide_weights)
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
-            if im2col == "int16" and wide_weights:
-                weights = K.gemm.wide_pair_weights(w.data)  # the int16 tiles' order, in flash
-            elif im2col == "int16":
-                weights = K.gemm.pair_weights(w.data)  # the 2x3 tiles' order
+            if im2col == "int16":
+                # the 2x3 tiles' order; int16 in flash for the weights knob
+                weights = (K.gemm.wide_pair_weights if wide_weights else K.gemm.pair_weights)(w.data)
                 doubled = c % 4 == 0 and K.gemm.doubles_activations(w.shape, oc, rq)
             elif not direct and K.gemm.uses_two_windows(w.shape):
                 weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
