@@ -909,7 +909,7 @@ TINYCC_INLINE void tinycc_conv_s16s16_2x3_pair(const int8_t *cols, const int8_t 
 /*
  * One channel pair's pair_weights bytes (n of them, n a multiple of 8, src word-aligned)
  * sign-extended for tinycc_conv_s16s16_2x3_pair: tinycc_expand_s8, on the DSP cores per 8
- * bytes one LDRD, 4 SXTB16 and 2 STRD, two groups a turn (8.5 instructions per 8 weights,
+ * bytes one LDRD, 4 SXTB16 and 2 STRD, four groups a turn (7.5 instructions per 8 weights,
  * where the C loop takes 16).
  */
 static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, int32_t n)
@@ -925,13 +925,12 @@ static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     "strd %[b], %[bo], [%[d], #-8]\n\t"
     uint32_t a, b, ao, bo;
     const int8_t *const end = src + n;
-    if (n % 16) {
-        __asm__ volatile(TINYCC_EXPAND8
-                         : [a] "=&r"(a), [b] "=&r"(b), [ao] "=&r"(ao), [bo] "=&r"(bo), [s] "+r"(src), [d] "+r"(dst)
-                         : : "memory");
-    }
-    if (n >= 16) {
-        __asm__ volatile("1:\n\t" TINYCC_EXPAND8 TINYCC_EXPAND8
+    /* n / 8 % 4 groups, then 4 a turn */
+    __asm__ volatile(".rept %c[lead]\n\t" TINYCC_EXPAND8 ".endr\n\t"
+                     : [a] "=&r"(a), [b] "=&r"(b), [ao] "=&r"(ao), [bo] "=&r"(bo), [s] "+r"(src), [d] "+r"(dst)
+                     : [lead] "i"(n / 8 % 4) : "memory");
+    if (n >= 32) {
+        __asm__ volatile("1:\n\t.rept 4\n\t" TINYCC_EXPAND8 ".endr\n\t"
                          "cmp %[s], %[e]\n\t"
                          "bne 1b\n\t"
                          : [a] "=&r"(a), [b] "=&r"(b), [ao] "=&r"(ao), [bo] "=&r"(bo), [s] "+r"(src), [d] "+r"(dst)
@@ -948,7 +947,7 @@ static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
  * modes 4 to 6 over the full int8 range, even oc): the 14 registers hold the tile's
  * accumulators, weights and activations while the output pointer and the pair's constants
  * wait on the stack (one STRD and one LDRD per tile), where gcc's C loop around the tile
- * spills a dozen values. The groups are unrolled (.rept) up to k = 64, above in a loop of 4
+ * spills a dozen values. The groups are unrolled (.rept) up to k = 64, above in a loop of 8
  * a turn whose end (the pair's weights' end) waits on the stack too. q: the pair's constants, b0 b1 m0 e0 c0
  * m1 e1 c1 (bias, multiplier, shift and rounding constant per channel), then the address
  * after the block's windows. The tile's registers become the requantization's after the
@@ -968,13 +967,13 @@ static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
     "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
     "strb %[w1o], [%[xe], %[" off "]]\n\t"
-/* the groups after the first: unrolled (k <= 64), or `lead` of them then turns of 4 until pw
+/* the groups after the first: unrolled (k <= 64), or `lead` of them then turns of 8 until pw
  * reaches the end of the pair's weights, which waits on the stack above po and q */
 #define TINYCC_PAIR_GROUPS_UNROLLED ".rept %c[ng]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"
 #define TINYCC_PAIR_GROUPS_LOOP                                                             \
     ".rept %c[lead]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"                                \
-    "2:\n\t" TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP             \
-    TINYCC_S16S16_2X3_GROUP                                                                 \
+    "2:\n\t"                                                                                \
+    ".rept 8\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"                                       \
     "ldr %[xe], [sp, #8]\n\t"                                                               \
     "cmp %[pw], %[xe]\n\t"                                                                  \
     "bne 2b\n\t"
@@ -1004,7 +1003,7 @@ static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),        \
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "+r"(xo)
 #define TINYCC_PAIR_TILES_CONSTANTS                                                         \
-    [ng] "i"(k / 4 - 1), [lead] "i"((k / 4 - 1) % 4), [k4] "i"(4 * k), [d0] "i"(0), [d1] "i"(oc), [d2] "i"(2 * oc), [d01] "i"(1), \
+    [ng] "i"(k / 4 - 1), [lead] "i"((k / 4 - 1) % 8), [k4] "i"(4 * k), [d0] "i"(0), [d1] "i"(oc), [d2] "i"(2 * oc), [d01] "i"(1), \
     [d11] "i"(oc + 1), [d21] "i"(2 * oc + 1), [d3] "i"(3 * oc)
 
 TINYCC_INLINE void tinycc_conv_s16s16_pair_tiles(const int8_t *cols, int32_t tiles, const int8_t *w, int32_t k,
