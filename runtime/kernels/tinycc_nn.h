@@ -912,7 +912,7 @@ TINYCC_INLINE void tinycc_conv_s16s16_2x3_pair(const int8_t *cols, const int8_t 
  * bytes one LDRD, 4 SXTB16 and 2 STRD, four groups a turn (7.5 instructions per 8 weights,
  * where the C loop takes 16).
  */
-static inline void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, int32_t n)
+TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, int32_t n)
 {
 #if TINYCC_NN_ASM
 #define TINYCC_EXPAND8                                                                      \
