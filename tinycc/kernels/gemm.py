@@ -6,7 +6,9 @@ copied into each library), which use SXTB16 + SMLAD on cores with the DSP extens
 C elsewhere. A convolution gathers the windows of output pixels (im2col, the padding filled
 with the input zero point, which the folded bias expects): with the int16 im2col (the DSP
 cores' default) three windows sign-extended into arena scratch and 2x3 tiles (2 output
-channels x 3 pixels, inline assembly); with the int8 one two windows (or one, above 1 KiB of
+channels x 3 pixels, inline assembly), or, where the arena has room (schedule.ConvKnobs.block),
+the windows of a block of such tiles and every channel pair over them with int16 weights
+(expanded once per pair and block, or stored so); with the int8 one two windows (or one, above 1 KiB of
 stack) and 2x2 tiles, a 1x1 convolution without padding reading its input rows in place. A
 batch-1 fully-connected layer runs 4-row blocks. Requantization (LiteRT's single or TFLM's
 double rounding), zero point and clamp follow. The choices that are knobs are in schedule.py.
