@@ -167,7 +167,6 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     TB = max(block_tiles, 1)
     NT = (P + 2) // 3
     NB = (NT + TB - 1) // TB
-    LASTT = NT - (NB - 1) * TB
     TAILF = 1 if P % 3 else 0
     EXPANDW = 0 if wide_weights else 1
     WX = TB * 6 * KP  # the pair's int16 weights after the windows (expanded at run time)
@@ -210,18 +209,12 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
                                     "void", "tinycc_fill_s16_x3",
                                     T.address_of(scratch[t * 6 * KP + (ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
                                     FILL, C))
-            if BLOCKED:
-                if bb < NB - 1:
-                    T.evaluate(T.call_extern(
-                        "void", "tinycc_conv_s16_block_out", T.address_of(scratch[0]), TB, 0, T.address_of(w[0]),
-                        EXPANDW, T.address_of(scratch[WX]), KP, OC, T.address_of(bias[0]), T.address_of(mult[0]),
-                        T.address_of(shift[0]), TMODE, ZP, LO, HI, T.address_of(out[bb * TB * 3 * OC]), OC, 2 * OC))
-                else:  # the last block, with the layer's last one or two pixels
-                    T.evaluate(T.call_extern(
-                        "void", "tinycc_conv_s16_block_out", T.address_of(scratch[0]), LASTT, TAILF,
-                        T.address_of(w[0]), EXPANDW, T.address_of(scratch[WX]), KP, OC, T.address_of(bias[0]),
-                        T.address_of(mult[0]), T.address_of(shift[0]), TMODE, ZP, LO, HI,
-                        T.address_of(out[bb * TB * 3 * OC]), TAIL1, TAIL2))
+            if BLOCKED:  # one call for every block (one inlined copy): the last one's tiles and tail
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_block_out", T.address_of(scratch[0]), T.min(TB, NT - bb * TB),
+                    T.if_then_else(bb == NB - 1, TAILF, 0), T.address_of(w[0]), EXPANDW,
+                    T.address_of(scratch[WX]), KP, OC, T.address_of(bias[0]), T.address_of(mult[0]),
+                    T.address_of(shift[0]), TMODE, ZP, LO, HI, T.address_of(out[bb * TB * 3 * OC]), TAIL1, TAIL2))
             elif P % 3 == 0 or bb < P // 3:
                 T.evaluate(T.call_extern(
                     "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
