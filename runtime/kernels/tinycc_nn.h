@@ -1064,7 +1064,9 @@ TINYCC_INLINE void tinycc_conv_s16_block_out(const int8_t *cols, int32_t tiles, 
             pw = (const int8_t *)w + o0 * 2 * k;
         }
 #if TINYCC_NN_ASM
-        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 2 * oc < 4000) {
+        /* (4 k and 3 oc: immediates of ADD/SUB, below 4096) */
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 3 * oc < 4096 &&
+            4 * k < 4096) {
             const int32_t full = tiles - (tail != 0);
             if (full > 0) {
                 int32_t q[9];
