@@ -6,6 +6,7 @@ examples/make_gemm_zoo.py)."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,8 +23,9 @@ from tinycc.verify import verify
 
 MODEL = Path(__file__).resolve().parent / "models" / "gemm" / "gemm_tiles.tflite"
 # the first layers of these models (1 and 4 input channels) would take the band kernel
-# (tests/test_first_layer.py) on the DSP cores: kept on the 2x3 tiles that these tests are about
-TILES = {"CONV_2D": {"few_channels": "im2col"}}
+# (tests/test_first_layer.py) on the DSP cores: kept on the 2x3 tiles that these tests are about;
+# TILES: one 2x3 tile at a time over int8 weights (test_blocks_*: blocks)
+TILES = {"CONV_2D": {"few_channels": "im2col", "block": "tile"}}
 INT16_IM2COL = {"CONV_2D": {"im2col": "int16", "few_channels": "im2col"}}
 
 
@@ -76,11 +78,11 @@ def test_constant_channels_keep_the_fast_requantization(rounding):
 
 
 @pytest.mark.parametrize("target,knobs", [
-    ("host", INT16_IM2COL),                                   # the tiles' C loops, sanitized
+    ("host", {"CONV_2D": {**TILES["CONV_2D"], "im2col": "int16"}}),  # the tiles' C loops, sanitized
     ("mps2-an386", TILES),                                    # Cortex-M4: the assembly loops
     ("mps2-an386", {**TILES, "FULLY_CONNECTED": {"weights": "int16"}}),
     ("mps2-an500", TILES),                                    # Cortex-M7
-    ("mps2-an385", INT16_IM2COL),                             # Cortex-M3: C loops, no DSP
+    ("mps2-an385", {"CONV_2D": {**TILES["CONV_2D"], "im2col": "int16"}}),  # Cortex-M3: C loops, no DSP
 ])
 def test_tiles_match_litert(target, knobs, tmp_path):
     if target != "host":
@@ -113,10 +115,170 @@ def test_assembly_loops_compile_at_every_level(cpu, fpu, tmp_path):
     and float ABI a firmware may use (-O0 takes the C loops), with a frame pointer asked for too."""
     _need_arm()
     res = compile_model(MODEL, "mps2-an386", tmp_path / "lib", measure_code=False,
-                        knobs={"FULLY_CONNECTED": {"weights": "int16"}})
-    src = res.out_dir / "src" / "gemm_tiles_kernels.c"
-    for opt in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og", "-O2 -fno-omit-frame-pointer", "-Os -fno-omit-frame-pointer"):
+                        knobs={"FULLY_CONNECTED": {"weights": "int16"}, **TILES})
+    srcs = [res.out_dir / "src" / "gemm_tiles_kernels.c"]
+    # the blocks' asm tile loops: K unrolled (8, 12) and in turns of 4 (80, 108), modes 4 and 6
+    chain = conv_chain_model(tmp_path / "chain.tflite", *CHAIN_A)
+    res = compile_model(chain, "mps2-an386", tmp_path / "chain", measure_code=False,
+                        knobs={"CONV_2D": {"block": "plane"}})
+    srcs.append(res.out_dir / "src" / "chain_kernels.c")
+    for src, opt in itertools.product(srcs, ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og", "-O2 -fno-omit-frame-pointer",
+                                             "-Os -fno-omit-frame-pointer")):
         cmd = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu.split(), *opt.split(), "-std=c99", "-Wall", "-Wextra",
                "-Werror", "-pedantic", "-c", str(src), "-o", str(tmp_path / "k.o")]
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
+
+
+# --- blocks of pixels with int16 weights (tinycc_conv_s16_block_out) -------------------------
+
+def conv_chain_model(path: Path, shape, convs, seed: int = 0) -> Path:
+    """A .tflite of CONV_2D layers one after the other, written with LiteRT's flatbuffer schema
+    (no TensorFlow needed): convs = [(out channels, kh, kw, stride, "SAME" | "VALID", relu)];
+    random int8 weights with per-channel scales, int32 bias, output scales that keep most
+    values inside the int8 range, random zero points."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+
+    rng = np.random.default_rng(seed)
+    m = S.ModelT()
+    m.version, m.buffers, m.operatorCodes = 3, [S.BufferT()], [S.OperatorCodeT()]
+    m.operatorCodes[0].builtinCode = m.operatorCodes[0].deprecatedBuiltinCode = S.BuiltinOperator.CONV_2D
+    m.operatorCodes[0].version = 3
+    sg = S.SubGraphT()
+    sg.tensors, sg.operators = [], []
+
+    def tensor(name, shape_, dtype, scale, zp, data=None, axis=0):
+        t = S.TensorT()
+        t.name, t.shape, t.type = name, list(shape_), dtype
+        q = S.QuantizationParametersT()
+        q.scale, q.zeroPoint, q.quantizedDimension = list(np.atleast_1d(scale)), list(np.atleast_1d(zp)), axis
+        t.quantization = q
+        t.buffer = 0
+        if data is not None:
+            buf = S.BufferT()
+            buf.data = np.ascontiguousarray(data).tobytes()
+            m.buffers.append(buf)
+            t.buffer = len(m.buffers) - 1
+        sg.tensors.append(t)
+        return len(sg.tensors) - 1
+
+    h, w, c = shape
+    scale, zp = 0.05, int(rng.integers(-10, 10))
+    x = tensor("input", (1, h, w, c), S.TensorType.INT8, scale, zp)
+    sg.inputs = [x]
+    for i, (oc, kh, kw, stride, padding, relu) in enumerate(convs):
+        wq = rng.integers(-127, 128, (oc, kh, kw, c)).astype(np.int8)
+        ws = rng.uniform(0.002, 0.02, oc).astype(np.float32)
+        bias = rng.integers(-3000, 3000, oc).astype(np.int32)
+        wt = tensor(f"w{i}", wq.shape, S.TensorType.INT8, ws, np.zeros(oc, np.int64), wq)
+        bt = tensor(f"b{i}", (oc,), S.TensorType.INT32, scale * ws, np.zeros(oc, np.int64), bias)
+        if padding == "SAME":
+            h, w = -(-h // stride), -(-w // stride)
+        else:
+            h, w = (h - kh) // stride + 1, (w - kw) // stride + 1
+        scale = float(scale * ws.mean() * np.sqrt(kh * kw * c) * 30)
+        zp = int(rng.integers(-20, 20)) if relu else int(rng.integers(-10, 10))
+        y = tensor(f"y{i}", (1, h, w, oc), S.TensorType.INT8, scale, zp)
+        op = S.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [x, wt, bt], [y]
+        opt = S.Conv2DOptionsT()
+        opt.padding = S.Padding.SAME if padding == "SAME" else S.Padding.VALID
+        opt.strideH = opt.strideW = stride
+        opt.dilationHFactor = opt.dilationWFactor = 1
+        opt.fusedActivationFunction = S.ActivationFunctionType.RELU if relu else S.ActivationFunctionType.NONE
+        op.builtinOptionsType, op.builtinOptions = S.BuiltinOptions.Conv2DOptions, opt
+        sg.operators.append(op)
+        x, c = y, oc
+    sg.outputs = [x]
+    m.subgraphs = [sg]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
+    return path
+
+
+# 40 pixels (one past a whole tile); K = 8 (tiles unrolled), 80 (the loop of 4 groups a turn)
+# and 108 (3x3 windows with padding, stride 2: 12 pixels); odd channel counts and ReLU with an
+# output zero point above -128 take the C loops around the same tiles
+CHAIN_A = ((5, 8, 8), [(16, 1, 1, 1, "VALID", False), (80, 1, 1, 1, "VALID", False),
+                       (12, 1, 1, 1, "VALID", True), (6, 3, 3, 2, "SAME", False)])
+# 20 pixels (two past a whole tile); odd channels, K = 36 and 8
+CHAIN_B = ((4, 5, 4), [(8, 3, 3, 1, "SAME", False), (7, 1, 1, 1, "VALID", False),
+                       (8, 1, 1, 1, "VALID", True)])
+
+
+def _random_chain(seed: int):
+    """Random shapes: pixels, K (a multiple of 4) and channel counts, odd and even."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(2, 8)), int(rng.integers(2, 8)), 4 * int(rng.integers(1, 25)))
+    convs = [(int(rng.integers(1, 40)) * (1 if i % 2 else 2), 1, 1, 1, "VALID", bool(rng.integers(0, 2)))
+             for i in range(2)]
+    convs.append((4 * int(rng.integers(1, 20)), 1, 1, 1, "VALID", False))
+    return shape, convs
+
+
+BLOCKS = {"im2col": "int16", "block": "plane"}
+
+
+@pytest.mark.parametrize("target,knobs", [
+    ("host", BLOCKS),                                        # the C tiles, sanitized
+    ("host", {"im2col": "int16", "block": "fit", "weights": "int16"}),
+    ("mps2-an386", None),                                    # the M4 default: 'fit'
+    ("mps2-an386", {"block": "plane"}),
+    ("mps2-an386", {"block": "tile", "weights": "int16"}),   # one tile a block, weights in flash
+    ("mps2-an386", {"block": "plane", "weights": "int16"}),
+    ("mps2-an500", {"block": "plane"}),                      # Cortex-M7
+    ("mps2-an385", BLOCKS),                                  # Cortex-M3: C loops, no DSP
+])
+@pytest.mark.parametrize("chain", ["a", "b", "random1", "random2"])
+def test_blocks_match_litert(chain, target, knobs, tmp_path):
+    if target != "host":
+        _need_arm()
+    shape, convs = {"a": CHAIN_A, "b": CHAIN_B}.get(chain) or _random_chain(int(chain[-1]))
+    model = conv_chain_model(tmp_path / f"chain_{chain}.tflite", shape, convs, seed=len(chain))
+    # a first layer of 4 channels would take the band kernel (test_first_layer.py) on the DSP cores
+    report = verify(model, target, work_dir=tmp_path / "v",
+                    knobs=knobs and {"CONV_2D": {"few_channels": "im2col", **knobs}}, sanitize=target == "host")
+    assert report.ok, report.summary()
+    src = (tmp_path / "v" / "lib" / "src" / f"chain_{chain}_kernels.c").read_text()
+    if knobs and knobs.get("block") == "plane":  # every layer of whole-word taps in blocks
+        aligned = [c for c in [shape[2], *(oc for oc, *_ in convs[:-1])]]
+        assert src.count("tinycc_conv_s16_block_out(") >= sum(1 for c in aligned if c % 4 == 0)
+        assert "tinycc_conv_s16_2x3_out(" not in src or any(c % 4 for c in aligned)
+
+
+def test_fit_grows_blocks_without_growing_the_arena(tmp_path):
+    """'fit' (the M4 default) plans the least scratch first, then lowers the layers again with
+    blocks in the bytes their step leaves free: the arena is the one-tile form's, and the
+    layers where the room is take blocks of more than one tile."""
+    shape, convs = CHAIN_A
+    model = conv_chain_model(tmp_path / "chain.tflite", shape, convs)
+    fit = compile_model(model, "mps2-an386", tmp_path / "fit", measure_code=False)
+    tile = compile_model(model, "mps2-an386", tmp_path / "tile", measure_code=False,
+                         knobs={"CONV_2D": {"block": "tile"}})
+    assert fit.arena_bytes == tile.arena_bytes
+    src = (fit.out_dir / "src" / "chain_kernels.c").read_text()
+    assert "tinycc_conv_s16_block_out(" in src and "blocks of" in src
+    assert "tinycc_conv_s16_block_out(" not in (tile.out_dir / "src" / "chain_kernels.c").read_text()
+    # each grown step's scratch fits in what its step left
+    from tinycc.plan import step_slack
+    base = {s.name: s.scratch_bytes for s in tile.library.plan.steps}
+    slack = dict(zip((s.name for s in tile.library.plan.steps), step_slack(tile.library.plan)))
+    for s in fit.library.plan.steps:
+        assert s.scratch_bytes <= base[s.name] + slack[s.name] + 16
+
+
+def test_wide_pair_weights_feed_the_int16_tiles():
+    """wide_pair_weights (the weights knob int16) is pair_weights with each 4-value group in
+    SXTB16 order (v0 v2 v1 v3), as the windows are: the dot products of each pair's rows."""
+    from tinycc.kernels.gemm import wide_pair_weights
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, (5, 1, 1, 12)).astype(np.int8)
+    x = rng.integers(-128, 128, 12).astype(np.int64)
+    xs = x.reshape(3, 4)[:, [0, 2, 1, 3]]  # the windows' order
+    stream = wide_pair_weights(w).astype(np.int64).reshape(3, 3, 2, 4)  # pair, group, row, value
+    assert wide_pair_weights(w).dtype == np.int16
+    got = np.einsum("pgrv,gv->pr", stream, xs).reshape(-1)
+    want = w.reshape(5, -1).astype(np.int64) @ x
+    assert got.tolist() == [*want.tolist(), want[4]]

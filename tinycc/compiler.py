@@ -86,6 +86,15 @@ def compile_model(model: str | Path, target: str | Target = "host", out_dir: str
         steps = fuse(graph, steps, name, rounding)
     kernel_c = emit.generate_kernels_c([s for s in steps if isinstance(s, Kernel)])
     memory = plan.plan_memory(graph, steps, kernel_c, io_in_arena)  # traces kernels for overlaps
+
+    def replan(new_steps):  # the kernels lowered again by plan.grow_scratch, then planned
+        known = {id(s) for s in memory.steps}
+        c = {**kernel_c, **emit.generate_kernels_c([s for s in new_steps
+                                                    if isinstance(s, Kernel) and id(s) not in known])}
+        return plan.plan_memory(graph, new_steps, c, io_in_arena), c
+    grown = plan.grow_scratch(memory, replan)
+    if grown is not None:
+        memory, kernel_c = grown
     lib = package.Library(name, graph, memory.steps, memory, kernel_c, target, rounding, kernels)
     code_bytes = _measure_code(lib) if measure_code and not target.is_host else None
     _check_fit(lib, code_bytes)

@@ -17,6 +17,14 @@ arena.
 
 The lower bound is the largest number of bytes live at one step (an overlapping pair counted
 as its union), below which no placement can go.
+
+5. Scratch growth (`grow_scratch`): some kernels go faster with more scratch (a convolution's
+   blocks of int16 windows, tinycc.lower.conv.conv_block_tiles) and are lowered first with the
+   least they can take. Once planned, each such step is offered the arena bytes not live at
+   its step (the arena size minus the union of the live buffers' placed intervals) on top of
+   its own, and lowered again with the largest scratch within that; the steps are then planned
+   again. If the arena grew (the freed bytes were not one hole), half the offer is tried, then
+   none: the arena stays what the least scratch gave.
 """
 
 from __future__ import annotations
@@ -463,3 +471,46 @@ def _placed(arena_bufs, pins, order):
     seen = list(dict.fromkeys(where[id(b)] for b in order if id(b) in where))
     arena, offsets = _place(groups, seen)
     return arena, offsets, used
+
+
+# --- scratch growth -------------------------------------------------------------------------
+
+def step_slack(memory: MemoryPlan) -> list[int]:
+    """Per step of memory.steps: the arena bytes that no buffer live at that step covers (the
+    arena size minus the length of the union of the live arena buffers' placed intervals)."""
+    slack = []
+    for i in range(len(memory.steps)):
+        spans = sorted((b.offset, b.offset + b.size) for b in memory.buffers
+                       if b.home in ("arena", "state") and b.first <= i <= b.last and b.size)
+        covered, end = 0, 0
+        for lo, hi in spans:
+            lo = max(lo, end)
+            if hi > lo:
+                covered += hi - lo
+                end = hi
+        slack.append(max(memory.arena_size - covered, 0))
+    return slack
+
+
+def grow_scratch(memory: MemoryPlan, replan, fractions=(1.0, 0.5)):
+    """Step 5 of the module's docstring. replan(steps) plans the steps with some kernels lowered
+    again (returns (MemoryPlan, anything)); returns that pair for the grown steps, or None when
+    no step grew or every try made the arena larger."""
+    if not any(getattr(s, "regrow", None) for s in memory.steps):
+        return None
+    slack = step_slack(memory)
+    for fraction in fractions:
+        swaps = {}
+        for i, s in enumerate(memory.steps):
+            if getattr(s, "regrow", None) is None:
+                continue
+            budget = (_align(s.scratch_bytes) + int(slack[i] * fraction)) // ALIGN * ALIGN
+            grown = s.regrow(budget)
+            if grown is not None and grown.scratch_bytes > s.scratch_bytes:
+                swaps[id(s)] = grown
+        if not swaps:
+            return None
+        result = replan([swaps.get(id(s), s) for s in memory.steps])
+        if result[0].arena_size <= memory.arena_size:
+            return result
+    return None

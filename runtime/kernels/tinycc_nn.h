@@ -676,6 +676,74 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
 #endif
 
 /*
+ * The six outputs of a 2x3 tile, accumulators s<channel><pixel> of channels o0 and o1 (o1 ==
+ * o0 for an odd oc's last pair): requantized, clamped and stored at out0 + d_q + o (d1, d2:
+ * constants at every call site). On the DSP cores, modes 4 to 6 over the full int8 range in
+ * inline asm, each channel's constants loaded once.
+ */
+TINYCC_INLINE void tinycc_store_2x3(int32_t s00, int32_t s01, int32_t s02, int32_t s10, int32_t s11, int32_t s12,
+                                    int32_t o0, int32_t o1, int32_t oc, const int32_t *mult, const int32_t *shift,
+                                    int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0, int32_t d1,
+                                    int32_t d2)
+{
+    int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
+    (void)oc; /* the asm's condition */
+#if TINYCC_NN_ASM
+    if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
+        const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
+        int8_t *po = out0 + o0;
+        uint32_t m, c, e, y;
+        if (mode == 4) {
+            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                    "ldrd %[e], %[c], [%[ps]]\n\t"
+                    TINYCC_RQ4("s00", "") TINYCC_RQ4("s01", ", %[d1]") TINYCC_RQ4("s02", ", %[d2]")
+                    "ldr %[m], [%[pm], #4]\n\t"
+                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                    "add %[po], %[po], #1\n\t"
+                    TINYCC_RQ4("s10", "") TINYCC_RQ4("s11", ", %[d1]") TINYCC_RQ4("s12", ", %[d2]")
+                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+        } else if (mode == 6) {
+            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                    "ldrd %[e], %[c], [%[ps]]\n\t"
+                    TINYCC_RQ6("s00", "") TINYCC_RQ6("s01", ", %[d1]") TINYCC_RQ6("s02", ", %[d2]")
+                    "ldr %[m], [%[pm], #4]\n\t"
+                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                    "add %[po], %[po], #1\n\t"
+                    TINYCC_RQ6("s10", "") TINYCC_RQ6("s11", ", %[d1]") TINYCC_RQ6("s12", ", %[d2]")
+                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+        } else {
+            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
+                    "ldrd %[e], %[c], [%[ps]]\n\t"
+                    TINYCC_RQ5("s00", "") TINYCC_RQ5("s01", ", %[d1]") TINYCC_RQ5("s02", ", %[d2]")
+                    "ldr %[m], [%[pm], #4]\n\t"
+                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
+                    "add %[po], %[po], #1\n\t"
+                    TINYCC_RQ5("s10", "") TINYCC_RQ5("s11", ", %[d1]") TINYCC_RQ5("s12", ", %[d2]")
+                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
+        }
+        return;
+    }
+#endif
+    if (mode >= 4) {
+        const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
+        const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
+        out0[o0] = tinycc_requant_fast(s00, m0, e0, c0, mode, lo, hi);
+        out1[o0] = tinycc_requant_fast(s01, m0, e0, c0, mode, lo, hi);
+        out2[o0] = tinycc_requant_fast(s02, m0, e0, c0, mode, lo, hi);
+        out0[o1] = tinycc_requant_fast(s10, m1, e1, c1, mode, lo, hi);
+        out1[o1] = tinycc_requant_fast(s11, m1, e1, c1, mode, lo, hi);
+        out2[o1] = tinycc_requant_fast(s12, m1, e1, c1, mode, lo, hi);
+    } else {
+        out0[o0] = tinycc_requant_ch(s00, mult, shift, o0, mode, zp, lo, hi);
+        out1[o0] = tinycc_requant_ch(s01, mult, shift, o0, mode, zp, lo, hi);
+        out2[o0] = tinycc_requant_ch(s02, mult, shift, o0, mode, zp, lo, hi);
+        out0[o1] = tinycc_requant_ch(s10, mult, shift, o1, mode, zp, lo, hi);
+        out1[o1] = tinycc_requant_ch(s11, mult, shift, o1, mode, zp, lo, hi);
+        out2[o1] = tinycc_requant_ch(s12, mult, shift, o1, mode, zp, lo, hi);
+    }
+}
+
+/*
  * Three finished output pixels: out_q[o] for windows q = 0..2 and every channel o < oc, from
  * the bias to the clamped int8 value, in 2x3 tiles (layouts above; the weight pairs follow
  * each other, so the weight pointer runs on from tile to tile), each channel's requantization
@@ -689,7 +757,6 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
                                            int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
                                            int32_t d1, int32_t d2)
 {
-    int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
     int32_t o0;
 #if TINYCC_NN_ASM
     const int8_t *pw = w;
@@ -744,60 +811,286 @@ TINYCC_INLINE void tinycc_conv_s16_2x3_out(const int8_t *cols, const int8_t *w, 
             }
         }
 #endif
+        tinycc_store_2x3(s00, s01, s02, s10, s11, s12, o0, o1, oc, mult, shift, mode, zp, lo, hi, out0, d1, d2);
+    }
+}
+
+/*
+ * The 2x3 tile with int16 weights too: both operands come as halfword pairs, so a group of 4
+ * window values is 2 LDRD of weights, 3 LDRD of activations and 12 SMLAD: 17 instructions for
+ * 24 MACs (the int8 weights' tile: 20), with the same 14 registers.
+ * - cols: the 3-window layout of tinycc_conv_s16_2x3_out.
+ * - w: one channel pair's weights, int16: per group of 4 values, row o0's 4 values in SXTB16
+ *   order (v0 v2 v1 v3) then row o1's (16 bytes): tinycc_expand_s8 of the pair's
+ *   pair_weights bytes, at run time into scratch or at compile time into flash
+ *   (tinycc.kernels.gemm.wide_pair_weights).
+ * Outputs as tinycc_conv_s16_2x3_out's, channels o0 and o0 + 1 (o0 again for an odd oc's last).
+ */
 #if TINYCC_NN_ASM
-        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
-            /* the six requantizations in asm (tinycc_requant_fast's; d1, d2: constants at
-             * every call site, store offsets), each channel's constants loaded once */
-            const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
-            int8_t *po = out0 + o0;
-            uint32_t m, c, e, y;
-            if (mode == 4) {
-                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                        "ldrd %[e], %[c], [%[ps]]\n\t"
-                        TINYCC_RQ4("s00", "") TINYCC_RQ4("s01", ", %[d1]") TINYCC_RQ4("s02", ", %[d2]")
-                        "ldr %[m], [%[pm], #4]\n\t"
-                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                        "add %[po], %[po], #1\n\t"
-                        TINYCC_RQ4("s10", "") TINYCC_RQ4("s11", ", %[d1]") TINYCC_RQ4("s12", ", %[d2]")
-                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-            } else if (mode == 6) {
-                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                        "ldrd %[e], %[c], [%[ps]]\n\t"
-                        TINYCC_RQ6("s00", "") TINYCC_RQ6("s01", ", %[d1]") TINYCC_RQ6("s02", ", %[d2]")
-                        "ldr %[m], [%[pm], #4]\n\t"
-                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                        "add %[po], %[po], #1\n\t"
-                        TINYCC_RQ6("s10", "") TINYCC_RQ6("s11", ", %[d1]") TINYCC_RQ6("s12", ", %[d2]")
-                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-            } else {
-                __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                        "ldrd %[e], %[c], [%[ps]]\n\t"
-                        TINYCC_RQ5("s00", "") TINYCC_RQ5("s01", ", %[d1]") TINYCC_RQ5("s02", ", %[d2]")
-                        "ldr %[m], [%[pm], #4]\n\t"
-                        "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                        "add %[po], %[po], #1\n\t"
-                        TINYCC_RQ5("s10", "") TINYCC_RQ5("s11", ", %[d1]") TINYCC_RQ5("s12", ", %[d2]")
-                        : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-            }
-            continue;
-        }
+#define TINYCC_S16S16_2X3_GROUP_FROM(b01, b02, b11, b12)                                       \
+    "ldrd %[w0e], %[w0o], [%[pw]], #16\n\t"                                                 \
+    "ldrd %[xe], %[xo], [%[pa]], #24\n\t"                                                   \
+    "ldrd %[w1e], %[w1o], [%[pw], #-8]\n\t"                                                 \
+    "smlad %[s00], %[xe], %[w0e], %[" b01 "]\n\t"                                           \
+    "smlad %[s00], %[xo], %[w0o], %[s00]\n\t"                                               \
+    "smlad %[s10], %[xe], %[w1e], %[" b11 "]\n\t"                                           \
+    "smlad %[s10], %[xo], %[w1o], %[s10]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-16]\n\t"                                                  \
+    "smlad %[s01], %[xe], %[w0e], %[" b02 "]\n\t"                                           \
+    "smlad %[s01], %[xo], %[w0o], %[s01]\n\t"                                               \
+    "smlad %[s11], %[xe], %[w1e], %[" b12 "]\n\t"                                           \
+    "smlad %[s11], %[xo], %[w1o], %[s11]\n\t"                                               \
+    "ldrd %[xe], %[xo], [%[pa], #-8]\n\t"                                                   \
+    "smlad %[s02], %[xe], %[w0e], %[s02]\n\t"                                               \
+    "smlad %[s02], %[xo], %[w0o], %[s02]\n\t"                                               \
+    "smlad %[s12], %[xe], %[w1e], %[s12]\n\t"                                               \
+    "smlad %[s12], %[xo], %[w1o], %[s12]\n\t"
+/* a group; the first one starts from the bias in s02 and s12, as TINYCC_S16_2X3_FIRST */
+#define TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP_FROM("s00", "s01", "s10", "s11")
+#define TINYCC_S16S16_2X3_FIRST TINYCC_S16S16_2X3_GROUP_FROM("s02", "s02", "s12", "s12")
 #endif
-        if (mode >= 4) {
-            const int32_t m0 = mult[o0], e0 = shift[2 * o0], c0 = shift[2 * o0 + 1];
-            const int32_t m1 = mult[o1], e1 = shift[2 * o1], c1 = shift[2 * o1 + 1];
-            out0[o0] = tinycc_requant_fast(s00, m0, e0, c0, mode, lo, hi);
-            out1[o0] = tinycc_requant_fast(s01, m0, e0, c0, mode, lo, hi);
-            out2[o0] = tinycc_requant_fast(s02, m0, e0, c0, mode, lo, hi);
-            out0[o1] = tinycc_requant_fast(s10, m1, e1, c1, mode, lo, hi);
-            out1[o1] = tinycc_requant_fast(s11, m1, e1, c1, mode, lo, hi);
-            out2[o1] = tinycc_requant_fast(s12, m1, e1, c1, mode, lo, hi);
+
+TINYCC_INLINE void tinycc_conv_s16s16_2x3_pair(const int8_t *cols, const int8_t *w, int32_t k, int32_t o0,
+                                               int32_t oc, const int32_t *bias, const int32_t *mult,
+                                               const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
+                                               int32_t hi, int8_t *out0, int32_t d1, int32_t d2)
+{
+    const int32_t o1 = oc % 2 == 0 || o0 + 1 < oc ? o0 + 1 : o0;
+#if TINYCC_NN_ASM
+    int32_t s00, s01, s02, s10, s11, s12;
+    if (oc % 2 == 0) { /* both biases in one LDRD */
+        __asm__("ldrd %[b0], %[b1], [%[pb]]"
+                : [b0] "=r"(s02), [b1] "=r"(s12)
+                : [pb] "r"(bias + o0), "m"(bias[o0]), "m"(bias[o1]));
+    } else {
+        s02 = bias[o0];
+        s12 = bias[o1];
+    }
+    const int8_t *pa = cols, *pw = w;
+    const int8_t *const end = pw + 4 * k;
+    /* groups after the first and before 4 a turn */
+    const int32_t lead = k / 4 - 1 >= 4 ? (k / 4 - 1) % 4 : k / 4 - 1;
+    uint32_t w0e, w0o, w1e, w1o, xe, xo;
+    __asm__(TINYCC_S16S16_2X3_FIRST : TINYCC_S16_2X3_FIRST_OPERANDS : : "memory");
+    if (lead >= 1) {
+        __asm__(TINYCC_S16S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+    }
+    if (lead >= 2) {
+        __asm__(TINYCC_S16S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+    }
+    if (lead >= 3) {
+        __asm__(TINYCC_S16S16_2X3_GROUP : TINYCC_S16_2X3_OPERANDS : : "memory");
+    }
+    if (k >= 20) {
+        xe = (uint32_t)(uintptr_t)end;
+        __asm__(TINYCC_LOOP_PUSH_END("xe") TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP
+                TINYCC_S16S16_2X3_GROUP TINYCC_S16S16_2X3_GROUP TINYCC_LOOP_POP_END("xe", "pw")
+                : TINYCC_S16_2X3_OPERANDS : : "cc", "memory");
+    }
+#else
+    int32_t s00 = bias[o0], s01 = s00, s02 = s00, s10 = bias[o1], s11 = s10, s12 = s10;
+    const int16_t *a = (const int16_t *)(const void *)cols, *pw = (const int16_t *)(const void *)w;
+    int32_t g, j;
+    for (g = 0; g < k / 4; ++g, a += 12, pw += 8) {
+        for (j = 0; j < 4; ++j) { /* both in SXTB16 order */
+            s00 += a[j] * pw[j];
+            s01 += a[4 + j] * pw[j];
+            s02 += a[8 + j] * pw[j];
+            s10 += a[j] * pw[4 + j];
+            s11 += a[4 + j] * pw[4 + j];
+            s12 += a[8 + j] * pw[4 + j];
+        }
+    }
+#endif
+    tinycc_store_2x3(s00, s01, s02, s10, s11, s12, o0, o1, oc, mult, shift, mode, zp, lo, hi, out0, d1, d2);
+}
+
+/*
+ * One channel pair's pair_weights bytes (n of them, n a multiple of 8, src word-aligned)
+ * sign-extended for tinycc_conv_s16s16_2x3_pair: tinycc_expand_s8, on the DSP cores per 8
+ * bytes one LDRD, 4 SXTB16 and 2 STRD, four groups a turn (7.5 instructions per 8 weights,
+ * where the C loop takes 16).
+ */
+TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, int32_t n)
+{
+#if TINYCC_NN_ASM
+#define TINYCC_EXPAND8                                                                      \
+    "ldrd %[a], %[b], [%[s]], #8\n\t"                                                       \
+    "sxtb16 %[ao], %[a], ror #8\n\t"                                                        \
+    "sxtb16 %[a], %[a]\n\t"                                                                 \
+    "sxtb16 %[bo], %[b], ror #8\n\t"                                                        \
+    "sxtb16 %[b], %[b]\n\t"                                                                 \
+    "strd %[a], %[ao], [%[d]], #16\n\t"                                                     \
+    "strd %[b], %[bo], [%[d], #-8]\n\t"
+    uint32_t a, b, ao, bo;
+    const int8_t *const end = src + n;
+    /* n / 8 % 4 groups, then 4 a turn */
+    __asm__ volatile(".rept %c[lead]\n\t" TINYCC_EXPAND8 ".endr\n\t"
+                     : [a] "=&r"(a), [b] "=&r"(b), [ao] "=&r"(ao), [bo] "=&r"(bo), [s] "+r"(src), [d] "+r"(dst)
+                     : [lead] "i"(n / 8 % 4) : "memory");
+    if (n >= 32) {
+        __asm__ volatile("1:\n\t.rept 4\n\t" TINYCC_EXPAND8 ".endr\n\t"
+                         "cmp %[s], %[e]\n\t"
+                         "bne 1b\n\t"
+                         : [a] "=&r"(a), [b] "=&r"(b), [ao] "=&r"(ao), [bo] "=&r"(bo), [s] "+r"(src), [d] "+r"(dst)
+                         : [e] "r"(end) : "cc", "memory");
+    }
+#undef TINYCC_EXPAND8
+#else
+    tinycc_expand_s8(dst, src, n);
+#endif
+}
+
+/*
+ * One channel pair over `tiles` whole tiles of a block, the tile loop itself in asm (DSP cores,
+ * modes 4 to 6 over the full int8 range, even oc): the 14 registers hold the tile's
+ * accumulators, weights and activations while the output pointer and the pair's constants
+ * wait on the stack (one STRD and one LDRD per tile), where gcc's C loop around the tile
+ * spills a dozen values. The groups are unrolled (.rept) up to k = 64, above in a loop of 8
+ * a turn whose end (the pair's weights' end) waits on the stack too. q: the pair's constants, b0 b1 m0 e0 c0
+ * m1 e1 c1 (bias, multiplier, shift and rounding constant per channel), then the address
+ * after the block's windows. The tile's registers become the requantization's after the
+ * groups: m in w0e, c in w0o, e in w1e, the result in w1o, po in xe, q in xo.
+ */
+#if TINYCC_NN_ASM
+#define TINYCC_RQT_SIGN(s, off)                                                             \
+    "smmlar %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                           \
+    "add %[w1o], %[w1o], %[" s "], asr #31\n\t"                                             \
+    "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
+    "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
+    "strb %[w1o], [%[xe], %[" off "]]\n\t"
+#define TINYCC_RQT_MODE4(s, off) "lsl %[" s "], %[" s "], #1\n\t" TINYCC_RQT_SIGN(s, off)
+#define TINYCC_RQT_MODE6(s, off) TINYCC_RQT_SIGN(s, off)
+#define TINYCC_RQT_MODE5(s, off)                                                            \
+    "smmla %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                            \
+    "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
+    "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
+    "strb %[w1o], [%[xe], %[" off "]]\n\t"
+/* the groups after the first: unrolled (k <= 64), or `lead` of them then turns of 8 until pw
+ * reaches the end of the pair's weights, which waits on the stack above po and q */
+#define TINYCC_PAIR_GROUPS_UNROLLED ".rept %c[ng]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"
+#define TINYCC_PAIR_GROUPS_LOOP                                                             \
+    ".rept %c[lead]\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"                                \
+    "2:\n\t"                                                                                \
+    ".rept 8\n\t" TINYCC_S16S16_2X3_GROUP ".endr\n\t"                                       \
+    "ldr %[xe], [sp, #8]\n\t"                                                               \
+    "cmp %[pw], %[xe]\n\t"                                                                  \
+    "bne 2b\n\t"
+#define TINYCC_PAIR_TILES(RQ, GROUPS)                                                       \
+    "add %[s00], %[pw], %[k4]\n\t"                                                          \
+    "str %[s00], [sp, #-4]!\n\t"                                                            \
+    "1:\n\t"                                                                                \
+    "ldrd %[s02], %[s12], [%[xo]]\n\t"                                                      \
+    "strd %[xe], %[xo], [sp, #-8]!\n\t"                                                     \
+    TINYCC_S16S16_2X3_FIRST                                                                 \
+    GROUPS                                                                                  \
+    "ldrd %[xe], %[xo], [sp], #8\n\t"                                                       \
+    "sub %[pw], %[pw], %[k4]\n\t"                                                           \
+    "ldr %[w0e], [%[xo], #8]\n\t"                                                           \
+    "ldrd %[w1e], %[w0o], [%[xo], #12]\n\t"                                                 \
+    RQ("s00", "d0") RQ("s01", "d1") RQ("s02", "d2")                                         \
+    "ldr %[w0e], [%[xo], #20]\n\t"                                                          \
+    "ldrd %[w1e], %[w0o], [%[xo], #24]\n\t"                                                 \
+    RQ("s10", "d01") RQ("s11", "d11") RQ("s12", "d21")                                      \
+    "add %[xe], %[xe], %[d3]\n\t"                                                           \
+    "ldr %[w1o], [%[xo], #32]\n\t"                                                          \
+    "cmp %[pa], %[w1o]\n\t"                                                                 \
+    "bne 1b\n\t"                                                                            \
+    "add sp, sp, #4\n\t"
+#define TINYCC_PAIR_TILES_OPERANDS                                                          \
+    [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "=&r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),  \
+    [s12] "=&r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),        \
+    [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "+r"(xo)
+#define TINYCC_PAIR_TILES_CONSTANTS                                                         \
+    [ng] "i"(k / 4 - 1), [lead] "i"((k / 4 - 1) % 8), [k4] "i"(4 * k), [d0] "i"(0), [d1] "i"(oc), [d2] "i"(2 * oc), [d01] "i"(1), \
+    [d11] "i"(oc + 1), [d21] "i"(2 * oc + 1), [d3] "i"(3 * oc)
+
+TINYCC_INLINE void tinycc_conv_s16s16_pair_tiles(const int8_t *cols, int32_t tiles, const int8_t *w, int32_t k,
+                                                 int32_t oc, const int32_t *q, int32_t mode, int8_t *out0)
+{
+    int32_t s00, s01, s02, s10, s11, s12;
+    uint32_t w0e, w0o, w1e, w1o;
+    const int8_t *pa = cols, *pw = w;
+    uint32_t xe = (uint32_t)(uintptr_t)out0, xo = (uint32_t)(uintptr_t)q;
+    (void)tiles;
+    if (k <= 64 && mode == 4) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (k <= 64 && mode == 6) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (k <= 64) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_UNROLLED)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (mode == 4) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else if (mode == 6) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    } else {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_LOOP)
+                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
+    }
+}
+#endif
+
+/*
+ * A block of pixels: `tiles` 3-window layouts one after the other in cols (6 k bytes each;
+ * tile t's outputs from out0 + 3 t oc), every output channel pair over all of them with its
+ * weights as int16 (tinycc_conv_s16s16_2x3_pair): expand != 0 sign-extends the pair's
+ * pair_weights bytes (w, int8) into wx (4 k bytes of scratch) once per block, so the
+ * expansion costs 1 / tiles of what it saves; expand == 0 reads w as the int16 stream itself
+ * (pre-expanded in flash). tail != 0: the last tile holds the layer's last one or two pixels
+ * (windows repeated), stored at offsets t1, t2 instead of oc, 2 oc (constants at every call
+ * site, like expand).
+ */
+TINYCC_INLINE void tinycc_conv_s16_block_out(const int8_t *cols, int32_t tiles, int32_t tail, const void *w,
+                                             int32_t expand, int8_t *wx, int32_t k, int32_t oc,
+                                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                             int32_t mode, int32_t zp, int32_t lo, int32_t hi, int8_t *out0,
+                                             int32_t t1, int32_t t2)
+{
+    int32_t o0, t;
+    for (o0 = 0; o0 < oc; o0 += 2) {
+        const int8_t *pw;
+        const int8_t *a = cols;
+        int8_t *po = out0;
+        if (expand) {
+            tinycc_expand_pair_weights(wx, (const int8_t *)w + o0 * k, 2 * k);
+            pw = wx;
         } else {
-            out0[o0] = tinycc_requant_ch(s00, mult, shift, o0, mode, zp, lo, hi);
-            out1[o0] = tinycc_requant_ch(s01, mult, shift, o0, mode, zp, lo, hi);
-            out2[o0] = tinycc_requant_ch(s02, mult, shift, o0, mode, zp, lo, hi);
-            out0[o1] = tinycc_requant_ch(s10, mult, shift, o1, mode, zp, lo, hi);
-            out1[o1] = tinycc_requant_ch(s11, mult, shift, o1, mode, zp, lo, hi);
-            out2[o1] = tinycc_requant_ch(s12, mult, shift, o1, mode, zp, lo, hi);
+            pw = (const int8_t *)w + o0 * 2 * k;
+        }
+#if TINYCC_NN_ASM
+        /* (4 k and 3 oc: immediates of ADD/SUB, below 4096) */
+        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 3 * oc < 4096 &&
+            4 * k < 4096) {
+            const int32_t full = tiles - (tail != 0);
+            if (full > 0) {
+                int32_t q[9];
+                q[0] = bias[o0];
+                q[1] = bias[o0 + 1];
+                q[2] = mult[o0];
+                q[3] = shift[2 * o0];
+                q[4] = shift[2 * o0 + 1];
+                q[5] = mult[o0 + 1];
+                q[6] = shift[2 * o0 + 2];
+                q[7] = shift[2 * o0 + 3];
+                q[8] = (int32_t)(uintptr_t)(cols + full * 6 * k);
+                tinycc_conv_s16s16_pair_tiles(cols, full, pw, k, oc, q, mode, out0 + o0);
+                a += full * 6 * k;
+                po += full * 3 * oc;
+            }
+        } else
+#endif
+        {
+            for (t = 0; t < tiles - (tail != 0); ++t, a += 6 * k, po += 3 * oc) {
+                tinycc_conv_s16s16_2x3_pair(a, pw, k, o0, oc, bias, mult, shift, mode, zp, lo, hi, po, oc, 2 * oc);
+            }
+        }
+        if (tail) {
+            tinycc_conv_s16s16_2x3_pair(a, pw, k, o0, oc, bias, mult, shift, mode, zp, lo, hi, po, t1, t2);
         }
     }
 }

@@ -6,7 +6,9 @@ copied into each library), which use SXTB16 + SMLAD on cores with the DSP extens
 C elsewhere. A convolution gathers the windows of output pixels (im2col, the padding filled
 with the input zero point, which the folded bias expects): with the int16 im2col (the DSP
 cores' default) three windows sign-extended into arena scratch and 2x3 tiles (2 output
-channels x 3 pixels, inline assembly); with the int8 one two windows (or one, above 1 KiB of
+channels x 3 pixels, inline assembly), or, where the arena has room (schedule.ConvKnobs.block),
+the windows of a block of such tiles and every channel pair over them with int16 weights
+(expanded once per pair and block, or stored so); with the int8 one two windows (or one, above 1 KiB of
 stack) and 2x2 tiles, a 1x1 convolution without padding reading its input rows in place. A
 batch-1 fully-connected layer runs 4-row blocks. Requantization (LiteRT's single or TFLM's
 double rounding), zero point and clamp follow. The choices that are knobs are in schedule.py.
@@ -39,8 +41,12 @@ def _double_flag(rq: Requant) -> int:
 
 
 def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
-                im2col: str = "int8"):
-    """NHWC convolution (OHWI weights) as im2col + 2x2 micro-kernel tiles."""
+                im2col: str = "int8", block_tiles: int = 0, wide_weights: bool = False):
+    """NHWC convolution (OHWI weights) as im2col + micro-kernel tiles. With the int16 im2col
+    of whole-group taps, block_tiles > 0 gathers the windows of that many 3-pixel tiles at a
+    time and runs int16 weights over them (wide_weights: pre-expanded in flash, else expanded
+    per channel pair and block into the scratch); block_tiles 0: one tile at a time, int8
+    weights (wide_weights then needs block_tiles > 0: use 1)."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
@@ -155,49 +161,70 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     TAIL1 = OC if P % 3 == 2 else 0  # the 2x3 tiles' last pixels: repeats of pixel P - 1
     TAIL2 = TAIL1
 
+    # blocks of TB tiles (tinycc_conv_s16_block_out, int16 weights) or, with block_tiles 0,
+    # one tile at a time over the int8 weights (tinycc_conv_s16_2x3_out)
+    BLOCKED = block_tiles > 0
+    TB = max(block_tiles, 1)
+    NT = (P + 2) // 3
+    NB = (NT + TB - 1) // TB
+    TAILF = 1 if P % 3 else 0
+    EXPANDW = 0 if wide_weights else 1
+    WX = TB * 6 * KP  # the pair's int16 weights after the windows (expanded at run time)
+    WDT = "int16" if wide_weights else "int8"
+    SCR = wide_scratch_bytes(KP, block_tiles, wide_weights)
+
     @T.prim_func(private=True)
-    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
+    def wide(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), WDT),
              bias: T.Buffer((OC,), "int32"), mult: T.Buffer((OC,), "int32"),
-             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((6 * KP,), "int8"),
+             shift: T.Buffer((OC * SW_,), "int32"), scratch: T.Buffer((SCR,), "int8"),
              out: T.Buffer((P * OC,), "int8")):
-        # the windows of three pixels, sign-extended to int16 and interleaved in the arena
-        # scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values); taps are
-        # whole groups here (ALIGNED)
-        for pp in range((P + 2) // 3):
-            for q, ky in T.grid(3, KH):
-                if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                        and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
-                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL >= 0
-                        and T.min(pp * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
-                    T.evaluate(T.call_extern(
-                        "void", EXPAND, T.address_of(scratch[ky * (ROW // 4) * 24 + q * 8]),
-                        T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                        + T.min(pp * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
-                else:
-                    for kx in range(KW):
-                        if (T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
-                                and T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
-                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
-                                and T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
-                            T.evaluate(T.call_extern(
-                                "void", EXPAND,
-                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
-                                T.address_of(x[((T.min(pp * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
-                                                + T.min(pp * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]), C))
-                        else:
-                            T.evaluate(T.call_extern(
-                                "void", "tinycc_fill_s16_x3",
-                                T.address_of(scratch[(ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]), FILL, C))
-            if P % 3 == 0 or pp < P // 3:
+        # the windows of three pixels per tile, sign-extended to int16 and interleaved in the
+        # arena scratch (tinycc_nn.h's 2x3 layout: 24 bytes per group of 4 window values), the
+        # tiles of a block one after the other; taps are whole groups here (ALIGNED)
+        for bb in range(NB):
+            for t, q, ky in T.grid(TB, 3, KH):
+                if not BLOCKED or bb * TB + t < NT:
+                    if (T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                            and T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                            and T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL >= 0
+                            and T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL + (KW - 1) * DW < W and DW == 1):
+                        T.evaluate(T.call_extern(
+                            "void", EXPAND, T.address_of(scratch[t * 6 * KP + ky * (ROW // 4) * 24 + q * 8]),
+                            T.address_of(x[((T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                            + T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL) * C]), ROW))
+                    else:
+                        for kx in range(KW):
+                            if (T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH >= 0
+                                    and T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH < H
+                                    and T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL + kx * DW >= 0
+                                    and T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL + kx * DW < W):
+                                T.evaluate(T.call_extern(
+                                    "void", EXPAND,
+                                    T.address_of(scratch[t * 6 * KP + (ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                    T.address_of(x[((T.min((bb * TB + t) * 3 + q, P - 1) // OW * SH - PT + ky * DH) * W
+                                                    + T.min((bb * TB + t) * 3 + q, P - 1) % OW * SW - PL + kx * DW) * C]),
+                                    C))
+                            else:
+                                T.evaluate(T.call_extern(
+                                    "void", "tinycc_fill_s16_x3",
+                                    T.address_of(scratch[t * 6 * KP + (ky * (ROW // 4) + kx * (C // 4)) * 24 + q * 8]),
+                                    FILL, C))
+            if BLOCKED:  # one call for every block (one inlined copy): the last one's tiles and tail
+                T.evaluate(T.call_extern(
+                    "void", "tinycc_conv_s16_block_out", T.address_of(scratch[0]), T.min(TB, NT - bb * TB),
+                    T.if_then_else(bb == NB - 1, TAILF, 0), T.address_of(w[0]), EXPANDW,
+                    T.address_of(scratch[WX]), KP, OC, T.address_of(bias[0]), T.address_of(mult[0]),
+                    T.address_of(shift[0]), TMODE, ZP, LO, HI, T.address_of(out[bb * TB * 3 * OC]), TAIL1, TAIL2))
+            elif P % 3 == 0 or bb < P // 3:
                 T.evaluate(T.call_extern(
                     "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
                     T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), TMODE, ZP, LO, HI,
-                    T.address_of(out[pp * 3 * OC]), OC, 2 * OC))
+                    T.address_of(out[bb * 3 * OC]), OC, 2 * OC))
             else:  # the last one or two pixels
                 T.evaluate(T.call_extern(
                     "void", "tinycc_conv_s16_2x3_out", T.address_of(scratch[0]), T.address_of(w[0]), KP, OC,
                     T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]), TMODE, ZP, LO, HI,
-                    T.address_of(out[pp * 3 * OC]), TAIL1, TAIL2))
+                    T.address_of(out[bb * 3 * OC]), TAIL1, TAIL2))
 
     @T.prim_func(private=True)
     def wide_gathered(x: T.Buffer((H * W * C,), "int8"), w: T.Buffer((NPAIR * 2 * KP,), "int8"),
@@ -370,9 +397,25 @@ def pad_weights(w):
     return out
 
 
-def conv_scratch_bytes(w_shape) -> int:
-    """The arena scratch of the int16 im2col: three windows of 2 bytes per value."""
-    return 6 * padded_depth(w_shape)
+def conv_scratch_bytes(w_shape, block_tiles: int = 0, wide_weights: bool = False) -> int:
+    """The arena scratch of the int16 im2col: three windows of 2 bytes per value per tile
+    (wide_scratch_bytes)."""
+    return wide_scratch_bytes(padded_depth(w_shape), block_tiles, wide_weights)
+
+
+def wide_scratch_bytes(kp: int, block_tiles: int, wide_weights: bool) -> int:
+    """Three int16 windows of kp values per tile of the block (one tile without blocks), and
+    a channel pair's int16 weights (4 kp bytes) when they are expanded at run time."""
+    return 6 * kp * max(block_tiles, 1) + (4 * kp if block_tiles and not wide_weights else 0)
+
+
+def wide_pair_weights(w):
+    """pair_weights sign-extended to int16 in the order tinycc_conv_s16s16_2x3_pair reads them:
+    each 4-value group in SXTB16 order (v0 v2 v1 v3), what tinycc_expand_s8 makes of it at run
+    time (the CONV_2D weights knob "int16": twice the flash, no run-time expansion)."""
+    import numpy as np
+
+    return np.ascontiguousarray(pair_weights(w).reshape(-1, 4)[:, [0, 2, 1, 3]]).astype(np.int16).reshape(-1)
 
 
 def pair_weights(w):

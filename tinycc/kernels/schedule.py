@@ -43,6 +43,16 @@ class ConvKnobs:
     # input rows sign-extended once into an int16 band in arena scratch, windows read from it in
     # place by 2x3 tiles with int16 weights; "im2col": as the other layers (the im2col knob)
     few_channels: str = "im2col"
+    # int16 im2col of whole-word taps: how many pixels a block sign-extends at once, for its
+    # channel pairs to run int16 weights over (tinycc_conv_s16_block_out; the weights are
+    # expanded once per pair and block, so the larger the block the cheaper). "fit": the
+    # largest block whose scratch leaves the planned arena unchanged (tinycc.plan.grow_scratch;
+    # the one-tile form where there is no room); "tile": 3 pixels at a time, int8 weights in
+    # the tiles (tinycc_conv_s16_2x3_out); "plane": every pixel in one block, whatever the arena
+    block: str = "fit"
+    # "int16": weights stored pre-extended in the int16 tiles' order (gemm.wide_pair_weights;
+    # twice the flash), no run-time expansion, blocks of any size (int16 im2col, whole-word taps)
+    weights: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -73,14 +83,19 @@ class FullyConnectedKnobs:
 
 KNOBS = {"CONV_2D": ConvKnobs, "DEPTHWISE_CONV_2D": DepthwiseKnobs, "FULLY_CONNECTED": FullyConnectedKnobs}
 CHOICES = {"requant": ("constants", "plain"), "variant": ("pairs", "lines", "rows"), "im2col": ("int8", "int16"),
-           "weights": ("int8", "int16"), "few_channels": ("band", "im2col")}
+           "weights": ("int8", "int16"), "few_channels": ("band", "im2col"), "block": ("fit", "tile", "plane")}
 
 # Defaults per CPU, measured with `tinycc profile` (instructions per layer in QEMU): on the
 # Cortex-M3 (no DSP: the line buffer holds int16 and each tap is four scalar MACs) the line
 # buffers do not pay for their copies (KWS's depthwise: 636K -> 855K instructions), so
 # depthwise keeps the row kernel there, and on the host, which has no DSP either.
 # On the DSP cores the int16 im2col pays for its expansion on every convolution measured
-# (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer).
+# (KWS pointwise 891K -> 744K instructions, ResNet-8 3x3 layers 13-26% fewer), and blocks of
+# int16 windows with int16 weights ('fit') beat the one-tile form wherever 3 tiles fit in the
+# arena's free bytes (M4: VWW 9.91M -> 8.89M, KWS 3.36M -> 3.26M, ResNet-8 14.31M -> 13.61M;
+# VWW's 3x3-plane layers, 3 tiles a block, 280K -> 267K and 538K -> 515K). The weights knob
+# stays int8: int16 weights save the run-time expansion for twice the weights' flash
+# (VWW -171K instructions for +196 KB).
 # On the DSP cores the 'pairs' depthwise kernel beats the line buffers on every MLPerf Tiny
 # layer measured but VWW's 3x3-plane stride-2 one (KWS 309K -> 201K instructions per layer;
 # VWW's depthwise layers 3.70M -> 2.58M), which its tuning record keeps on the row kernel.

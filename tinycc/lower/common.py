@@ -34,6 +34,9 @@ class Kernel:
     notes: list[str] = field(default_factory=list)
     state: list[int] = field(default_factory=list)  # variable tensors among the inputs it also writes
     scratch_bytes: int = 0  # an arena scratch buffer for this step only (a Scratch input)
+    # budget bytes -> the same layer lowered with the largest scratch up to budget (a Kernel
+    # with more scratch_bytes, or None), for kernels that go faster with more: plan.grow_scratch
+    regrow: object = None
 
 
 @dataclass

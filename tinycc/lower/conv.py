@@ -33,7 +33,9 @@ class DoubledBias(Const):
         return Const(self.name, self.array // 2)
 
 
-def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
+def lower_conv(ctx: LoweringContext, op: Operator, scratch_budget: int | None = None, knobs=None) -> Kernel:
+    """scratch_budget: the arena bytes the layer's scratch may take (tinycc.plan.grow_scratch
+    asks again with it, through the kernel's regrow); None: the least its knobs allow."""
     g = ctx.graph
     depthwise = op.kind == "DEPTHWISE_CONV_2D"
     x = act(ctx, op, g.tensor(op.inputs[0]))
@@ -69,7 +71,9 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     weights = w.data
     doubled = band = False
     geometry = (x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl), in_zp, rq)
-    knobs = _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
+    knobs = knobs or _knobs(ctx, op, x.shape, w.shape, out.shape, (sh, sw), (dh, dw), (pt, pl))
+    regrow = None
+    block_tiles, wide_weights = 0, False
     # the tiled kernels take one image; a batch (SPACE_TO_BATCH_ND's sub-images) the generic one
     tiled = n == 1 and (not depthwise or (mult == 1 and c % 4 == 0))
     if tiled:
@@ -93,12 +97,18 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
             # as bytes on the stack first, up to TVM's 1 KiB there
             im2col = knobs.im2col if c % 4 == 0 or K.gemm.padded_depth(w.shape) <= K.gemm.MAX_STACK_BYTES \
                 else "int8"
-            func = K.conv2d_gemm(*geometry, im2col=im2col)
+            if im2col == "int16" and c % 4 == 0:
+                wide_weights = knobs.weights == "int16"
+                block_tiles = conv_block_tiles(knobs, w.shape, oh * ow, scratch_budget)
+                if knobs.block == "fit":
+                    regrow = lambda budget: lower_conv(ctx, op, budget, knobs)  # noqa: E731
+            func = K.conv2d_gemm(*geometry, im2col=im2col, block_tiles=block_tiles, wide_weights=wide_weights)
             if im2col == "int16":
-                scratch_bytes = K.gemm.conv_scratch_bytes(w.shape)
+                scratch_bytes = K.gemm.conv_scratch_bytes(w.shape, block_tiles, wide_weights)
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
             if im2col == "int16":
-                weights = K.gemm.pair_weights(w.data)  # the 2x3 tiles' order
+                # the 2x3 tiles' order; int16 in flash for the weights knob
+                weights = (K.gemm.wide_pair_weights if wide_weights else K.gemm.pair_weights)(w.data)
                 doubled = c % 4 == 0 and K.gemm.doubles_activations(w.shape, oc, rq)
             elif not direct and K.gemm.uses_two_windows(w.shape):
                 weights = K.gemm.pad_weights(w.data)  # rows of whole words, zeros after
@@ -114,9 +124,41 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
     if tiled:
         form = "rounding constants" if rq.rounding_constants else "plain"
         used = f"variant {variant}" if depthwise else "few channels band" if band else f"im2col {im2col}"
+        if block_tiles:
+            used += (f", blocks of {min(3 * block_tiles, oh * ow)} pixels, int16 weights "
+                     + ("in flash" if wide_weights else "expanded per channel pair and block"))
         used += f", requantization {form}"
         notes.append(f"schedule: {used}" + (f"; arena scratch {scratch_bytes} bytes" if scratch_bytes else ""))
-    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes=scratch_bytes)
+    return Kernel(name, op, func, [x.index, *consts], out.index, macs, notes, scratch_bytes=scratch_bytes,
+                  regrow=regrow)
+
+
+#: the fewest tiles per block for the run-time weight expansion to pay (it costs about 2.3
+#: tiles' worth of the instructions it saves per tile); below, the one-tile form
+MIN_BLOCK_TILES = 3
+
+
+def conv_block_tiles(knobs, w_shape, pixels: int, scratch_budget: int | None) -> int:
+    """Tiles (3 pixels each) per block of the int16 im2col (kernels.gemm.conv2d_gemm's
+    block_tiles; 0: one tile at a time over int8 weights) for the CONV_2D knobs block and
+    weights, within scratch_budget bytes for "fit" (None: the least scratch). Blocks are
+    balanced: as many as the budget needs, each as small as that count allows."""
+    tiles = (pixels + 2) // 3
+    least = 1 if knobs.weights == "int16" else 0
+    if knobs.block == "tile":
+        return least
+    if knobs.block == "plane":
+        return tiles
+    if scratch_budget is None:
+        return least
+    kp = K.gemm.padded_depth(w_shape)
+    wide = knobs.weights == "int16"
+    best = max([t for t in range(1, tiles + 1)
+                if K.gemm.wide_scratch_bytes(kp, t, wide) <= scratch_budget], default=0)
+    if best == 0:
+        return least
+    best = -(-tiles // -(-tiles // best))  # the same number of blocks, balanced
+    return best if wide or best >= MIN_BLOCK_TILES else least
 
 
 def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
