@@ -1378,9 +1378,31 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
  * or the (e, r) pair of modes 4 and 5): int8 stores may alias the arrays, so a loop that
  * stores would otherwise reload them after every output.
  */
+/*
+ * Mode 7 (the depthwise kernels only): mode 6 without the sign correction, for layers whose
+ * clamp floor lo is at or above the output zero point zp (every ReLU and ReLU6 layer) and
+ * whose multipliers are non-negative (QuantizeMultiplier of a positive scale): the lowering
+ * (tinycc.kernels.depthwise.pairs_mode) checks both. Why it gives the same int8: mode 6 is
+ *   y = (r + x - [acc < 0]) >> e,  x = (A m + 2^31) >> 32,  r = 2^(e-1) + zp 2^e,  e >= 1
+ * with A the (doubled) accumulator. For A >= 0 the correction is 0 anyway. For A < 0 and
+ * m >= 0, A m <= 0, so x <= (0 + 2^31) >> 32 = 0 (x = 0 where the product rounds to 0), and
+ * both y = floor((x + 2^(e-1) - 1) / 2^e) + zp and y' = floor((x + 2^(e-1)) / 2^e) + zp are
+ * at most floor(2^(e-1) / 2^e) + zp = zp <= lo: the clamp (SSAT to [-128, 127], then lo, with
+ * -128 <= lo) gives lo for both. A layer without activation (lo = -128 < zp) keeps mode 6:
+ * there a negative accumulator's output can lie above lo and the correction matters.
+ */
 TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, int32_t s1, int32_t mode, int32_t zp,
                                           int32_t lo, int32_t hi)
 {
+    if (mode == 7) { /* s0: the right shift e, s1: the rounding constant r */
+        int32_t y;
+#if TINYCC_NN_DSP
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc), "r"(m), "r"(s1));
+#else
+        y = (int32_t)(((int64_t)s1 * ((int64_t)1 << 32) + (int64_t)acc * m + ((int64_t)1 << 31)) >> 32);
+#endif
+        return (int8_t)tinycc_clamp_s8(y >> s0, lo, hi);
+    }
     return mode >= 4 ? tinycc_requant_fast(acc, m, s0, s1, mode, lo, hi) : tinycc_requant_out(acc, m, s0, mode, zp, lo, hi);
 }
 
@@ -1562,9 +1584,11 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
     ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
     "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"
 #define TINYCC_DW_RQ(acc, off)                                                              \
-    ".if %c[md] == 6\n\t"                                                                   \
+    ".if %c[md] >= 6\n\t"                                                                   \
     "smmlar %[y], %[" acc "], %[m], %[c]\n\t"                                               \
+    ".if %c[md] == 6\n\t"                                                                   \
     "add %[y], %[y], %[" acc "], asr #31\n\t"                                               \
+    ".endif\n\t"                                                                            \
     ".else\n\t"                                                                             \
     "smmla %[y], %[" acc "], %[m], %[c]\n\t"                                                \
     ".endif\n\t"                                                                            \
@@ -1576,8 +1600,8 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
 /*
  * lines output lines of one channel (see above): q at row 0's first word of the first line,
  * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
- * pointer after the last line; m, c, e: its requantization constants (mode 6, full int8 range;
- * mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * pointer after the last line; m, c, e: its requantization constants (mode 6, or 7 without the sign
+ * correction (tinycc_requant_local), full int8 range; mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
  * byte steps from a line's end to the next line's start): compile-time constants.
  */
 TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
@@ -1685,7 +1709,7 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
 #define TINYCC_DW_ASM_OK(s, n_out, rb, st, mode, lo, hi)                                     \
     (__builtin_constant_p(s) && __builtin_constant_p(n_out) && __builtin_constant_p(rb) &&    \
      __builtin_constant_p(st) && __builtin_constant_p(mode) && ((s) == 1 || (s) == 2) &&       \
-     (mode) == 6 && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
+     ((mode) == 6 || (mode) == 7) && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
      2 * (rb) + 16 <= 1020 && (st) > 0 && 4 * (st) <= 4095 && (n_out) / 4 * 8 * (s) <= 4095)
 /* the plane's line steps as ADDW / SUBW immediates */
 #define TINYCC_DW_ASM_STEP_OK(x) (__builtin_constant_p(x) && (x) > -4096 && (x) < 4096)
@@ -1745,7 +1769,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         }
     }
     for (ch = 0; ch < 4; ++ch) {
-        const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+        const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], m = mult[ch];
         const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
         const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
         const int32_t w0a = tinycc_load_s8x4(wb), w0b = tinycc_load_s8x4(wb + 4);
@@ -1833,7 +1857,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
  *   n_out, m_out, out_step, out_line: the same for the output
  *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
  *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 24 * lw bytes, word-aligned
- * bias, mult, shift: the group's (mode as in tinycc_requant_ch).
+ * bias, mult, shift: the group's (mode as in tinycc_requant_ch, or 7: mode 4 where the sign
+ * correction may go, tinycc_requant_local).
  */
 TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
                                                   int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
@@ -1902,7 +1927,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #endif
         }
         for (ch = 0; ch < 4; ++ch) {
-            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+            const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], m = mult[ch];
             const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
@@ -2009,7 +2034,7 @@ TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in
         tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, in_zp);
 #endif
         for (ch = 0; ch < 4; ++ch) {
-            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
+            const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
             const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
             const int16_t *wc = wq + 2 * (na + nb) * ch;
             int8_t *o = out + l * out_line + ch;

@@ -79,7 +79,8 @@ def lower_conv(ctx: LoweringContext, op: Operator) -> Kernel:
         if depthwise:
             variant, weights, scratch_bytes = K.depthwise.schedule_weights(
                 knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
-            func = K.depthwise_gemm(*geometry, variant=variant)
+            func = K.depthwise_gemm(*geometry, variant=variant,
+                                    nonneg_multipliers=bool(np.min(rq_consts[0].array) >= 0))
         else:
             # windows whose taps are not whole SXTB16 groups (1 or 3 input channels) are gathered
             # as bytes on the stack first, up to TVM's 1 KiB there
