@@ -1488,6 +1488,22 @@ TINYCC_INLINE void tinycc_dw_fill_word(int32_t *d, int32_t cs, uint32_t v0, uint
     d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
 }
 
+/* pixels v0 .. v3: each channel's two words side by side (ws = 1: one STRD each) */
+TINYCC_INLINE void tinycc_dw_fill_quad(int32_t *d, int32_t ws, int32_t cs, uint32_t v0, uint32_t v1, uint32_t v2,
+                                       uint32_t v3)
+{
+    const uint32_t lo0 = tinycc_pkhbt(v0, v1), hi0 = tinycc_pkhtb(v1, v0);
+    const uint32_t lo1 = tinycc_pkhbt(v2, v3), hi1 = tinycc_pkhtb(v3, v2);
+    d[0] = (int32_t)__sxtb16(lo0);
+    d[ws] = (int32_t)__sxtb16(lo1);
+    d[cs] = (int32_t)tinycc_sxtb16_odd(lo0);
+    d[cs + ws] = (int32_t)tinycc_sxtb16_odd(lo1);
+    d[2 * cs] = (int32_t)__sxtb16(hi0);
+    d[2 * cs + ws] = (int32_t)__sxtb16(hi1);
+    d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi0);
+    d[3 * cs + ws] = (int32_t)tinycc_sxtb16_odd(hi1);
+}
+
 TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
                                        int32_t p, int32_t n, int32_t z)
 {
@@ -1504,8 +1520,14 @@ TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, cons
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 2
 #endif
-    for (k = left >> 1; k > 0; --k, q += 2 * in_step, d += ws) { /* two pixels */
+    for (k = left >> 2; k > 0; --k, q += 4 * in_step, d += 2 * ws) { /* four pixels */
+        tinycc_dw_fill_quad(d, ws, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step),
+                            (uint32_t)tinycc_load_s8x4(q + 2 * in_step), (uint32_t)tinycc_load_s8x4(q + 3 * in_step));
+    }
+    if (left & 2) { /* two pixels */
         tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step));
+        q += 2 * in_step;
+        d += ws;
     }
     if (left & 1) { /* a word of (last pixel, padding) */
         tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), zb);
@@ -1737,7 +1759,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t in_zp, const int16_t *wq, const int32_t *bias,
                                                   const int32_t *mult, const int32_t *shift, int32_t mode,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
-                                                  int8_t *scratch)
+                                                  int8_t *scratch, int32_t first_group)
 {
     const int32_t half = lw / 2, mp = (m_out - 1) * sr + 3, cs = mp * half; /* words per channel plane */
     int32_t *const buf = (int32_t *)(void *)scratch;
@@ -1751,7 +1773,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         int32_t *const line = buf + l * half;
         if (iy >= 0 && iy < m_in) { /* the words fill_line leaves: padding before and after */
             const int32_t first = p >> 1, last = n > 0 ? (p + n - 1) >> 1 : first - 1;
-            for (ch = 0; ch < 4; ++ch) {
+            for (ch = 0; ch < 4 && first_group; ++ch) {
                 for (i = 0; i < first; ++i) {
                     line[ch * cs + i] = zw;
                 }
@@ -1760,7 +1782,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
                 }
             }
             tinycc_dw_fill_line(line, 1, cs, x + iy * in_line, in_step, p, n, zw);
-        } else {
+        } else if (first_group) {
             for (ch = 0; ch < 4; ++ch) {
                 for (i = 0; i < half; ++i) {
                     line[ch * cs + i] = zw;
@@ -1857,6 +1879,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
  *   n_out, m_out, out_step, out_line: the same for the output
  *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
  *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 24 * lw bytes, word-aligned
+ *   first_group: whether this is the layer's first group of channels: the padding words of the
+ *               scratch are written then only (the later groups' lines fill the same words)
  * bias, mult, shift: the group's (mode as in tinycc_requant_ch, or 7: mode 4 where the sign
  * correction may go, tinycc_requant_local).
  */
@@ -1866,7 +1890,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t in_zp, const int16_t *wq, const int32_t *bias,
                                                   const int32_t *mult, const int32_t *shift, int32_t mode,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
-                                                  int8_t *scratch, int32_t plane)
+                                                  int8_t *scratch, int32_t plane, int32_t first_group)
 {
     /* per channel lw / 2 words of 3 slots: word j of slot sl of channel ch at (ch * half + j) * 3 + sl */
     const int32_t half = lw / 2;
@@ -1876,7 +1900,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #else
     int16_t *const buf = (int16_t *)(void *)scratch; /* two int16 a word */
 #endif
-    int32_t held[3] = {-1, -1, -1};
+    int32_t held[3] = {INT32_MIN, INT32_MIN, INT32_MIN}; /* the input line each slot holds (none yet) */
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
     const int32_t pairs = n_out / 2;
     const int32_t step = TINYCC_NN_DSP ? s : 6 * s; /* a pair's advance */
@@ -1885,13 +1909,14 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #if TINYCC_NN_DSP
     if (plane) { /* a small plane: extended whole (tinycc_depthwise3x3_plane_s8x4) */
         tinycc_depthwise3x3_plane_s8x4(x, n_in, m_in, in_step, in_line, n_out, m_out, out_step, out_line, s, sr, p,
-                                       pr, in_zp, wq, bias, mult, shift, mode, zp, lo, hi, out, lw, scratch);
+                                       pr, in_zp, wq, bias, mult, shift, mode, zp, lo, hi, out, lw, scratch,
+                                       first_group);
         return;
     }
 #else
     (void)plane; /* the ring kernel, in a scratch at least as large */
 #endif
-    for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
+    for (i = 0; i < 12 * half && first_group; ++i) { /* every slot starts as padding */
 #if TINYCC_NN_DSP
         buf[i] = zw;
 #else
@@ -2003,13 +2028,15 @@ TINYCC_INLINE void tinycc_kx1_word(const int32_t *t, const int8_t *wa, const int
  *            is one pixel across, without padding there); in_step, in_line: their byte steps
  *   n_out, out_step, out_line: the output's; p: the padding before a line
  *   lw:      2 * ceil(n_out / 2) + 2 * nb; scratch: 8 * lw bytes, word-aligned
+ *   first_group: the layer's first group of channels (the padding is written then only)
  */
 TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m, int32_t in_step,
                                                    int32_t in_line, int32_t n_out, int32_t out_step,
                                                    int32_t out_line, int32_t kt, int32_t p, int32_t in_zp,
                                                    const int16_t *wq, const int32_t *bias, const int32_t *mult,
                                                    const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
-                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch)
+                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch,
+                                                   int32_t first_group)
 {
     const int32_t half = lw / 2, na = (kt + 1) / 2, nb = kt / 2 + 1;
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
@@ -2018,12 +2045,12 @@ TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in
 #if TINYCC_NN_DSP
     int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
     const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
-    for (i = 0; i < 4 * half; ++i) { /* the padding, once */
+    for (i = 0; i < 4 * half && first_group; ++i) { /* the padding, once a layer */
         buf[i] = zw;
     }
 #else
     int16_t *const buf = (int16_t *)(void *)scratch;
-    for (i = 0; i < 4 * lw; ++i) {
+    for (i = 0; i < 4 * lw && first_group; ++i) {
         buf[i] = (int16_t)in_zp;
     }
 #endif

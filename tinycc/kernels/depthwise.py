@@ -223,7 +223,8 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
                 "void", "tinycc_depthwise3x3_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M_IN, IN_STEP, IN_LINE,
                 N_OUT, M_OUT, OUT_STEP, OUT_LINE, S, SR, P, PR, in_zp, T.address_of(w[g * 48]),
                 T.address_of(bias[g * 4]), T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE,
-                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH), PLANE))
+                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH), PLANE,
+                T.Cast("int32", g == 0)))
     return pairs
 
 
@@ -313,5 +314,6 @@ def _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant, axi
                 "void", "tinycc_depthwise_kx1_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M, IN_STEP, IN_LINE,
                 N_OUT, OUT_STEP, OUT_LINE, KT, P, in_zp, T.address_of(w[g * 4 * WPC]), T.address_of(bias[g * 4]),
                 T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
-                T.address_of(out[g * 4]), LWK, scratch.access_ptr("w", offset=0, extent=SCRATCH)))
+                T.address_of(out[g * 4]), LWK, scratch.access_ptr("w", offset=0, extent=SCRATCH),
+                T.Cast("int32", g == 0)))
     return kx1
