@@ -1557,12 +1557,13 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
  * every tap word; here 4 accumulators share each row's weight words (one LDRD from the stack)
  * and data words (LDRD at fixed offsets from one pointer: the 3 rows the window reads lie
  * rb bytes apart), and the requantization constants stay in registers. Per 4 outputs: 3 x (2
- * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 5 requantization, 4 loop: 58 instructions, where
- * the C loop took 68 (stride 1) and 80 (stride 2).
+ * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 4 requantization (mode 7; 5 with mode 6), 2 loop
+ * (the quad loop's end in a register, the requantization's temporary being a data register
+ * then free) and one output step unless the last store's post-index does it (4 st <= 255): 52
+ * instructions (stride 1), where the C loop took 68 (stride 1) and 80 (stride 2).
  *
- * The stack block (44 bytes, copied from blk): the weight words of rows 0..2 ((w0, w1),
- * (w1, w2) each, rows in the order of the data: row r at q + r * rb), the bias, the lines left,
- * the byte steps from a line's end to the next line's start (data, output), the quad loop's end.
+ * The stack block (32 bytes): the weight words of rows 0..2 ((w0, w1), (w1, w2) each, rows in
+ * the order of the data: row r at q + r * rb), the bias, the output pointer after the last line.
  *
  * Stride 1, outputs k = 0..3 from the words X0 = (t0, t1), X1 = (t2, t3), X2 = (t4, t5) of a
  * row, wa = (w0, w1), wb = (w1, w2):
@@ -1607,45 +1608,55 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
     "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"
 #define TINYCC_DW_RQ(acc, off)                                                              \
     ".if %c[md] >= 6\n\t"                                                                   \
-    "smmlar %[y], %[" acc "], %[m], %[c]\n\t"                                               \
+    "smmlar %[x0], %[" acc "], %[m], %[c]\n\t"                                               \
     ".if %c[md] == 6\n\t"                                                                   \
-    "add %[y], %[y], %[" acc "], asr #31\n\t"                                               \
+    "add %[x0], %[x0], %[" acc "], asr #31\n\t"                                               \
     ".endif\n\t"                                                                            \
     ".else\n\t"                                                                             \
-    "smmla %[y], %[" acc "], %[m], %[c]\n\t"                                                \
+    "smmla %[x0], %[" acc "], %[m], %[c]\n\t"                                                \
     ".endif\n\t"                                                                            \
-    "asr %[y], %[y], %[e]\n\t"                                                              \
-    "ssat %[y], #8, %[y]\n\t"                                                               \
-    "strb %[y], [%[o]" off "]\n\t"
+    "asr %[x0], %[x0], %[e]\n\t"                                                              \
+    "ssat %[x0], #8, %[x0]\n\t"                                                               \
+    "strb %[x0], [%[o]" off "\n\t"
 #define TINYCC_DW_W(r) "ldrd %[wa], %[wb], [sp, #" r "]\n\t"
 
 /*
  * lines output lines of one channel (see above): q at row 0's first word of the first line,
- * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
- * pointer after the last line; m, c, e: its requantization constants (mode 6, or 7 without the sign
- * correction (tinycc_requant_local), full int8 range; mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * o at its first output, w at the channel's 6 weight words, o_end the output pointer after
+ * the last line; bp, mp, sp2 at the channel's bias (doubled here: the weights are), multiplier
+ * m and (e, c) shift pair, loaded here (fewer registers for the caller to set up per channel).
+ * Requantization mode 6, or 7 without the sign correction (tinycc_requant_local), full int8
+ * range; mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves
+ * it to C. s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
  * byte steps from a line's end to the next line's start): compile-time constants.
  */
-TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
-                                       int32_t m, int32_t c, int32_t e, int32_t s, int32_t n_out, int32_t rb,
-                                       int32_t st, int32_t mode, int32_t lines, int32_t qskip, int32_t oskip)
+TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, const int32_t *bp,
+                                       const int8_t *o_end, const int32_t *mp, const int32_t *sp2, int32_t s,
+                                       int32_t n_out, int32_t rb, int32_t st, int32_t mode, int32_t lines,
+                                       int32_t qskip, int32_t oskip)
 {
-    int32_t a0 = b, a1 = (int32_t)(uintptr_t)o_end, a2, a3, x0, x1, wa, wb;
+    int32_t a0 = (int32_t)(uintptr_t)bp, a1 = (int32_t)(uintptr_t)o_end, a2 = (int32_t)(uintptr_t)mp;
+    int32_t a3 = (int32_t)(uintptr_t)sp2, x0, x1, wa, wb, m, c, e;
     int32_t y = (int32_t)(uintptr_t)w;
     __asm__ volatile(
-        "sub sp, #36\n\t"
+        "sub sp, #32\n\t"
         "ldrd %[x0], %[x1], [%[y]]\n\t"
         "ldrd %[wa], %[wb], [%[y], #8]\n\t"
         "strd %[x0], %[x1], [sp]\n\t"
         "strd %[wa], %[wb], [sp, #8]\n\t"
         "ldrd %[x0], %[x1], [%[y], #16]\n\t"
         "strd %[x0], %[x1], [sp, #16]\n\t"
-        "strd %[a0], %[a1], [sp, #24]\n\t" /* bias, o_end */
+        "ldr %[x0], [%[a0]]\n\t"
+        "ldr %[m], [%[a2]]\n\t"
+        "ldrd %[e], %[c], [%[a3]]\n\t"
+        ".if %c[md] >= 6\n\t"
+        "lsl %[x0], %[x0], #1\n\t" /* the doubled bias of the doubled weights */
+        ".endif\n\t"
+        "strd %[x0], %[a1], [sp, #24]\n\t" /* bias, o_end */
         "2:\n\t"
         ".if (%c[n] / 4)\n\t"
         ".if (%c[n] / 4) > 1\n\t"
-        "addw %[wb], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t"
-        "str %[wb], [sp, #32]\n\t"
+        "addw %[y], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t" /* the quad loop's end */
         "1:\n\t"
         ".endif\n\t"
         ".if %c[s] == 1\n\t"
@@ -1666,12 +1677,16 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q]], #16\n\t", "ldrd %[x0], %[x1], [%[q], #-8]\n\t",
                      "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
         ".endif\n\t"
-        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]") TINYCC_DW_RQ("a2", ", #%c[st] * 2")
-        TINYCC_DW_RQ("a3", ", #%c[st] * 3")
+        ".if %c[st] * 4 <= 255\n\t" /* the last store steps o (an 8-bit post-index) */
+        TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a2", ", #%c[st] * 2]")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3]") TINYCC_DW_RQ("a0", "], #%c[st] * 4")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]") TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a2", ", #%c[st] * 2]")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3]")
         "addw %[o], %[o], #%c[st] * 4\n\t"
+        ".endif\n\t"
         ".if (%c[n] / 4) > 1\n\t"
-        "ldr %[wa], [sp, #32]\n\t"
-        "cmp %[q], %[wa]\n\t"
+        "cmp %[q], %[y]\n\t"
         "bne 1b\n\t"
         ".endif\n\t"
         ".endif\n\t"
@@ -1691,8 +1706,12 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_W("0")
         TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #8\n\t" "ldr %[a2], [%[q]]\n\t", "a0", "a1")
         ".endif\n\t"
-        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]")
+        ".if %c[st] * 2 <= 255\n\t"
+        TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a0", "], #%c[st] * 2")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]") TINYCC_DW_RQ("a1", ", #%c[st]]")
         "addw %[o], %[o], #%c[st] * 2\n\t"
+        ".endif\n\t"
         ".endif\n\t"
         ".if %c[n] %% 2\n\t"
         "ldr %[a1], [sp, #24]\n\t" TINYCC_DW_W("8")
@@ -1701,8 +1720,12 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0")
         TINYCC_DW_W("0")
         TINYCC_DW_S("ldrd %[x0], %[x1], [%[q]]\n\t", "a0")
-        TINYCC_DW_RQ("a0", "")
+        ".if %c[st] <= 255\n\t"
+        TINYCC_DW_RQ("a0", "], #%c[st]")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]")
         "addw %[o], %[o], #%c[st]\n\t"
+        ".endif\n\t"
         ".endif\n\t"
         ".if %c[lines] > 1\n\t"
         ".if %c[qs] > 0\n\t"
@@ -1719,10 +1742,11 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         "cmp %[o], %[wa]\n\t"
         "bne 2b\n\t"
         ".endif\n\t"
-        "add sp, #36\n\t"
-        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
-          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y)
-        : [m] "r"(m), [c] "r"(c), [e] "r"(e), [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
+        "add sp, #32\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y), [m] "=&r"(m), [c] "=&r"(c),
+          [e] "=&r"(e)
+        : [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
         : "cc", "memory");
 }
 
@@ -1802,8 +1826,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
             TINYCC_DW_ASM_STEP_OK(4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0))) &&
             TINYCC_DW_ASM_STEP_OK(out_line - n_out * out_step) && __builtin_constant_p(m_out)) {
             /* every line of the channel in one call: lines sr * half words apart */
-            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), b,
-                                out + ch + m_out * out_line, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode,
+            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), bias + ch,
+                                out + ch + m_out * out_line, mult + ch, shift + 2 * ch, s, n_out, 4 * half, out_step, rq_mode,
                                 m_out, 4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0)),
                                 out_line - n_out * out_step);
             continue;
@@ -1969,7 +1993,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             ws[5] = tinycc_load_s8x4(w2 + 4);
 #if TINYCC_NN_ASM
             if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi)) {
-                tinycc_dw_lines_asm(q, o, ws, b, o, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode, 1, 0, 0);
+                tinycc_dw_lines_asm(q, o, ws, bias + ch, o, mult + ch, shift + 2 * ch, s, n_out, 4 * half, out_step,
+                                    rq_mode, 1, 0, 0);
                 continue;
             }
 #endif
