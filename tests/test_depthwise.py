@@ -6,6 +6,7 @@ sweeps along rows and columns, 2 to 10 taps."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def test_pairs_is_the_m4_default(tmp_path):
     res = compile_model(DW / "dw_kx1.tflite", "mps2-an386", tmp_path / "k", measure_code=False)
     src = (res.out_dir / "src" / "dw_kx1_kernels.c").read_text()
     assert src.count("tinycc_depthwise_kx1_pairs_s8x4(") == 3
+    # requantization mode 7 (no sign correction) for the ReLU6 layer only, 4 without activation
+    res = compile_model(DW / "dw_rows.tflite", "mps2-an386", tmp_path / "r", measure_code=False)
+    src = (res.out_dir / "src" / "dw_rows_kernels.c").read_text()
+    modes = re.findall(r"\(&\(shift\[\(g \* 8\)\]\)\), (\d+),", src)
+    assert modes == ["7", "4", "4"]
 
 
 def test_sweep_and_weights():
@@ -96,3 +102,69 @@ def test_assembly_lines_on_vww(rounding, opt, tmp_path):
         pytest.skip(f"{VWW} is absent (the MLPerf Tiny models)")
     report = verify(VWW, "mps2-an386", rounding=rounding, opt=opt, work_dir=tmp_path)
     assert report.ok, report.summary()
+
+
+def test_pairs_mode_drops_the_sign_correction_only_under_a_clamp():
+    """Mode 7 (no sign correction) for ReLU-like clamps (lo >= zp) with non-negative multipliers;
+    a layer without activation (lo = -128 < zp) or with a negative multiplier keeps mode 4."""
+    from tinycc.kernels.fixedpoint import Requant
+
+    def rq(zp, lo, hi=127):
+        return Requant(True, 0, 0, zp, lo, hi, "double", True, small_accumulator=True, rounding_constants=True)
+    assert depthwise.pairs_mode(rq(-128, -128), True) == 7  # ReLU / ReLU6 with zp -128
+    assert depthwise.pairs_mode(rq(-5, -5, 120), True) == 7
+    assert depthwise.pairs_mode(rq(-5, 0), True) == 7  # floor above the zero point
+    assert depthwise.pairs_mode(rq(-5, -128), True) == 4  # no activation
+    assert depthwise.pairs_mode(rq(-128, -128), False) == 4  # a negative multiplier somewhere
+
+
+def test_requant_without_sign_correction_on_host(tmp_path):
+    """tinycc_requant_local's mode 7 against TFLite's double rounding (tinycc.quant) where the
+    clamp floor is at or above the zero point, on accumulators around 0 (products that round to
+    0, negative ties) and random ones; without activation (the last cases) mode 7 would be
+    wrong on a negative tie, and mode 6 is right."""
+    from tinycc import quant
+    from tinycc.toolchain import RUNTIME_DIR
+    import subprocess
+
+    rng = np.random.default_rng(7)
+    cases = []  # acc, m, shift, zp, lo, hi, mode
+    for i in range(6000):
+        m = [0, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))][i % 4]
+        shift = -int(rng.integers(1, 20))
+        zp = int(rng.integers(-128, 128))
+        lo = int(rng.integers(zp, 128)) if i % 3 else zp
+        hi = int(rng.integers(lo, 128))
+        acc = [int(rng.integers(-64, 64)), int(rng.integers(-(1 << 20), 1 << 20)),
+               int(rng.integers(-(1 << 29), 1 << 29))][i % 3]
+        cases.append((acc, m, shift, zp, lo, hi, 7))
+    for acc in (-1, -2, -3, -(1 << 10), 1, 0):  # tiny negatives: the product rounds to 0 or ties
+        cases.append((acc, 1 << 30, -1, -128, -128, 127, 7))
+        cases.append((acc, (1 << 31) - 1, -1, 3, 3, 127, 7))
+    # no activation: SRDHM(-1, 2^31 - 1) = -1, a tie at e = 1 that rounds away from zero to -1;
+    # without the correction it would give 0
+    tie = (-1, (1 << 31) - 1, -1, 0, -128, 127)
+    cases += [(*tie, 6), (*tie, 7)]
+    rows = ",\n".join("{%d, %d, %d, %d, %d, %d, %d}" % c for c in cases)
+    (tmp_path / "r.c").write_text(f"""#include <stdio.h>
+#include "tinycc_nn.h"
+static const int32_t cases[][7] = {{ {rows} }};
+int main(void) {{
+    unsigned i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; ++i) {{
+        const int32_t *c = cases[i], e = -c[2], r = (1 << (e - 1)) + c[3] * (1 << e);
+        printf("%d\\n", (int)tinycc_requant_local(2 * c[0], c[1], e, r, c[6], c[3], c[4], c[5]));
+    }}
+    return 0;
+}}
+""")
+    exe = tmp_path / "r"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=undefined",
+                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "r.c"),
+                    "-o", str(exe)], check=True)
+    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    want = [min(hi, max(lo, quant.mul_by_quantized_multiplier(acc, m, s, "double") + zp))
+            for acc, m, s, zp, lo, hi, _ in cases]
+    assert want[-1] == -1
+    assert got[:-1] == want[:-1]  # mode 7 under a clamp, and mode 6 without one
+    assert got[-1] == 0  # mode 7 without a clamp: wrong, hence pairs_mode

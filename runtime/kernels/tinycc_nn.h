@@ -1979,9 +1979,31 @@ static inline void tinycc_depthwise3x3_edge(const int8_t *x, int32_t h, int32_t 
  * or the (e, r) pair of modes 4 and 5): int8 stores may alias the arrays, so a loop that
  * stores would otherwise reload them after every output.
  */
+/*
+ * Mode 7 (the depthwise kernels only): mode 6 without the sign correction, for layers whose
+ * clamp floor lo is at or above the output zero point zp (every ReLU and ReLU6 layer) and
+ * whose multipliers are non-negative (QuantizeMultiplier of a positive scale): the lowering
+ * (tinycc.kernels.depthwise.pairs_mode) checks both. Why it gives the same int8: mode 6 is
+ *   y = (r + x - [acc < 0]) >> e,  x = (A m + 2^31) >> 32,  r = 2^(e-1) + zp 2^e,  e >= 1
+ * with A the (doubled) accumulator. For A >= 0 the correction is 0 anyway. For A < 0 and
+ * m >= 0, A m <= 0, so x <= (0 + 2^31) >> 32 = 0 (x = 0 where the product rounds to 0), and
+ * both y = floor((x + 2^(e-1) - 1) / 2^e) + zp and y' = floor((x + 2^(e-1)) / 2^e) + zp are
+ * at most floor(2^(e-1) / 2^e) + zp = zp <= lo: the clamp (SSAT to [-128, 127], then lo, with
+ * -128 <= lo) gives lo for both. A layer without activation (lo = -128 < zp) keeps mode 6:
+ * there a negative accumulator's output can lie above lo and the correction matters.
+ */
 TINYCC_INLINE int8_t tinycc_requant_local(int32_t acc, int32_t m, int32_t s0, int32_t s1, int32_t mode, int32_t zp,
                                           int32_t lo, int32_t hi)
 {
+    if (mode == 7) { /* s0: the right shift e, s1: the rounding constant r */
+        int32_t y;
+#if TINYCC_NN_DSP
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc), "r"(m), "r"(s1));
+#else
+        y = (int32_t)(((int64_t)s1 * ((int64_t)1 << 32) + (int64_t)acc * m + ((int64_t)1 << 31)) >> 32);
+#endif
+        return (int8_t)tinycc_clamp_s8(y >> s0, lo, hi);
+    }
     return mode >= 4 ? tinycc_requant_fast(acc, m, s0, s1, mode, lo, hi) : tinycc_requant_out(acc, m, s0, mode, zp, lo, hi);
 }
 
@@ -2067,6 +2089,22 @@ TINYCC_INLINE void tinycc_dw_fill_word(int32_t *d, int32_t cs, uint32_t v0, uint
     d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi);
 }
 
+/* pixels v0 .. v3: each channel's two words side by side (ws = 1: one STRD each) */
+TINYCC_INLINE void tinycc_dw_fill_quad(int32_t *d, int32_t ws, int32_t cs, uint32_t v0, uint32_t v1, uint32_t v2,
+                                       uint32_t v3)
+{
+    const uint32_t lo0 = tinycc_pkhbt(v0, v1), hi0 = tinycc_pkhtb(v1, v0);
+    const uint32_t lo1 = tinycc_pkhbt(v2, v3), hi1 = tinycc_pkhtb(v3, v2);
+    d[0] = (int32_t)__sxtb16(lo0);
+    d[ws] = (int32_t)__sxtb16(lo1);
+    d[cs] = (int32_t)tinycc_sxtb16_odd(lo0);
+    d[cs + ws] = (int32_t)tinycc_sxtb16_odd(lo1);
+    d[2 * cs] = (int32_t)__sxtb16(hi0);
+    d[2 * cs + ws] = (int32_t)__sxtb16(hi1);
+    d[3 * cs] = (int32_t)tinycc_sxtb16_odd(hi0);
+    d[3 * cs + ws] = (int32_t)tinycc_sxtb16_odd(hi1);
+}
+
 TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, const int8_t *src, int32_t in_step,
                                        int32_t p, int32_t n, int32_t z)
 {
@@ -2083,8 +2121,14 @@ TINYCC_INLINE void tinycc_dw_fill_line(int32_t *l0, int32_t ws, int32_t cs, cons
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 2
 #endif
-    for (k = left >> 1; k > 0; --k, q += 2 * in_step, d += ws) { /* two pixels */
+    for (k = left >> 2; k > 0; --k, q += 4 * in_step, d += 2 * ws) { /* four pixels */
+        tinycc_dw_fill_quad(d, ws, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step),
+                            (uint32_t)tinycc_load_s8x4(q + 2 * in_step), (uint32_t)tinycc_load_s8x4(q + 3 * in_step));
+    }
+    if (left & 2) { /* two pixels */
         tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), (uint32_t)tinycc_load_s8x4(q + in_step));
+        q += 2 * in_step;
+        d += ws;
     }
     if (left & 1) { /* a word of (last pixel, padding) */
         tinycc_dw_fill_word(d, cs, (uint32_t)tinycc_load_s8x4(q), zb);
@@ -2114,12 +2158,13 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
  * every tap word; here 4 accumulators share each row's weight words (one LDRD from the stack)
  * and data words (LDRD at fixed offsets from one pointer: the 3 rows the window reads lie
  * rb bytes apart), and the requantization constants stay in registers. Per 4 outputs: 3 x (2
- * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 5 requantization, 4 loop: 58 instructions, where
- * the C loop took 68 (stride 1) and 80 (stride 2).
+ * LDRD, 1 LDR, 8 multiplies), the bias, 4 x 4 requantization (mode 7; 5 with mode 6), 2 loop
+ * (the quad loop's end in a register, the requantization's temporary being a data register
+ * then free) and one output step unless the last store's post-index does it (4 st <= 255): 52
+ * instructions (stride 1), where the C loop took 68 (stride 1) and 80 (stride 2).
  *
- * The stack block (44 bytes, copied from blk): the weight words of rows 0..2 ((w0, w1),
- * (w1, w2) each, rows in the order of the data: row r at q + r * rb), the bias, the lines left,
- * the byte steps from a line's end to the next line's start (data, output), the quad loop's end.
+ * The stack block (32 bytes): the weight words of rows 0..2 ((w0, w1), (w1, w2) each, rows in
+ * the order of the data: row r at q + r * rb), the bias, the output pointer after the last line.
  *
  * Stride 1, outputs k = 0..3 from the words X0 = (t0, t1), X1 = (t2, t3), X2 = (t4, t5) of a
  * row, wa = (w0, w1), wb = (w1, w2):
@@ -2163,44 +2208,56 @@ TINYCC_INLINE void tinycc_dw_fill_line(int16_t *l0, int32_t ws, int32_t cs, cons
     ld0 "smlad %[a0], %[x0], %[wa], %[" b0 "]\n\t"                                          \
     "smlabt %[a0], %[x1], %[wb], %[a0]\n\t"
 #define TINYCC_DW_RQ(acc, off)                                                              \
+    ".if %c[md] >= 6\n\t"                                                                   \
+    "smmlar %[x0], %[" acc "], %[m], %[c]\n\t"                                               \
     ".if %c[md] == 6\n\t"                                                                   \
-    "smmlar %[y], %[" acc "], %[m], %[c]\n\t"                                               \
-    "add %[y], %[y], %[" acc "], asr #31\n\t"                                               \
-    ".else\n\t"                                                                             \
-    "smmla %[y], %[" acc "], %[m], %[c]\n\t"                                                \
+    "add %[x0], %[x0], %[" acc "], asr #31\n\t"                                               \
     ".endif\n\t"                                                                            \
-    "asr %[y], %[y], %[e]\n\t"                                                              \
-    "ssat %[y], #8, %[y]\n\t"                                                               \
-    "strb %[y], [%[o]" off "]\n\t"
+    ".else\n\t"                                                                             \
+    "smmla %[x0], %[" acc "], %[m], %[c]\n\t"                                                \
+    ".endif\n\t"                                                                            \
+    "asr %[x0], %[x0], %[e]\n\t"                                                              \
+    "ssat %[x0], #8, %[x0]\n\t"                                                               \
+    "strb %[x0], [%[o]" off "\n\t"
 #define TINYCC_DW_W(r) "ldrd %[wa], %[wb], [sp, #" r "]\n\t"
 
 /*
  * lines output lines of one channel (see above): q at row 0's first word of the first line,
- * o at its first output, w at the channel's 6 weight words; b its bias, o_end the output
- * pointer after the last line; m, c, e: its requantization constants (mode 6, full int8 range;
- * mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves it to C). s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
+ * o at its first output, w at the channel's 6 weight words, o_end the output pointer after
+ * the last line; bp, mp, sp2 at the channel's bias (doubled here: the weights are), multiplier
+ * m and (e, c) shift pair, loaded here (fewer registers for the caller to set up per channel).
+ * Requantization mode 6, or 7 without the sign correction (tinycc_requant_local), full int8
+ * range; mode 5's SMMLA form is written but no model here takes it, so TINYCC_DW_ASM_OK leaves
+ * it to C. s, n_out, rb (bytes between rows), st (output step), lines, qskip and oskip (the
  * byte steps from a line's end to the next line's start): compile-time constants.
  */
-TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, int32_t b, const int8_t *o_end,
-                                       int32_t m, int32_t c, int32_t e, int32_t s, int32_t n_out, int32_t rb,
-                                       int32_t st, int32_t mode, int32_t lines, int32_t qskip, int32_t oskip)
+TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_t *w, const int32_t *bp,
+                                       const int8_t *o_end, const int32_t *mp, const int32_t *sp2, int32_t s,
+                                       int32_t n_out, int32_t rb, int32_t st, int32_t mode, int32_t lines,
+                                       int32_t qskip, int32_t oskip)
 {
-    int32_t a0 = b, a1 = (int32_t)(uintptr_t)o_end, a2, a3, x0, x1, wa, wb;
+    int32_t a0 = (int32_t)(uintptr_t)bp, a1 = (int32_t)(uintptr_t)o_end, a2 = (int32_t)(uintptr_t)mp;
+    int32_t a3 = (int32_t)(uintptr_t)sp2, x0, x1, wa, wb, m, c, e;
     int32_t y = (int32_t)(uintptr_t)w;
     __asm__ volatile(
-        "sub sp, #36\n\t"
+        "sub sp, #32\n\t"
         "ldrd %[x0], %[x1], [%[y]]\n\t"
         "ldrd %[wa], %[wb], [%[y], #8]\n\t"
         "strd %[x0], %[x1], [sp]\n\t"
         "strd %[wa], %[wb], [sp, #8]\n\t"
         "ldrd %[x0], %[x1], [%[y], #16]\n\t"
         "strd %[x0], %[x1], [sp, #16]\n\t"
-        "strd %[a0], %[a1], [sp, #24]\n\t" /* bias, o_end */
+        "ldr %[x0], [%[a0]]\n\t"
+        "ldr %[m], [%[a2]]\n\t"
+        "ldrd %[e], %[c], [%[a3]]\n\t"
+        ".if %c[md] >= 6\n\t"
+        "lsl %[x0], %[x0], #1\n\t" /* the doubled bias of the doubled weights */
+        ".endif\n\t"
+        "strd %[x0], %[a1], [sp, #24]\n\t" /* bias, o_end */
         "2:\n\t"
         ".if (%c[n] / 4)\n\t"
         ".if (%c[n] / 4) > 1\n\t"
-        "addw %[wb], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t"
-        "str %[wb], [sp, #32]\n\t"
+        "addw %[y], %[q], #(%c[n] / 4) * 8 * %c[s]\n\t" /* the quad loop's end */
         "1:\n\t"
         ".endif\n\t"
         ".if %c[s] == 1\n\t"
@@ -2221,12 +2278,16 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_Q2("ldrd %[x0], %[x1], [%[q]], #16\n\t", "ldrd %[x0], %[x1], [%[q], #-8]\n\t",
                      "ldr %[x0], [%[q]]\n\t", "a0", "a1", "a2", "a3")
         ".endif\n\t"
-        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]") TINYCC_DW_RQ("a2", ", #%c[st] * 2")
-        TINYCC_DW_RQ("a3", ", #%c[st] * 3")
+        ".if %c[st] * 4 <= 255\n\t" /* the last store steps o (an 8-bit post-index) */
+        TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a2", ", #%c[st] * 2]")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3]") TINYCC_DW_RQ("a0", "], #%c[st] * 4")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]") TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a2", ", #%c[st] * 2]")
+        TINYCC_DW_RQ("a3", ", #%c[st] * 3]")
         "addw %[o], %[o], #%c[st] * 4\n\t"
+        ".endif\n\t"
         ".if (%c[n] / 4) > 1\n\t"
-        "ldr %[wa], [sp, #32]\n\t"
-        "cmp %[q], %[wa]\n\t"
+        "cmp %[q], %[y]\n\t"
         "bne 1b\n\t"
         ".endif\n\t"
         ".endif\n\t"
@@ -2246,8 +2307,12 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_W("0")
         TINYCC_DW_P("ldrd %[x0], %[x1], [%[q]], #8\n\t" "ldr %[a2], [%[q]]\n\t", "a0", "a1")
         ".endif\n\t"
-        TINYCC_DW_RQ("a0", "") TINYCC_DW_RQ("a1", ", #%c[st]")
+        ".if %c[st] * 2 <= 255\n\t"
+        TINYCC_DW_RQ("a1", ", #%c[st]]") TINYCC_DW_RQ("a0", "], #%c[st] * 2")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]") TINYCC_DW_RQ("a1", ", #%c[st]]")
         "addw %[o], %[o], #%c[st] * 2\n\t"
+        ".endif\n\t"
         ".endif\n\t"
         ".if %c[n] %% 2\n\t"
         "ldr %[a1], [sp, #24]\n\t" TINYCC_DW_W("8")
@@ -2256,8 +2321,12 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         TINYCC_DW_S("ldrd %[x0], %[x1], [%[q], #%c[r1] * 2]\n\t", "a0")
         TINYCC_DW_W("0")
         TINYCC_DW_S("ldrd %[x0], %[x1], [%[q]]\n\t", "a0")
-        TINYCC_DW_RQ("a0", "")
+        ".if %c[st] <= 255\n\t"
+        TINYCC_DW_RQ("a0", "], #%c[st]")
+        ".else\n\t"
+        TINYCC_DW_RQ("a0", "]")
         "addw %[o], %[o], #%c[st]\n\t"
+        ".endif\n\t"
         ".endif\n\t"
         ".if %c[lines] > 1\n\t"
         ".if %c[qs] > 0\n\t"
@@ -2274,10 +2343,11 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
         "cmp %[o], %[wa]\n\t"
         "bne 2b\n\t"
         ".endif\n\t"
-        "add sp, #36\n\t"
-        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
-          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y)
-        : [m] "r"(m), [c] "r"(c), [e] "r"(e), [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
+        "add sp, #32\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [wa] "=&r"(wa), [wb] "=&r"(wb), [q] "+r"(q), [o] "+r"(o), [y] "+r"(y), [m] "=&r"(m), [c] "=&r"(c),
+          [e] "=&r"(e)
+        : [s] "i"(s), [md] "i"(mode), [n] "i"(n_out), [r1] "i"(rb), [st] "i"(st), [lines] "i"(lines), [qs] "i"(qskip), [os] "i"(oskip)
         : "cc", "memory");
 }
 
@@ -2286,7 +2356,7 @@ TINYCC_INLINE void tinycc_dw_lines_asm(const int32_t *q, int8_t *o, const int32_
 #define TINYCC_DW_ASM_OK(s, n_out, rb, st, mode, lo, hi)                                     \
     (__builtin_constant_p(s) && __builtin_constant_p(n_out) && __builtin_constant_p(rb) &&    \
      __builtin_constant_p(st) && __builtin_constant_p(mode) && ((s) == 1 || (s) == 2) &&       \
-     (mode) == 6 && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
+     ((mode) == 6 || (mode) == 7) && (lo) == -128 && (hi) == 127 && (rb) % 4 == 0 &&          \
      2 * (rb) + 16 <= 1020 && (st) > 0 && 4 * (st) <= 4095 && (n_out) / 4 * 8 * (s) <= 4095)
 /* the plane's line steps as ADDW / SUBW immediates */
 #define TINYCC_DW_ASM_STEP_OK(x) (__builtin_constant_p(x) && (x) > -4096 && (x) < 4096)
@@ -2314,7 +2384,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t in_zp, const int16_t *wq, const int32_t *bias,
                                                   const int32_t *mult, const int32_t *shift, int32_t mode,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
-                                                  int8_t *scratch)
+                                                  int8_t *scratch, int32_t first_group)
 {
     const int32_t half = lw / 2, mp = (m_out - 1) * sr + 3, cs = mp * half; /* words per channel plane */
     int32_t *const buf = (int32_t *)(void *)scratch;
@@ -2328,7 +2398,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         int32_t *const line = buf + l * half;
         if (iy >= 0 && iy < m_in) { /* the words fill_line leaves: padding before and after */
             const int32_t first = p >> 1, last = n > 0 ? (p + n - 1) >> 1 : first - 1;
-            for (ch = 0; ch < 4; ++ch) {
+            for (ch = 0; ch < 4 && first_group; ++ch) {
                 for (i = 0; i < first; ++i) {
                     line[ch * cs + i] = zw;
                 }
@@ -2337,7 +2407,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
                 }
             }
             tinycc_dw_fill_line(line, 1, cs, x + iy * in_line, in_step, p, n, zw);
-        } else {
+        } else if (first_group) {
             for (ch = 0; ch < 4; ++ch) {
                 for (i = 0; i < half; ++i) {
                     line[ch * cs + i] = zw;
@@ -2346,7 +2416,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
         }
     }
     for (ch = 0; ch < 4; ++ch) {
-        const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+        const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], m = mult[ch];
         const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
         const int8_t *wb = (const int8_t *)(const void *)(wq + 12 * ch);
         const int32_t w0a = tinycc_load_s8x4(wb), w0b = tinycc_load_s8x4(wb + 4);
@@ -2357,8 +2427,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
             TINYCC_DW_ASM_STEP_OK(4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0))) &&
             TINYCC_DW_ASM_STEP_OK(out_line - n_out * out_step) && __builtin_constant_p(m_out)) {
             /* every line of the channel in one call: lines sr * half words apart */
-            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), b,
-                                out + ch + m_out * out_line, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode,
+            tinycc_dw_lines_asm(buf + ch * cs, out + ch, (const int32_t *)(const void *)(wq + 12 * ch), bias + ch,
+                                out + ch + m_out * out_line, mult + ch, shift + 2 * ch, s, n_out, 4 * half, out_step, rq_mode,
                                 m_out, 4 * sr * half - (n_out / 4 * 8 * s + (n_out % 4 >= 2 ? 4 * s : 0)),
                                 out_line - n_out * out_step);
             continue;
@@ -2434,7 +2504,10 @@ TINYCC_INLINE void tinycc_depthwise3x3_plane_s8x4(const int8_t *x, int32_t n_in,
  *   n_out, m_out, out_step, out_line: the same for the output
  *   s, sr:      the strides along a line (1 or 2) and across lines; p, pr: the paddings
  *   lw:         2 * s * ceil(n_out / 2) + 2 (even); scratch: 24 * lw bytes, word-aligned
- * bias, mult, shift: the group's (mode as in tinycc_requant_ch).
+ *   first_group: whether this is the layer's first group of channels: the padding words of the
+ *               scratch are written then only (the later groups' lines fill the same words)
+ * bias, mult, shift: the group's (mode as in tinycc_requant_ch, or 7: mode 4 where the sign
+ * correction may go, tinycc_requant_local).
  */
 TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m_in, int32_t in_step,
                                                   int32_t in_line, int32_t n_out, int32_t m_out, int32_t out_step,
@@ -2442,7 +2515,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
                                                   int32_t in_zp, const int16_t *wq, const int32_t *bias,
                                                   const int32_t *mult, const int32_t *shift, int32_t mode,
                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out, int32_t lw,
-                                                  int8_t *scratch, int32_t plane)
+                                                  int8_t *scratch, int32_t plane, int32_t first_group)
 {
     /* per channel lw / 2 words of 3 slots: word j of slot sl of channel ch at (ch * half + j) * 3 + sl */
     const int32_t half = lw / 2;
@@ -2452,7 +2525,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #else
     int16_t *const buf = (int16_t *)(void *)scratch; /* two int16 a word */
 #endif
-    int32_t held[3] = {-1, -1, -1};
+    int32_t held[3] = {INT32_MIN, INT32_MIN, INT32_MIN}; /* the input line each slot holds (none yet) */
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
     const int32_t pairs = n_out / 2;
     const int32_t step = TINYCC_NN_DSP ? s : 6 * s; /* a pair's advance */
@@ -2461,13 +2534,14 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #if TINYCC_NN_DSP
     if (plane) { /* a small plane: extended whole (tinycc_depthwise3x3_plane_s8x4) */
         tinycc_depthwise3x3_plane_s8x4(x, n_in, m_in, in_step, in_line, n_out, m_out, out_step, out_line, s, sr, p,
-                                       pr, in_zp, wq, bias, mult, shift, mode, zp, lo, hi, out, lw, scratch);
+                                       pr, in_zp, wq, bias, mult, shift, mode, zp, lo, hi, out, lw, scratch,
+                                       first_group);
         return;
     }
 #else
     (void)plane; /* the ring kernel, in a scratch at least as large */
 #endif
-    for (i = 0; i < 12 * half; ++i) { /* every slot starts as padding */
+    for (i = 0; i < 12 * half && first_group; ++i) { /* every slot starts as padding */
 #if TINYCC_NN_DSP
         buf[i] = zw;
 #else
@@ -2503,7 +2577,7 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
 #endif
         }
         for (ch = 0; ch < 4; ++ch) {
-            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], m = mult[ch];
+            const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], m = mult[ch];
             const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
             int8_t *o = out + oy * out_line + ch;
             int32_t k, a0, a1;
@@ -2520,7 +2594,8 @@ TINYCC_INLINE void tinycc_depthwise3x3_pairs_s8x4(const int8_t *x, int32_t n_in,
             ws[5] = tinycc_load_s8x4(w2 + 4);
 #if TINYCC_NN_ASM
             if (TINYCC_DW_ASM_OK(s, n_out, 4 * half, out_step, rq_mode, lo, hi)) {
-                tinycc_dw_lines_asm(q, o, ws, b, o, m, s1, s0, s, n_out, 4 * half, out_step, rq_mode, 1, 0, 0);
+                tinycc_dw_lines_asm(q, o, ws, bias + ch, o, mult + ch, shift + 2 * ch, s, n_out, 4 * half, out_step,
+                                    rq_mode, 1, 0, 0);
                 continue;
             }
 #endif
@@ -2579,13 +2654,15 @@ TINYCC_INLINE void tinycc_kx1_word(const int32_t *t, const int8_t *wa, const int
  *            is one pixel across, without padding there); in_step, in_line: their byte steps
  *   n_out, out_step, out_line: the output's; p: the padding before a line
  *   lw:      2 * ceil(n_out / 2) + 2 * nb; scratch: 8 * lw bytes, word-aligned
+ *   first_group: the layer's first group of channels (the padding is written then only)
  */
 TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in, int32_t m, int32_t in_step,
                                                    int32_t in_line, int32_t n_out, int32_t out_step,
                                                    int32_t out_line, int32_t kt, int32_t p, int32_t in_zp,
                                                    const int16_t *wq, const int32_t *bias, const int32_t *mult,
                                                    const int32_t *shift, int32_t mode, int32_t zp, int32_t lo,
-                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch)
+                                                   int32_t hi, int8_t *out, int32_t lw, int8_t *scratch,
+                                                   int32_t first_group)
 {
     const int32_t half = lw / 2, na = (kt + 1) / 2, nb = kt / 2 + 1;
     const int32_t n = n_in < lw - p ? n_in : lw - p; /* input pixels a line buffer holds */
@@ -2594,12 +2671,12 @@ TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in
 #if TINYCC_NN_DSP
     int32_t *const buf = (int32_t *)(void *)scratch; /* written and read as words only */
     const int32_t zw = (int32_t)(((uint32_t)in_zp & 0xFFFFu) * 0x10001u);
-    for (i = 0; i < 4 * half; ++i) { /* the padding, once */
+    for (i = 0; i < 4 * half && first_group; ++i) { /* the padding, once a layer */
         buf[i] = zw;
     }
 #else
     int16_t *const buf = (int16_t *)(void *)scratch;
-    for (i = 0; i < 4 * lw; ++i) {
+    for (i = 0; i < 4 * lw && first_group; ++i) {
         buf[i] = (int16_t)in_zp;
     }
 #endif
@@ -2610,7 +2687,7 @@ TINYCC_INLINE void tinycc_depthwise_kx1_pairs_s8x4(const int8_t *x, int32_t n_in
         tinycc_dw_fill_line(buf, 1, half, x + l * in_line, in_step, p, n, in_zp);
 #endif
         for (ch = 0; ch < 4; ++ch) {
-            const int32_t b = mode == 4 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
+            const int32_t b = mode == 4 || mode == 7 ? 2 * bias[ch] : bias[ch], mu = mult[ch];
             const int32_t s0 = mode >= 4 ? shift[2 * ch] : shift[ch], s1 = mode >= 4 ? shift[2 * ch + 1] : 0;
             const int16_t *wc = wq + 2 * (na + nb) * ch;
             int8_t *o = out + l * out_line + ch;

@@ -13,11 +13,12 @@ from .gemm import MAX_STACK_BYTES, _double_flag
 
 
 def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
-                   variant: str = "rows"):
+                   variant: str = "rows", nonneg_multipliers: bool = False):
     """Depthwise convolution (depth multiplier 1, channels a multiple of 4): one micro-kernel
     call per output pixel and group of 4 channels, requantizing as it stores. A pixel whose
     window leaves the input first copies its window into a small patch, the zero point in
-    place of the missing taps."""
+    place of the missing taps. nonneg_multipliers: no channel's multiplier is negative (the
+    'pairs' kernels may then drop a sign correction: pairs_mode)."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
@@ -97,13 +98,14 @@ def depthwise_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: i
                 scratch.access_ptr("w", offset=0, extent=LW * 32)))
 
     if variant == "pairs" and kx1_axis(w_shape, stride, dilation, pad) is not None:
-        return _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp, rq, kx1_axis(w_shape, stride, dilation, pad))
+        return _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp, rq, kx1_axis(w_shape, stride, dilation, pad),
+                    nonneg_multipliers)
     if variant == "pairs":
         sweep = pairs_sweep(in_shape, out_shape, stride)
         if sweep is None or not lines_eligible(w_shape, dilation):
             raise ValueError(f"depthwise variant 'pairs' needs a 3x3 window without dilation and a stride "
                              f"of 1 or 2 along its lines, not {w_shape} with stride {stride}")
-        return _pairs(in_shape, out_shape, stride, pad, in_zp, rq, sweep)
+        return _pairs(in_shape, out_shape, stride, pad, in_zp, rq, sweep, nonneg_multipliers)
     if variant == "lines":
         if not lines_eligible(w_shape, dilation):
             raise ValueError(f"depthwise variant 'lines' needs a 3x3 window without dilation, not {w_shape}")
@@ -183,11 +185,22 @@ def pair_weights(w, sweep: str, doubled: bool = False):
     return np.ascontiguousarray(rows.transpose(2, 0, 1)).reshape(-1)
 
 
-def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str):
+def pairs_mode(rq: Requant, nonneg_multipliers: bool) -> int:
+    """The 'pairs' kernels' requantization mode: tinycc_requant_ch's (_double_flag), or 7 for
+    mode 4 where the sign correction cannot change an output (tinycc_requant_local: the clamp
+    floor at or above the output zero point, as with ReLU and ReLU6, and no negative
+    multiplier): one instruction fewer per output."""
+    mode = _double_flag(rq)
+    if mode == 4 and nonneg_multipliers and rq.act_min >= rq.out_zp:
+        return 7
+    return mode
+
+
+def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str, nonneg: bool = False):
     _, H, W, C = in_shape
     _, OH, OW, _ = out_shape
     (SH, SW), (PT, PL) = stride, pad
-    DOUBLE = _double_flag(rq)
+    DOUBLE = pairs_mode(rq, nonneg)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G, LWP = C // 4, pairs_line(out_shape, stride, sweep)
@@ -210,7 +223,8 @@ def _pairs(in_shape, out_shape, stride, pad, in_zp: int, rq: Requant, sweep: str
                 "void", "tinycc_depthwise3x3_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M_IN, IN_STEP, IN_LINE,
                 N_OUT, M_OUT, OUT_STEP, OUT_LINE, S, SR, P, PR, in_zp, T.address_of(w[g * 48]),
                 T.address_of(bias[g * 4]), T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE,
-                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH), PLANE))
+                ZP, LO, HI, T.address_of(out[g * 4]), LWP, scratch.access_ptr("w", offset=0, extent=SCRATCH), PLANE,
+                T.Cast("int32", g == 0)))
     return pairs
 
 
@@ -274,11 +288,11 @@ def kx1_weights(w, axis: str, doubled: bool = False):
     return np.ascontiguousarray(np.concatenate([a, b]).T).reshape(-1)
 
 
-def _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant, axis: str):
+def _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant, axis: str, nonneg: bool = False):
     _, H, W, C = in_shape
     _, OH, OW, _ = out_shape
     (SH, SW), (PT, PL) = stride, pad
-    DOUBLE = _double_flag(rq)
+    DOUBLE = pairs_mode(rq, nonneg)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     G = C // 4
@@ -300,5 +314,6 @@ def _kx1(in_shape, w_shape, out_shape, stride, pad, in_zp: int, rq: Requant, axi
                 "void", "tinycc_depthwise_kx1_pairs_s8x4", T.address_of(x[g * 4]), N_IN, M, IN_STEP, IN_LINE,
                 N_OUT, OUT_STEP, OUT_LINE, KT, P, in_zp, T.address_of(w[g * 4 * WPC]), T.address_of(bias[g * 4]),
                 T.address_of(mult[g * 4]), T.address_of(shift[g * 4 * SW_]), DOUBLE, ZP, LO, HI,
-                T.address_of(out[g * 4]), LWK, scratch.access_ptr("w", offset=0, extent=SCRATCH)))
+                T.address_of(out[g * 4]), LWK, scratch.access_ptr("w", offset=0, extent=SCRATCH),
+                T.Cast("int32", g == 0)))
     return kx1

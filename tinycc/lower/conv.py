@@ -83,7 +83,8 @@ def lower_conv(ctx: LoweringContext, op: Operator, scratch_budget: int | None = 
         if depthwise:
             variant, weights, scratch_bytes = K.depthwise.schedule_weights(
                 knobs.variant, w.data, x.shape, out.shape, (sh, sw), (dh, dw), rq, (pt, pl))
-            func = K.depthwise_gemm(*geometry, variant=variant)
+            func = K.depthwise_gemm(*geometry, variant=variant,
+                                    nonneg_multipliers=bool(np.min(rq_consts[0].array) >= 0))
         elif knobs.few_channels == "band" and K.first_layer.applies(x.shape, w.shape, out.shape, (sh, sw), (dh, dw)):
             # few input channels (first layers): windows read in place from an int16 band of rows
             band = True
