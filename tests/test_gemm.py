@@ -16,7 +16,7 @@ import pytest
 
 from tinycc import compile_model, quant
 from tinycc.kernels import Requant
-from tinycc.kernels.gemm import expand_weights, pair_weights, quad_weights
+from tinycc.kernels.gemm import expand_weights, pair_weights, quad_weights, tile_mode
 from tinycc.lower.conv import fast_requantization
 from tinycc.lower.common import Const
 from tinycc.verify import verify
@@ -136,7 +136,10 @@ def conv_chain_model(path: Path, shape, convs, seed: int = 0) -> Path:
     """A .tflite of CONV_2D layers one after the other, written with LiteRT's flatbuffer schema
     (no TensorFlow needed): convs = [(out channels, kh, kw, stride, "SAME" | "VALID", relu)];
     random int8 weights with per-channel scales, int32 bias, output scales that keep most
-    values inside the int8 range, random zero points."""
+    values inside the int8 range, random zero points. An optional 7th entry, a dict, sets
+    "zp" (the output zero point), "wmax" (weights in -wmax..wmax) or "ties" (an output scale
+    that gives every channel a multiplier below 1/2: right shifts of 1 to 4, many rounding
+    ties)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as S
 
@@ -167,8 +170,10 @@ def conv_chain_model(path: Path, shape, convs, seed: int = 0) -> Path:
     scale, zp = 0.05, int(rng.integers(-10, 10))
     x = tensor("input", (1, h, w, c), S.TensorType.INT8, scale, zp)
     sg.inputs = [x]
-    for i, (oc, kh, kw, stride, padding, relu) in enumerate(convs):
-        wq = rng.integers(-127, 128, (oc, kh, kw, c)).astype(np.int8)
+    for i, (oc, kh, kw, stride, padding, relu, *more) in enumerate(convs):
+        opts = more[0] if more else {}
+        wmax = opts.get("wmax", 127)
+        wq = rng.integers(-wmax, wmax + 1, (oc, kh, kw, c)).astype(np.int8)
         ws = rng.uniform(0.002, 0.02, oc).astype(np.float32)
         bias = rng.integers(-3000, 3000, oc).astype(np.int32)
         wt = tensor(f"w{i}", wq.shape, S.TensorType.INT8, ws, np.zeros(oc, np.int64), wq)
@@ -177,8 +182,12 @@ def conv_chain_model(path: Path, shape, convs, seed: int = 0) -> Path:
             h, w = -(-h // stride), -(-w // stride)
         else:
             h, w = (h - kh) // stride + 1, (w - kw) // stride + 1
+        in_scale = scale
         scale = float(scale * ws.mean() * np.sqrt(kh * kw * c) * 30)
         zp = int(rng.integers(-20, 20)) if relu else int(rng.integers(-10, 10))
+        if opts.get("ties"):
+            scale = float(in_scale * ws.max() * 2.5)
+        zp = opts.get("zp", zp)
         y = tensor(f"y{i}", (1, h, w, oc), S.TensorType.INT8, scale, zp)
         op = S.OperatorT()
         op.opcodeIndex, op.inputs, op.outputs = 0, [x, wt, bt], [y]
@@ -282,3 +291,106 @@ def test_wide_pair_weights_feed_the_int16_tiles():
     got = np.einsum("pgrv,gv->pr", stream, xs).reshape(-1)
     want = w.reshape(5, -1).astype(np.int64) @ x
     assert got.tolist() == [*want.tolist(), want[4]]
+
+
+# --- requantization without the sign correction (modes 7 and 8) -----------------------------
+
+def test_tile_mode_drops_the_sign_correction_only_under_a_clamp():
+    """Modes 7 (doubled windows) and 8 for ReLU-like clamps (lo >= zp) with non-negative
+    multipliers; a layer without activation or with a negative multiplier keeps 6 or 4, and
+    single rounding (mode 5) has no correction to drop."""
+    def rq(zp, lo, hi=127, rounding="double"):
+        return Requant(True, 0, 0, zp, lo, hi, rounding, True, small_accumulator=True, rounding_constants=True)
+    assert tile_mode(rq(-128, -128), True) == 8 and tile_mode(rq(-128, -128), True, doubled=True) == 7
+    assert tile_mode(rq(-5, -5, 120), True, doubled=True) == 7
+    assert tile_mode(rq(-5, 0), True) == 8  # floor above the zero point
+    assert tile_mode(rq(-5, -128), True) == 4 and tile_mode(rq(-5, -128), True, doubled=True) == 6
+    assert tile_mode(rq(-128, -128), False) == 4 and tile_mode(rq(-128, -128), False, doubled=True) == 6
+    assert tile_mode(rq(-128, -128, rounding="single"), True) == 5
+
+
+def test_requant_fast_without_sign_correction_on_host(tmp_path):
+    """tinycc_requant_fast's modes 7 and 8 (6 and 4 without the sign correction) against TFLite's
+    double rounding (tinycc.quant) where the clamp floor is at or above the zero point, on
+    accumulators around 0 (products that round to 0, negative ties) and random ones; without
+    activation (the last cases) they would be wrong on a negative tie, where 4 and 6 are right."""
+    rng = np.random.default_rng(11)
+    cases = []  # acc, m, shift, zp, lo, hi, mode
+    for i in range(6000):
+        m = [0, 1 << 30, (1 << 31) - 1, int(rng.integers(1 << 30, 1 << 31))][i % 4]
+        zp = int(rng.integers(-128, 128))
+        lo = int(rng.integers(zp, 128)) if i % 3 else zp
+        acc = [int(rng.integers(-64, 64)), int(rng.integers(-(1 << 20), 1 << 20)),
+               int(rng.integers(-(1 << 29), 1 << 29))][i % 3]
+        cases.append((acc, m, -int(rng.integers(1, 20)), zp, lo, int(rng.integers(lo, 128)), 7 + i % 2))
+    for acc in (-1, -2, -3, -(1 << 10), 1, 0):
+        for mode in (7, 8):
+            cases.append((acc, 1 << 30, -1, -128, -128, 127, mode))
+            cases.append((acc, (1 << 31) - 1, -1, 3, 3, 127, mode))
+    # no activation: SRDHM(-1, 2^31 - 1) = -1, a tie at e = 1 that rounds away from zero to -1
+    tie = (-1, (1 << 31) - 1, -1, 0, -128, 127)
+    cases += [(*tie, 4), (*tie, 6), (*tie, 8), (*tie, 7)]
+    rows = ",\n".join("{%d, %d, %d, %d, %d, %d, %d}" % c for c in cases)
+    from tinycc.toolchain import RUNTIME_DIR
+    (tmp_path / "r.c").write_text(f"""#include <stdio.h>
+#include "tinycc_nn.h"
+static const int32_t cases[][7] = {{ {rows} }};
+int main(void) {{
+    unsigned i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; ++i) {{
+        const int32_t *c = cases[i], e = -c[2], r = (1 << (e - 1)) + c[3] * (1 << e);
+        const int32_t doubled = c[6] == 6 || c[6] == 7; /* modes 6, 7: the kernel's acc is 2 acc */
+        printf("%d\\n", (int)tinycc_requant_fast(doubled ? 2 * c[0] : c[0], c[1], e, r, c[6], c[4], c[5]));
+    }}
+    return 0;
+}}
+""")
+    exe = tmp_path / "r"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=undefined",
+                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "r.c"),
+                    "-o", str(exe)], check=True)
+    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    want = [min(hi, max(lo, quant.mul_by_quantized_multiplier(acc, m, s, "double") + zp))
+            for acc, m, s, zp, lo, hi, _ in cases]
+    assert want[-1] == -1
+    assert got[:-2] == want[:-2]  # 7 and 8 under a clamp, 4 and 6 without one
+    assert got[-2:] == [0, 0]  # 8 and 7 without a clamp: wrong, hence tile_mode
+
+
+# ReLU layers with output zero point -128 (the full int8 range: the asm requantization, modes 8
+# for K >= 2 oc and 7 for doubled windows), a ReLU layer above -128 (the C requantization,
+# mode 8), and a first layer without activation whose small weights and multipliers below 1/2
+# give many negative rounding ties (mode 6: the correction stays)
+CHAIN_RELU = ((4, 5, 8), [(16, 1, 1, 1, "VALID", False, {"ties": True, "wmax": 3}),
+                          (8, 1, 1, 1, "VALID", True, {"zp": -128}),
+                          (24, 1, 1, 1, "VALID", True, {"zp": -128}),
+                          (8, 3, 3, 1, "SAME", True, {"zp": -20}),
+                          (12, 1, 1, 1, "VALID", False)])
+
+
+@pytest.mark.parametrize("target,knobs", [
+    ("host", {"im2col": "int16", "block": "plane"}),
+    ("host", {"im2col": "int16", "block": "tile"}),
+    ("mps2-an386", None),
+    ("mps2-an386", {"block": "plane"}),
+    ("mps2-an386", {"block": "tile"}),
+    ("mps2-an500", {"block": "plane"}),
+    ("mps2-an385", {"im2col": "int16", "block": "plane"}),
+])
+def test_relu_layers_drop_the_sign_correction(target, knobs, tmp_path):
+    if target != "host":
+        _need_arm()
+    shape, convs = CHAIN_RELU
+    model = conv_chain_model(tmp_path / "relu.tflite", shape, convs, seed=5)
+    report = verify(model, target, work_dir=tmp_path / "v",
+                    knobs={"CONV_2D": {"few_channels": "im2col", **(knobs or {})}}, sanitize=target == "host")
+    assert report.ok, report.summary()
+    import re
+    src = (tmp_path / "v" / "lib" / "src" / "relu_kernels.c").read_text()
+    calls = re.findall(r"tinycc_conv_s16_(?:block|2x3)_out\(.*?shift\[0\]\)\), (-?\d+), (-?\d+), (-?\d+), (-?\d+)", src)
+    modes = {int(m) for m, *_ in calls}
+    assert calls and modes <= {4, 6, 7, 8}, calls
+    for mode, zp, lo, hi in calls:  # without the correction exactly where the clamp covers it
+        assert (int(mode) in (7, 8)) == (int(lo) >= int(zp)), (mode, zp, lo, hi)
+    assert {6, 7, 8} <= modes
+    assert any(int(m) in (7, 8) and (lo, hi) == ("-128", "127") for m, _, lo, hi in calls)  # the asm form

@@ -219,7 +219,8 @@ TINYCC_INLINE int8_t tinycc_requant_out(int32_t acc, int32_t multiplier, int32_t
  * rounding, |acc| < 2^30): SaturatingRoundingDoublingHighMul(acc, m) = (2 acc m + 2^31) >> 32,
  * one SMMULR; then RoundingDivideByPOT. Mode 5 is LiteRT's single rounding with
  * s = 31 - shift >= 33: (acc m + 2^(s-1)) >> s = (floor(acc m / 2^32) + 2^(s-33)) >> (s-32),
- * one SMMUL. Exact for every int32 acc (mode 5) or |acc| < 2^30 (mode 4).
+ * one SMMUL. Exact for every int32 acc (mode 5) or |acc| < 2^30 (mode 4). Modes 6, 7 and 8 are
+ * forms of mode 4 (tinycc_requant_fast).
  */
 TINYCC_INLINE int32_t tinycc_clamp_s8(int32_t v, int32_t lo, int32_t hi)
 {
@@ -238,21 +239,25 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
                                          int32_t lo, int32_t hi)
 {
     int32_t y;
-    if (mode == 4 || mode == 6) {
+    if (mode == 4 || mode == 6 || mode == 7 || mode == 8) {
         /* r + SaturatingRoundingDoublingHighMul(acc, m) in one SMMLAR; then the rounding
          * division's minus one for negatives, taken from acc's sign: where the product rounds
          * to 0 both give the same result, since r - 1 and r have the same quotient by 2^e.
          * Mode 6: mode 4 for a kernel whose accumulator already holds 2 acc (doubled weights
-         * and bias), which saves the shift */
-        const int32_t acc2 = mode == 4 ? acc * 2 : acc;
+         * and bias), which saves the shift. Modes 7 and 8: modes 6 and 4 without the minus
+         * one, for layers whose clamp floor is at or above the output zero point and whose
+         * multipliers are non-negative (the proof is at tinycc_requant_local; the lowering,
+         * tinycc.kernels.gemm.tile_mode, checks both) */
+        const int32_t acc2 = mode == 4 || mode == 8 ? acc * 2 : acc;
+        const int32_t corr = mode == 4 || mode == 6;
         /* acc and 2 acc have the same sign: the sign of the one in a register (measured: KWS's
          * 1x1 convolutions 8K fewer instructions each on the M4, 12K more on the M3 otherwise) */
 #if TINYCC_NN_DSP
         __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(acc2), "r"(multiplier), "r"(r));
-        y = (y + (acc2 >> 31)) >> e;
+        y = (corr ? y + (acc2 >> 31) : y) >> e;
 #else
         y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32);
-        y = (y + (acc >> 31)) >> e;
+        y = (corr ? y + (acc >> 31) : y) >> e;
 #endif
     } else {
         /* r + floor(acc m / 2^32) in one SMMLA */
@@ -268,7 +273,7 @@ TINYCC_INLINE int8_t tinycc_requant_fast(int32_t acc, int32_t multiplier, int32_
 
 /*
  * Channel o of a layer: tinycc_requant_out with the layer's arrays, or tinycc_requant_fast
- * (modes 4, 5: shift holds (e, r) pairs). mode, zp, lo, hi are constants at every call site.
+ * (modes 4 to 8: shift holds (e, r) pairs). mode, zp, lo, hi are constants at every call site.
  */
 TINYCC_INLINE int8_t tinycc_requant_ch(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t o,
                                        int32_t mode, int32_t zp, int32_t lo, int32_t hi)
@@ -646,40 +651,58 @@ TINYCC_INLINE void tinycc_conv_s16_2x2_out(const int8_t *a0, const int8_t *a1, c
     [s00] "=&r"(s00), [s01] "=&r"(s01), [s02] "+r"(s02), [s10] "=&r"(s10), [s11] "=&r"(s11),  \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "=&r"(xe), [xo] "=&r"(xo)
-/* tinycc_requant_fast of accumulator s (mode 4: doubled in place, then SMMLAR and the sign's
- * correction; mode 5: SMMLA), right shift, SSAT and store at po + off (", %[d1]" or empty). */
-#define TINYCC_RQ4(s, off)                                                                   \
-    "lsl %[" s "], %[" s "], #1\n\t"                                                         \
-    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
-    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
-    "asr %[y], %[y], %[e]\n\t"                                                              \
-    "ssat %[y], #8, %[y]\n\t"                                                               \
-    "strb %[y], [%[po]" off "]\n\t"
-#define TINYCC_RQ6(s, off)                                                                   \
-    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
-    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
-    "asr %[y], %[y], %[e]\n\t"                                                              \
-    "ssat %[y], #8, %[y]\n\t"                                                               \
-    "strb %[y], [%[po]" off "]\n\t"
-#define TINYCC_RQ5(s, off)                                                                   \
+/* tinycc_requant_fast of accumulator s (mode: an asm constant): mode 5 one SMMLA; modes 4 and
+ * 8 double s in place, then SMMLAR, and modes 4 and 6 add the sign's correction (7 and 8 are 6
+ * and 4 without it); right shift, SSAT, and the store at po + off (an immediate). */
+#define TINYCC_RQ(s, off)                                                                    \
+    ".if %c[mode] == 5\n\t"                                                                 \
     "smmla %[y], %[" s "], %[m], %[c]\n\t"                                                  \
+    ".else\n\t"                                                                             \
+    ".if %c[mode] == 4 || %c[mode] == 8\n\t"                                                \
+    "lsl %[" s "], %[" s "], #1\n\t"                                                        \
+    ".endif\n\t"                                                                            \
+    "smmlar %[y], %[" s "], %[m], %[c]\n\t"                                                 \
+    ".if %c[mode] == 4 || %c[mode] == 6\n\t"                                                \
+    "add %[y], %[y], %[" s "], asr #31\n\t"                                                 \
+    ".endif\n\t"                                                                            \
+    ".endif\n\t"                                                                            \
     "asr %[y], %[y], %[e]\n\t"                                                              \
     "ssat %[y], #8, %[y]\n\t"                                                               \
-    "strb %[y], [%[po]" off "]\n\t"
-#define TINYCC_RQ_OPERANDS                                                                   \
-    [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
-    [s12] "+r"(s12), [po] "+r"(po), [m] "=&r"(m), [c] "=&r"(c), [e] "=&r"(e), [y] "=&r"(y)
+    "strb %[y], [%[po], #" off "]\n\t"
 #define TINYCC_S16_2X3_OPERANDS                                                              \
     [s00] "+r"(s00), [s01] "+r"(s01), [s02] "+r"(s02), [s10] "+r"(s10), [s11] "+r"(s11),      \
     [s12] "+r"(s12), [pa] "+r"(pa), [pw] "+r"(pw), [w0e] "=&r"(w0e), [w0o] "=&r"(w0o),         \
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "=&r"(xo)
 #endif
 
+#if TINYCC_NN_ASM
+/*
+ * Channel j (0 or 1) of a pair's three outputs s0, s1, s2 (tinycc_store_2x3's asm form): the
+ * channel's multiplier at pm[j], its (e, r) at ps[2 j], stores at po + j, po + d1 + j and
+ * po + d2 + j, all immediate offsets from the pair's pointers. One statement per channel: its
+ * 10 registers leave room for the frame pointer and for gcc at -O1, which found no allocation
+ * for both channels' 13 in one ('impossible constraints').
+ */
+TINYCC_INLINE void tinycc_store_ch3(int32_t s0, int32_t s1, int32_t s2, const int32_t *pm, const int32_t *ps,
+                                    int8_t *po, int32_t j, int32_t mode, int32_t d1, int32_t d2)
+{
+    uint32_t m, c, e, y;
+    __asm__ volatile("ldr %[m], [%[pm], #%c[jm]]\n\t"
+                     "ldrd %[e], %[c], [%[ps], #%c[js]]\n\t"
+                     TINYCC_RQ("s0", "%c[j]") TINYCC_RQ("s1", "%c[d1]+%c[j]") TINYCC_RQ("s2", "%c[d2]+%c[j]")
+                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [m] "=&r"(m), [c] "=&r"(c), [e] "=&r"(e),
+                       [y] "=&r"(y)
+                     : [pm] "r"(pm), [ps] "r"(ps), [po] "r"(po), [j] "i"(j), [jm] "i"(4 * j), [js] "i"(8 * j),
+                       [d1] "i"(d1), [d2] "i"(d2), [mode] "i"(mode)
+                     : "memory");
+}
+#endif
+
 /*
  * The six outputs of a 2x3 tile, accumulators s<channel><pixel> of channels o0 and o1 (o1 ==
  * o0 for an odd oc's last pair): requantized, clamped and stored at out0 + d_q + o (d1, d2:
- * constants at every call site). On the DSP cores, modes 4 to 6 over the full int8 range in
- * inline asm, each channel's constants loaded once.
+ * constants at every call site). On the DSP cores, modes 4 to 8 over the full int8 range in
+ * inline asm (tinycc_store_ch3), each channel's constants loaded once.
  */
 TINYCC_INLINE void tinycc_store_2x3(int32_t s00, int32_t s01, int32_t s02, int32_t s10, int32_t s11, int32_t s12,
                                     int32_t o0, int32_t o1, int32_t oc, const int32_t *mult, const int32_t *shift,
@@ -689,38 +712,11 @@ TINYCC_INLINE void tinycc_store_2x3(int32_t s00, int32_t s01, int32_t s02, int32
     int8_t *const out1 = out0 + d1, *const out2 = out0 + d2;
     (void)oc; /* the asm's condition */
 #if TINYCC_NN_ASM
-    if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
+    if (mode >= 4 && mode <= 8 && lo == -128 && hi == 127 && oc % 2 == 0 && d2 < 4000) {
         const int32_t *pm = mult + o0, *ps = shift + 2 * o0;
         int8_t *po = out0 + o0;
-        uint32_t m, c, e, y;
-        if (mode == 4) {
-            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                    "ldrd %[e], %[c], [%[ps]]\n\t"
-                    TINYCC_RQ4("s00", "") TINYCC_RQ4("s01", ", %[d1]") TINYCC_RQ4("s02", ", %[d2]")
-                    "ldr %[m], [%[pm], #4]\n\t"
-                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                    "add %[po], %[po], #1\n\t"
-                    TINYCC_RQ4("s10", "") TINYCC_RQ4("s11", ", %[d1]") TINYCC_RQ4("s12", ", %[d2]")
-                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-        } else if (mode == 6) {
-            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                    "ldrd %[e], %[c], [%[ps]]\n\t"
-                    TINYCC_RQ6("s00", "") TINYCC_RQ6("s01", ", %[d1]") TINYCC_RQ6("s02", ", %[d2]")
-                    "ldr %[m], [%[pm], #4]\n\t"
-                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                    "add %[po], %[po], #1\n\t"
-                    TINYCC_RQ6("s10", "") TINYCC_RQ6("s11", ", %[d1]") TINYCC_RQ6("s12", ", %[d2]")
-                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-        } else {
-            __asm__ volatile("ldr %[m], [%[pm]]\n\t"
-                    "ldrd %[e], %[c], [%[ps]]\n\t"
-                    TINYCC_RQ5("s00", "") TINYCC_RQ5("s01", ", %[d1]") TINYCC_RQ5("s02", ", %[d2]")
-                    "ldr %[m], [%[pm], #4]\n\t"
-                    "ldrd %[e], %[c], [%[ps], #8]\n\t"
-                    "add %[po], %[po], #1\n\t"
-                    TINYCC_RQ5("s10", "") TINYCC_RQ5("s11", ", %[d1]") TINYCC_RQ5("s12", ", %[d2]")
-                    : TINYCC_RQ_OPERANDS : [pm] "r"(pm), [ps] "r"(ps), [d1] "i"(d1), [d2] "i"(d2) : "memory");
-        }
+        tinycc_store_ch3(s00, s01, s02, pm, ps, po, 0, mode, d1, d2);
+        tinycc_store_ch3(s10, s11, s12, pm, ps, po, 1, mode, d1, d2);
         return;
     }
 #endif
@@ -943,7 +939,7 @@ TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
 
 /*
  * One channel pair over `tiles` whole tiles of a block, the tile loop itself in asm (DSP cores,
- * modes 4 to 6 over the full int8 range, even oc): the 14 registers hold the tile's
+ * modes 4 to 8 over the full int8 range, even oc): the 14 registers hold the tile's
  * accumulators, weights and activations while the output pointer and the pair's constants
  * wait on the stack (one STRD and one LDRD per tile), where gcc's C loop around the tile
  * spills a dozen values. The groups are unrolled (.rept) up to k = 64, above in a loop of 8
@@ -953,16 +949,19 @@ TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
  * groups: m in w0e, c in w0o, e in w1e, the result in w1o, po in xe, q in xo.
  */
 #if TINYCC_NN_ASM
-#define TINYCC_RQT_SIGN(s, off)                                                             \
-    "smmlar %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                           \
-    "add %[w1o], %[w1o], %[" s "], asr #31\n\t"                                             \
-    "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
-    "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
-    "strb %[w1o], [%[xe], %[" off "]]\n\t"
-#define TINYCC_RQT_MODE4(s, off) "lsl %[" s "], %[" s "], #1\n\t" TINYCC_RQT_SIGN(s, off)
-#define TINYCC_RQT_MODE6(s, off) TINYCC_RQT_SIGN(s, off)
-#define TINYCC_RQT_MODE5(s, off)                                                            \
+/* TINYCC_RQ in the tile loop's registers (mode: an asm constant) */
+#define TINYCC_RQT(s, off)                                                                   \
+    ".if %c[mode] == 5\n\t"                                                                 \
     "smmla %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                            \
+    ".else\n\t"                                                                             \
+    ".if %c[mode] == 4 || %c[mode] == 8\n\t"                                                \
+    "lsl %[" s "], %[" s "], #1\n\t"                                                        \
+    ".endif\n\t"                                                                            \
+    "smmlar %[w1o], %[" s "], %[w0e], %[w0o]\n\t"                                           \
+    ".if %c[mode] == 4 || %c[mode] == 6\n\t"                                                \
+    "add %[w1o], %[w1o], %[" s "], asr #31\n\t"                                             \
+    ".endif\n\t"                                                                            \
+    ".endif\n\t"                                                                            \
     "asr %[w1o], %[w1o], %[w1e]\n\t"                                                        \
     "ssat %[w1o], #8, %[w1o]\n\t"                                                           \
     "strb %[w1o], [%[xe], %[" off "]]\n\t"
@@ -976,7 +975,7 @@ TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     "ldr %[xe], [sp, #8]\n\t"                                                               \
     "cmp %[pw], %[xe]\n\t"                                                                  \
     "bne 2b\n\t"
-#define TINYCC_PAIR_TILES(RQ, GROUPS)                                                       \
+#define TINYCC_PAIR_TILES(GROUPS)                                                           \
     "add %[s00], %[pw], %[k4]\n\t"                                                          \
     "str %[s00], [sp, #-4]!\n\t"                                                            \
     "1:\n\t"                                                                                \
@@ -988,10 +987,10 @@ TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     "sub %[pw], %[pw], %[k4]\n\t"                                                           \
     "ldr %[w0e], [%[xo], #8]\n\t"                                                           \
     "ldrd %[w1e], %[w0o], [%[xo], #12]\n\t"                                                 \
-    RQ("s00", "d0") RQ("s01", "d1") RQ("s02", "d2")                                         \
+    TINYCC_RQT("s00", "d0") TINYCC_RQT("s01", "d1") TINYCC_RQT("s02", "d2")                 \
     "ldr %[w0e], [%[xo], #20]\n\t"                                                          \
     "ldrd %[w1e], %[w0o], [%[xo], #24]\n\t"                                                 \
-    RQ("s10", "d01") RQ("s11", "d11") RQ("s12", "d21")                                      \
+    TINYCC_RQT("s10", "d01") TINYCC_RQT("s11", "d11") TINYCC_RQT("s12", "d21")              \
     "add %[xe], %[xe], %[d3]\n\t"                                                           \
     "ldr %[w1o], [%[xo], #32]\n\t"                                                          \
     "cmp %[pa], %[w1o]\n\t"                                                                 \
@@ -1003,7 +1002,7 @@ TINYCC_INLINE void tinycc_expand_pair_weights(int8_t *dst, const int8_t *src, in
     [w1e] "=&r"(w1e), [w1o] "=&r"(w1o), [xe] "+r"(xe), [xo] "+r"(xo)
 #define TINYCC_PAIR_TILES_CONSTANTS                                                         \
     [ng] "i"(k / 4 - 1), [lead] "i"((k / 4 - 1) % 8), [k4] "i"(4 * k), [d0] "i"(0), [d1] "i"(oc), [d2] "i"(2 * oc), [d01] "i"(1), \
-    [d11] "i"(oc + 1), [d21] "i"(2 * oc + 1), [d3] "i"(3 * oc)
+    [d11] "i"(oc + 1), [d21] "i"(2 * oc + 1), [d3] "i"(3 * oc), [mode] "i"(mode)
 
 TINYCC_INLINE void tinycc_conv_s16s16_pair_tiles(const int8_t *cols, int32_t tiles, const int8_t *w, int32_t k,
                                                  int32_t oc, const int32_t *q, int32_t mode, int8_t *out0)
@@ -1013,23 +1012,11 @@ TINYCC_INLINE void tinycc_conv_s16s16_pair_tiles(const int8_t *cols, int32_t til
     const int8_t *pa = cols, *pw = w;
     uint32_t xe = (uint32_t)(uintptr_t)out0, xo = (uint32_t)(uintptr_t)q;
     (void)tiles;
-    if (k <= 64 && mode == 4) {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_UNROLLED)
-                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
-    } else if (k <= 64 && mode == 6) {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_UNROLLED)
-                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
-    } else if (k <= 64) {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_UNROLLED)
-                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
-    } else if (mode == 4) {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE4, TINYCC_PAIR_GROUPS_LOOP)
-                         : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
-    } else if (mode == 6) {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE6, TINYCC_PAIR_GROUPS_LOOP)
+    if (k <= 64) {
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_PAIR_GROUPS_UNROLLED)
                          : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
     } else {
-        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_RQT_MODE5, TINYCC_PAIR_GROUPS_LOOP)
+        __asm__ volatile(TINYCC_PAIR_TILES(TINYCC_PAIR_GROUPS_LOOP)
                          : TINYCC_PAIR_TILES_OPERANDS : TINYCC_PAIR_TILES_CONSTANTS : "cc", "memory");
     }
 }
@@ -1064,7 +1051,7 @@ TINYCC_INLINE void tinycc_conv_s16_block_out(const int8_t *cols, int32_t tiles, 
         }
 #if TINYCC_NN_ASM
         /* (4 k and 3 oc: immediates of ADD/SUB, below 4096) */
-        if ((mode == 4 || mode == 5 || mode == 6) && lo == -128 && hi == 127 && oc % 2 == 0 && 3 * oc < 4096 &&
+        if (mode >= 4 && mode <= 8 && lo == -128 && hi == 127 && oc % 2 == 0 && 3 * oc < 4096 &&
             4 * k < 4096) {
             const int32_t full = tiles - (tail != 0);
             if (full > 0) {

@@ -40,20 +40,37 @@ def _double_flag(rq: Requant) -> int:
     return 3 if rq.small_accumulator else 2
 
 
+def tile_mode(rq: Requant, nonneg_multipliers: bool, doubled: bool = False) -> int:
+    """The requantization mode of the convolution tiles and fully-connected blocks:
+    _double_flag's, 6 for mode 4 over doubled windows and bias (doubled: doubles_activations);
+    then 7 for 6 and 8 for 4, the same without the sign correction, where that cannot change an
+    output: the clamp floor at or above the output zero point (ReLU, ReLU6) and no negative
+    multiplier (the proof is at tinycc_nn.h's tinycc_requant_local). One instruction fewer per
+    output; a layer without activation keeps the correction."""
+    mode = _double_flag(rq)
+    if mode == 4 and doubled:
+        mode = 6
+    if mode in (4, 6) and nonneg_multipliers and rq.act_min >= rq.out_zp:
+        return 8 if mode == 4 else 7
+    return mode
+
+
 def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int, rq: Requant,
-                im2col: str = "int8", block_tiles: int = 0, wide_weights: bool = False):
+                im2col: str = "int8", block_tiles: int = 0, wide_weights: bool = False,
+                nonneg_multipliers: bool = False):
     """NHWC convolution (OHWI weights) as im2col + micro-kernel tiles. With the int16 im2col
     of whole-group taps, block_tiles > 0 gathers the windows of that many 3-pixel tiles at a
     time and runs int16 weights over them (wide_weights: pre-expanded in flash, else expanded
     per channel pair and block into the scratch); block_tiles 0: one tile at a time, int8
-    weights (wide_weights then needs block_tiles > 0: use 1)."""
+    weights (wide_weights then needs block_tiles > 0: use 1). nonneg_multipliers: no channel's
+    multiplier is negative (tile_mode)."""
     _, H, W, C = in_shape
     _, OH, OW, OC = out_shape
     KH, KW = w_shape[1], w_shape[2]
     (SH, SW), (DH, DW), (PT, PL) = stride, dilation, pad
     KK, P = KH * KW * C, OH * OW
     ROW = KW * C
-    MODE = _double_flag(rq)
+    MODE = tile_mode(rq, nonneg_multipliers)
     SW_ = 2 if rq.rounding_constants else 1  # shift array entries per channel
     ZP, LO, HI = rq.out_zp, rq.act_min, rq.act_max
     direct = KH == 1 and KW == 1 and PT == 0 and PL == 0
@@ -156,7 +173,7 @@ def conv2d_gemm(in_shape, w_shape, out_shape, stride, dilation, pad, in_zp: int,
     DOUBLE = im2col == "int16" and ALIGNED and doubles_activations(w_shape, OC, rq)
     EXPAND = "tinycc_expand_s8_x3_2" if DOUBLE else "tinycc_expand_s8_x3"
     FILL = 2 * in_zp if DOUBLE else in_zp
-    TMODE = 6 if DOUBLE else MODE
+    TMODE = tile_mode(rq, nonneg_multipliers, DOUBLE)
     NPAIR = (OC + 1) // 2
     TAIL1 = OC if P % 3 == 2 else 0  # the 2x3 tiles' last pixels: repeats of pixel P - 1
     TAIL2 = TAIL1
@@ -324,11 +341,13 @@ def quad_weights(w):
     return np.ascontiguousarray(padded.reshape(-1, 4, k // 4, 4).transpose(0, 2, 1, 3)).reshape(-1)
 
 
-def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8"):
+def fully_connected_gemm(batch: int, depth: int, units: int, rq: Requant, weights: str = "int8",
+                         nonneg_multipliers: bool = False):
     """Batch-1 fully connected (each batch row in turn): weights "int8" as 4-row blocks
     (quad_weights) when the depth is a multiple of 4, else one activation row against 4 weight
-    rows per call; "int16": rows pre-extended at compile time (expand_weights)."""
-    MODE = _double_flag(rq)
+    rows per call; "int16": rows pre-extended at compile time (expand_weights).
+    nonneg_multipliers: as in conv2d_gemm."""
+    MODE = tile_mode(rq, nonneg_multipliers)
     SW_ = 2 if rq.rounding_constants else 1
     ZP, LO, HI, K, N = rq.out_zp, rq.act_min, rq.act_max, depth, units
 

@@ -103,7 +103,8 @@ def lower_conv(ctx: LoweringContext, op: Operator, scratch_budget: int | None = 
                 block_tiles = conv_block_tiles(knobs, w.shape, oh * ow, scratch_budget)
                 if knobs.block == "fit":
                     regrow = lambda budget: lower_conv(ctx, op, budget, knobs)  # noqa: E731
-            func = K.conv2d_gemm(*geometry, im2col=im2col, block_tiles=block_tiles, wide_weights=wide_weights)
+            func = K.conv2d_gemm(*geometry, im2col=im2col, block_tiles=block_tiles, wide_weights=wide_weights,
+                                 nonneg_multipliers=bool(np.min(rq_consts[0].array) >= 0))
             if im2col == "int16":
                 scratch_bytes = K.gemm.conv_scratch_bytes(w.shape, block_tiles, wide_weights)
             direct = kh == 1 and kw == 1 and pt == 0 and pl == 0
@@ -186,7 +187,8 @@ def lower_fully_connected(ctx: LoweringContext, op: Operator) -> Kernel:
         rq, rq_consts, bias = fast_requantization(rq, rq_consts, bias, wabs)
     name = kernel_name(ctx, op)
     wide = knobs.weights == "int16" and depth % 4 == 0
-    func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8")
+    func = K.fully_connected_gemm(batch, depth, units, rq, "int16" if wide else "int8",
+                                  nonneg_multipliers=bool(np.min(rq_consts[0].array) >= 0))
     if wide:
         weights = K.gemm.expand_weights(w.data)
     else:
