@@ -284,18 +284,123 @@ TINYCC_INLINE int8_t tinycc_requant_ch(int32_t acc, const int32_t *mult, const i
     return tinycc_requant_out(acc, mult[o], shift[o], mode, zp, lo, hi);
 }
 
+/* r + (a m + 2^31 round) / 2^32 floored: SMMLAR (round 1) or SMMLA (round 0). */
+TINYCC_INLINE int32_t tinycc_mmla(int32_t a, int32_t m, int32_t r, int32_t round)
+{
+    int32_t y;
+#if TINYCC_NN_DSP
+    if (round) {
+        __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(a), "r"(m), "r"(r));
+    } else {
+        __asm__("smmla %0, %1, %2, %3" : "=r"(y) : "r"(a), "r"(m), "r"(r));
+    }
+#else
+    y = (int32_t)(((int64_t)r * ((int64_t)1 << 32) + (int64_t)a * m + (round ? ((int64_t)1 << 31) : 0)) >> 32);
+#endif
+    return y;
+}
+
+/*
+ * One input of tinycc_add_s8's fast paths, x an int8 value: its rescaled value times `two`
+ * (2 in mode 3, 1 in mode 0), where the rescaled value is requantize((x - zp) << 20, m, shift)
+ * with the mode's rounding (m > 0 as every ADD multiplier). a = (x - zp) << k, |a| < 2^29;
+ * z = -zp << k in a register (tinycc_add_in_z: an ADD with a shifted operand then does the
+ * offset and the shift in one instruction); k, e and r constants at the call site:
+ *
+ * Mode 3 (double rounding, shift = -e <= 0), k = 21: SMMLAR(a, m, r) = r + floor((a m + 2^31)
+ * / 2^32) = r + floor(((x - zp) 2^20 m + 2^30) / 2^31) = r + SaturatingRoundingDoublingHighMul
+ * ((x - zp) << 20, m) (halves up for m > 0), with r = 2^(e-1); RoundingDivideByPOT's minus one
+ * for negatives comes from a's sign, the product's sign (where the product rounds to 0, r - 1
+ * and r have the same quotient by 2^e) -- tinycc_requant_fast's mode 4. e = 0: the product.
+ * Mode 0 (single rounding, t = 31 - shift): t >= 33, k = 20: ((x - zp) 2^20 m + 2^(t-1)) >> t
+ * = (floor(a m / 2^32) + 2^(t-33)) >> (t-32) (nested floors), one SMMLA with r = 2^(t-33) and
+ * e = t - 32; t = 32 (k = 20) and t = 31 (k = 21, a = 2 (x - zp) 2^20) are one SMMULR, e = 0.
+ * e = 0 and m = 2^30 (the larger input's scale: TFLite's real multiplier 1/2) is exact, no
+ * multiply: SMMULR(a, 2^30) = (x - zp) 2^(k-2); z is then -zp << (k - 2) times `two`.
+ */
+TINYCC_INLINE int32_t tinycc_add_in(int32_t x, int32_t z, int32_t m, int32_t k, int32_t e, int32_t r, int32_t mode)
+{
+    const int32_t two = mode == 3 ? 2 : 1;
+    if (e == 0 && m == 1 << 30) {
+        return (int32_t)((uint32_t)x << (k - 3 + two)) + z;
+    }
+    {
+        const int32_t a = (int32_t)((uint32_t)x << k) + z;
+        int32_t y;
+        if (e == 0) {
+            y = tinycc_mmla(a, m, 0, 1);
+        } else if (mode == 3) {
+            y = (tinycc_mmla(a, m, r, 1) + (a >> 31)) >> e;
+        } else {
+            y = tinycc_mmla(a, m, r, 0) >> e;
+        }
+        return y * two;
+    }
+}
+
+/* k, e and r of tinycc_add_in for an input's shift (<= 0). */
+TINYCC_INLINE void tinycc_add_in_consts(int32_t shift, int32_t mode, int32_t *k, int32_t *e, int32_t *r)
+{
+    *k = mode == 3 || shift == 0 ? 21 : 20;
+    *e = mode == 3 || shift == 0 ? -shift : -shift - 1;
+    *r = *e > 0 ? 1 << (*e - 1) : 0;
+}
+
+/* z of tinycc_add_in for an input with zero point zp. */
+TINYCC_INLINE int32_t tinycc_add_in_z(int32_t zp, int32_t m, int32_t k, int32_t e, int32_t mode)
+{
+    const int32_t two = mode == 3 ? 2 : 1;
+    int32_t z = (int32_t)((uint32_t)(-zp) << (e == 0 && m == 1 << 30 ? k - 3 + two : k));
+#if defined(__GNUC__)
+    __asm__("" : "+r"(z)); /* a register, not an immediate: see tinycc_add_in */
+#endif
+    return z;
+}
+
 /*
  * TFLite's quantized ADD of two same-shaped int8 tensors: each input, offset by its zero point
  * and shifted left by 20, is rescaled to twice the larger input scale; the sum is rescaled to
  * the output. mode as in tinycc_requant_out (3 when every shift is <= 0: the shifted inputs
- * stay below 2^28, so the cheap rounding is exact).
+ * stay below 2^28, so the cheap rounding is exact). Every argument but the pointers and n is
+ * a constant at the call sites (always inlined), so the choice of path and the rounding
+ * constants fold away. Fast paths (tinycc_add_in): mode 3 with the output shift <= -1, mode 0
+ * with the output shift <= -2 (input shifts <= 0 in both); the output stage is
+ * tinycc_requant_fast's mode 6 on the doubled sum (|2 (ra + rb)| < 2^30) or mode 5, with the
+ * zero point in its constant. Four elements a step, no branch per element.
  */
-static inline void tinycc_add_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t a_zp, int32_t b_zp,
+TINYCC_INLINE void tinycc_add_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t a_zp, int32_t b_zp,
                                  int32_t a_mult, int32_t a_shift, int32_t b_mult, int32_t b_shift,
                                  int32_t out_mult, int32_t out_shift, int32_t mode, int32_t out_zp, int32_t lo,
                                  int32_t hi, int8_t *out)
 {
     int32_t i;
+    const int32_t fast = (mode == 3 && a_shift <= 0 && b_shift <= 0 && out_shift <= -1)
+                      || (mode == 0 && a_shift <= 0 && b_shift <= 0 && out_shift <= -2);
+    if (fast) {
+        const int32_t eo = mode == 3 ? -out_shift : -out_shift - 1;
+        const int32_t ro = (int32_t)((uint32_t)1 << (eo - 1)) + (int32_t)((uint32_t)out_zp << eo);
+        const int32_t mo = mode == 3 ? 6 : 5;
+        int32_t ka, ea, ra, kb, eb, rb, za, zb;
+        tinycc_add_in_consts(a_shift, mode, &ka, &ea, &ra);
+        tinycc_add_in_consts(b_shift, mode, &kb, &eb, &rb);
+        za = tinycc_add_in_z(a_zp, a_mult, ka, ea, mode);
+        zb = tinycc_add_in_z(b_zp, b_mult, kb, eb, mode);
+#define TINYCC_ADD_ONE(j)                                                                              \
+    out[i + (j)] = tinycc_requant_fast(tinycc_add_in(a[i + (j)], za, a_mult, ka, ea, ra, mode)          \
+                                       + tinycc_add_in(b[i + (j)], zb, b_mult, kb, eb, rb, mode),       \
+                                       out_mult, eo, ro, mo, lo, hi)
+        for (i = 0; i + 4 <= n; i += 4) {
+            TINYCC_ADD_ONE(0);
+            TINYCC_ADD_ONE(1);
+            TINYCC_ADD_ONE(2);
+            TINYCC_ADD_ONE(3);
+        }
+        for (; i < n; ++i) {
+            TINYCC_ADD_ONE(0);
+        }
+#undef TINYCC_ADD_ONE
+        return;
+    }
     for (i = 0; i < n; ++i) {
         const int32_t va = (a[i] - a_zp) * (1 << 20), vb = (b[i] - b_zp) * (1 << 20);
         int32_t ra, rb;
