@@ -128,3 +128,15 @@ class Program:
 
     def run_one(self, exe: Path, name: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(exe), name], capture_output=True, timeout=60)
+
+
+def run_runtime_program(src: Path) -> list[int]:
+    """Build the C99 program `src` (which includes tinycc_nn.h) for the host with strict warnings
+    and UBSan, run it, and return the integers it prints, in order."""
+    from tinycc.toolchain import RUNTIME_DIR
+
+    exe = src.with_suffix("")
+    subprocess.run([HOST_CC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fsanitize=undefined",
+                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(src), "-o", str(exe)],
+                   check=True)
+    return [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]

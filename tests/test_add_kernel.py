@@ -5,13 +5,12 @@ each input, in both rounding modes, with lengths that leave a tail after the 4-e
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 
 from tinycc import quant
 from tinycc.kernels.elementwise import add_mode
-from tinycc.toolchain import RUNTIME_DIR
+
+import _cbuild
 
 
 def _reference(xa, xb, p):
@@ -83,11 +82,7 @@ int main(void) {{
     return 0;
 }}
 """)
-    exe = tmp_path / "a"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fsanitize=undefined",
-                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "a.c"),
-                    "-o", str(exe)], check=True)
-    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    got = _cbuild.run_runtime_program(tmp_path / "a.c")
     assert len(got) == len(want)
     bad = [k for k in range(len(got)) if got[k] != want[k]]
     assert not bad, (len(bad), [(cases[k // len(xa)], k % len(xa), got[k], want[k]) for k in bad[:5]])
@@ -122,11 +117,7 @@ int main(void) {{
     return 0;
 }}
 """)
-    exe = tmp_path / "i"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-fsanitize=undefined",
-                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "i.c"),
-                    "-o", str(exe)], check=True)
-    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    got = _cbuild.run_runtime_program(tmp_path / "i.c")
     want, ties = [], 0
     for zp, m, shift, mode in cases:
         rounding = "double" if mode == 3 else "single"

@@ -17,6 +17,8 @@ from tinycc import compile_model
 from tinycc.kernels import depthwise
 from tinycc.verify import verify
 
+import _cbuild
+
 DW = Path(__file__).resolve().parent / "models" / "dw"
 MODELS = sorted(p.stem for p in DW.glob("*.tflite"))
 KNOBS = {"DEPTHWISE_CONV_2D": {"variant": "pairs"}}
@@ -124,8 +126,6 @@ def test_requant_without_sign_correction_on_host(tmp_path):
     0, negative ties) and random ones; without activation (the last cases) mode 7 would be
     wrong on a negative tie, and mode 6 is right."""
     from tinycc import quant
-    from tinycc.toolchain import RUNTIME_DIR
-    import subprocess
 
     rng = np.random.default_rng(7)
     cases = []  # acc, m, shift, zp, lo, hi, mode
@@ -158,11 +158,7 @@ int main(void) {{
     return 0;
 }}
 """)
-    exe = tmp_path / "r"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=undefined",
-                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "r.c"),
-                    "-o", str(exe)], check=True)
-    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    got = _cbuild.run_runtime_program(tmp_path / "r.c")
     want = [min(hi, max(lo, quant.mul_by_quantized_multiplier(acc, m, s, "double") + zp))
             for acc, m, s, zp, lo, hi, _ in cases]
     assert want[-1] == -1

@@ -21,6 +21,8 @@ from tinycc.lower.conv import fast_requantization
 from tinycc.lower.common import Const
 from tinycc.verify import verify
 
+import _cbuild
+
 MODEL = Path(__file__).resolve().parent / "models" / "gemm" / "gemm_tiles.tflite"
 # the first layers of these models (1 and 4 input channels) would take the band kernel
 # (tests/test_first_layer.py) on the DSP cores: kept on the 2x3 tiles that these tests are about;
@@ -331,7 +333,6 @@ def test_requant_fast_without_sign_correction_on_host(tmp_path):
     tie = (-1, (1 << 31) - 1, -1, 0, -128, 127)
     cases += [(*tie, 4), (*tie, 6), (*tie, 8), (*tie, 7)]
     rows = ",\n".join("{%d, %d, %d, %d, %d, %d, %d}" % c for c in cases)
-    from tinycc.toolchain import RUNTIME_DIR
     (tmp_path / "r.c").write_text(f"""#include <stdio.h>
 #include "tinycc_nn.h"
 static const int32_t cases[][7] = {{ {rows} }};
@@ -345,11 +346,7 @@ int main(void) {{
     return 0;
 }}
 """)
-    exe = tmp_path / "r"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=undefined",
-                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "r.c"),
-                    "-o", str(exe)], check=True)
-    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    got = _cbuild.run_runtime_program(tmp_path / "r.c")
     want = [min(hi, max(lo, quant.mul_by_quantized_multiplier(acc, m, s, "double") + zp))
             for acc, m, s, zp, lo, hi, _ in cases]
     assert want[-1] == -1

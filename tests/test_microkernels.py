@@ -12,6 +12,8 @@ import pytest
 from tinycc import quant
 from tinycc.toolchain import RUNTIME_DIR
 
+import _cbuild
+
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 EDGES = [INT32_MIN, INT32_MIN + 1, -(1 << 30) - 1, -(1 << 30), -65537, -3, -2, -1, 0, 1, 2, 3,
          65535, (1 << 30), INT32_MAX - 1, INT32_MAX]
@@ -84,11 +86,7 @@ int main(void) {{
     return 0;
 }}
 """)
-    exe = tmp_path / "d"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=undefined",
-                    "-fno-sanitize-recover=all", "-I", str(RUNTIME_DIR / "kernels"), str(tmp_path / "d.c"),
-                    "-o", str(exe)], check=True)
-    got = [int(v) for v in subprocess.run([exe], check=True, capture_output=True, text=True).stdout.split()]
+    got = _cbuild.run_runtime_program(tmp_path / "d.c")
     assert got == [quant.mul_by_quantized_multiplier(x, m, s, "double") for x, m, s in cases]
 
 
